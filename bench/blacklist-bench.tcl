@@ -1,0 +1,77 @@
+#!/usr/bin/env tclsh
+#
+# blacklist-bench.tcl --
+#
+#	The TclMilter side of the benchmark: the address blacklist milter of
+#	the TclMilter manual, plus what bench/cmilter.c does so that both
+#	milters do the same work:
+#
+#	  envfrom  reject (550 5.7.1) when any MAIL argument is blacklisted;
+#	  header   reject (550 5.7.1) a From: header naming a blacklisted
+#		   address;
+#	  eom	   add "X-Scanned: tclmilter" and continue (accept).
+#
+#	Usage: tclsh blacklist-bench.tcl CONNSPEC
+#	(run with TCLLIBPATH pointing at the build directory)
+#
+# Copyright (c) 2025 The TclMilter authors.
+#
+# See the file "license.terms" for information on usage and redistribution
+# of this file, and for a DISCLAIMER OF ALL WARRANTIES.
+
+package require Tcl 8.6
+package require TclMilter
+
+if {[llength $argv] != 1} {
+    puts stderr "usage: $argv0 CONNSPEC"
+    exit 2
+}
+
+set blacklist {
+    friend@public.com
+    spammer@spamdomain.com
+}
+foreach address $blacklist {
+    dict set ::listed $address 1
+}
+
+# is_blacklisted --
+#
+#	Takes an envelope argument ("<a@b>") or a From: value ("Name <a@b>"
+#	or "a@b") and tells whether its address is on the blacklist.
+
+proc is_blacklisted {value} {
+    if {![regexp {<([^>]*)>} $value -> address]} {
+	set address [string trim $value]
+    }
+    return [dict exists $::listed [string tolower $address]]
+}
+
+proc bl_envfrom {ctx argv} {
+    foreach address $argv {
+	if {[is_blacklisted $address]} {
+	    $ctx setreply 550 5.7.1 "Sender is blacklisted"
+	    return SMFIS_REJECT
+	}
+    }
+    return SMFIS_CONTINUE
+}
+
+proc bl_header {ctx name value} {
+    if {[string equal -nocase $name From] && [is_blacklisted $value]} {
+	$ctx setreply 550 5.7.1 "Sender is blacklisted"
+	return SMFIS_REJECT
+    }
+    return SMFIS_CONTINUE
+}
+
+proc bl_eom {ctx} {
+    $ctx addheader X-Scanned tclmilter
+    return SMFIS_CONTINUE
+}
+
+milter configure -name BlacklistBench -connection [lindex $argv 0]
+milter register envfrom bl_envfrom
+milter register header bl_header
+milter register eom bl_eom
+milter main

@@ -1,0 +1,418 @@
+/*
+ * milterCallback.c --
+ *
+ *	Runs script callbacks for the events of a connection, on the owner
+ *	thread: builds the arguments from the event's bytes, evaluates the
+ *	registered command, maps its result to a verdict, and resumes the
+ *	connection with it. Script faults become background errors and the
+ *	-defaultreply verdict.
+ *
+ * Copyright (c) 2026 The TclMilter developers.
+ *
+ * See the file "license.terms" for information on usage and redistribution
+ * of this file, and for a DISCLAIMER OF ALL WARRANTIES.
+ */
+
+#include "milterInt.h"
+
+#include <string.h>
+
+/*
+ * Names of the action and protocol bits for the negotiate callback.
+ */
+
+static const struct {
+    uint32_t bit;
+    const char *name;
+} actionBits[] = {
+    {SMFIF_ADDHDRS, "SMFIF_ADDHDRS"}, {SMFIF_CHGBODY, "SMFIF_CHGBODY"},
+    {SMFIF_ADDRCPT, "SMFIF_ADDRCPT"}, {SMFIF_DELRCPT, "SMFIF_DELRCPT"},
+    {SMFIF_CHGHDRS, "SMFIF_CHGHDRS"}, {SMFIF_QUARANTINE, "SMFIF_QUARANTINE"},
+    {SMFIF_CHGFROM, "SMFIF_CHGFROM"}, {SMFIF_ADDRCPT_PAR, "SMFIF_ADDRCPT_PAR"},
+    {SMFIF_SETSYMLIST, "SMFIF_SETSYMLIST"}, {0, NULL}
+}, protocolBits[] = {
+    {SMFIP_NOCONNECT, "SMFIP_NOCONNECT"}, {SMFIP_NOHELO, "SMFIP_NOHELO"},
+    {SMFIP_NOMAIL, "SMFIP_NOMAIL"}, {SMFIP_NORCPT, "SMFIP_NORCPT"},
+    {SMFIP_NOBODY, "SMFIP_NOBODY"}, {SMFIP_NOHDRS, "SMFIP_NOHDRS"},
+    {SMFIP_NOEOH, "SMFIP_NOEOH"}, {SMFIP_NR_HDR, "SMFIP_NR_HDR"},
+    {SMFIP_NOUNKNOWN, "SMFIP_NOUNKNOWN"}, {SMFIP_NODATA, "SMFIP_NODATA"},
+    {SMFIP_SKIP, "SMFIP_SKIP"}, {SMFIP_RCPT_REJ, "SMFIP_RCPT_REJ"},
+    {SMFIP_NR_CONN, "SMFIP_NR_CONN"}, {SMFIP_NR_HELO, "SMFIP_NR_HELO"},
+    {SMFIP_NR_MAIL, "SMFIP_NR_MAIL"}, {SMFIP_NR_RCPT, "SMFIP_NR_RCPT"},
+    {SMFIP_NR_DATA, "SMFIP_NR_DATA"}, {SMFIP_NR_UNKN, "SMFIP_NR_UNKN"},
+    {SMFIP_NR_EOH, "SMFIP_NR_EOH"}, {SMFIP_NR_BODY, "SMFIP_NR_BODY"},
+    {SMFIP_HDR_LEADSPC, "SMFIP_HDR_LEADSPC"}, {0, NULL}
+};
+
+/*
+ * The most arguments a callback gets after its command prefix: the context
+ * plus the envelope strings (64 at most, see milterSession.c).
+ */
+
+#define MAX_EVENT_ARGS	66
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * FlagList --
+ *
+ *	The names of the bits set in 'value'.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static Tcl_Obj *
+FlagList(
+    uint32_t value,
+    int useActions)
+{
+    Tcl_Obj *listObj = Tcl_NewObj();
+    int i;
+
+    for (i = 0; useActions ? actionBits[i].name != NULL
+	    : protocolBits[i].name != NULL; i++) {
+	uint32_t bit = useActions ? actionBits[i].bit : protocolBits[i].bit;
+
+	if (value & bit) {
+	    Tcl_ListObjAppendElement(NULL, listObj, Tcl_NewStringObj(
+		    useActions ? actionBits[i].name : protocolBits[i].name,
+		    -1));
+	}
+    }
+    return listObj;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * AddressInfo --
+ *
+ *	The connect callback's addrInfo dictionary: family (inet, inet6,
+ *	unix or unknown), address and port.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static Tcl_Obj *
+AddressInfo(
+    MilterState *statePtr,
+    const MilterEvent *ev)
+{
+    Tcl_Obj *objv[6];
+    int objc = 2;
+
+    objv[0] = Tcl_NewStringObj("family", 6);
+    switch (ev->family) {
+    case '4':	objv[1] = Tcl_NewStringObj("inet", 4);		break;
+    case '6':	objv[1] = Tcl_NewStringObj("inet6", 5);		break;
+    case 'L':	objv[1] = Tcl_NewStringObj("unix", 4);		break;
+    default:	objv[1] = Tcl_NewStringObj("unknown", 7);	break;
+    }
+    if (ev->family != 'U') {
+	objv[2] = Tcl_NewStringObj("address", 7);
+	objv[3] = MilterNewTextObj(statePtr, ev->argv[1].ptr,
+		ev->argv[1].len);
+	objv[4] = Tcl_NewStringObj("port", 4);
+	objv[5] = Tcl_NewIntObj((int) ev->port);
+	objc = 6;
+    }
+    return Tcl_NewListObj(objc, objv);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * EventArgs --
+ *
+ *	Builds the arguments that follow the context for an event.
+ *
+ * Results:
+ *	The number of arguments stored in objv.
+ *
+ * Side effects:
+ *	Creates objects (refcount 0).
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+EventArgs(
+    MilterState *statePtr,
+    const MilterEvent *ev,
+    Tcl_Obj **objv)
+{
+    int i;
+
+    switch (ev->type) {
+    case MILTER_EV_NEGOTIATE:
+	objv[0] = FlagList(ev->offered.actions, 1);
+	objv[1] = FlagList(ev->offered.protocol, 0);
+	return 2;
+    case MILTER_EV_CONNECT:
+	objv[0] = MilterNewTextObj(statePtr, ev->argv[0].ptr, ev->argv[0].len);
+	objv[1] = AddressInfo(statePtr, ev);
+	return 2;
+    case MILTER_EV_HELO:
+    case MILTER_EV_UNKNOWN:
+	objv[0] = MilterNewTextObj(statePtr, ev->argv[0].ptr, ev->argv[0].len);
+	return 1;
+    case MILTER_EV_ENVFROM:
+    case MILTER_EV_ENVRCPT: {
+	Tcl_Obj *listObj = Tcl_NewListObj(0, NULL);
+
+	for (i = 0; i < ev->argc; i++) {
+	    Tcl_ListObjAppendElement(NULL, listObj, MilterNewTextObj(statePtr,
+		    ev->argv[i].ptr, ev->argv[i].len));
+	}
+	objv[0] = listObj;
+	return 1;
+    }
+    case MILTER_EV_HEADER:
+	objv[0] = MilterNewTextObj(statePtr, ev->argv[0].ptr, ev->argv[0].len);
+	objv[1] = MilterNewTextObj(statePtr, ev->argv[1].ptr, ev->argv[1].len);
+	return 2;
+    case MILTER_EV_BODY:
+	objv[0] = Tcl_NewByteArrayObj(ev->data, (Tcl_Size) ev->len);
+	return 1;
+    default:
+	return 0;
+    }
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * ResultToVerdict --
+ *
+ *	Maps a callback's result to a verdict, checking that the event
+ *	allows it.
+ *
+ * Results:
+ *	TCL_OK with *verdictPtr set, or TCL_ERROR with a message in the
+ *	interpreter naming the callback and the value.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+ResultToVerdict(
+    Tcl_Interp *interp,
+    const MilterEvent *ev,
+    Tcl_Obj *cbObj,
+    int *verdictPtr)
+{
+    Tcl_Obj *resultObj = Tcl_GetObjResult(interp);
+    const char *expected;
+    int index, verdict;
+
+    if (Tcl_GetIndexFromObjStruct(NULL, resultObj, milterCodeNames,
+	    sizeof(char *), "code", TCL_EXACT, &index) == TCL_OK) {
+	verdict = milterCodeValues[index];
+	switch (ev->type) {
+	case MILTER_EV_NEGOTIATE:
+	    if (verdict == MILTER_CONTINUE || verdict == MILTER_REJECT
+		    || verdict == MILTER_TEMPFAIL) {
+		*verdictPtr = verdict;
+		return TCL_OK;
+	    }
+	    break;
+	case MILTER_EV_BODY:
+	    *verdictPtr = verdict;
+	    return TCL_OK;
+	default:
+	    if (verdict != MILTER_SKIP) {
+		*verdictPtr = verdict;
+		return TCL_OK;
+	    }
+	    break;
+	}
+    }
+    switch (ev->type) {
+    case MILTER_EV_NEGOTIATE:
+	expected = "SMFIS_CONTINUE, SMFIS_REJECT or SMFIS_TEMPFAIL";
+	break;
+    case MILTER_EV_BODY:
+	expected = "SMFIS_CONTINUE, SMFIS_REJECT, SMFIS_DISCARD, "
+		"SMFIS_ACCEPT, SMFIS_TEMPFAIL or SMFIS_SKIP";
+	break;
+    default:
+	expected = "SMFIS_CONTINUE, SMFIS_REJECT, SMFIS_DISCARD, "
+		"SMFIS_ACCEPT or SMFIS_TEMPFAIL";
+	break;
+    }
+    Tcl_SetObjResult(interp, Tcl_ObjPrintf(
+	    "milter \"%s\" callback \"%s\" returned \"%s\": must be %s",
+	    milterEventNames[ev->type], Tcl_GetString(cbObj),
+	    Tcl_GetString(resultObj), expected));
+    Tcl_SetErrorCode(interp, "MILTER", "CALLBACK", "RESULT",
+	    milterEventNames[ev->type], NULL);
+    return TCL_ERROR;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * Invoke --
+ *
+ *	Evaluates a callback: its command prefix, the context command, and
+ *	the event's arguments, at global level.
+ *
+ * Results:
+ *	The verdict: the callback's, or -defaultreply after a fault (a
+ *	refused negotiation after a negotiate fault). Results of abort and
+ *	close are ignored.
+ *
+ * Side effects:
+ *	Runs the script; faults become background errors.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+Invoke(
+    MilterState *statePtr,
+    MilterCtx *ctxPtr,
+    Tcl_Obj *cbObj,
+    const MilterEvent *ev)
+{
+    Tcl_Interp *interp = statePtr->interp;
+    Tcl_Obj *stackObjv[8 + MAX_EVENT_ARGS], **objv = stackObjv;
+    Tcl_Obj **prefixv;
+    Tcl_Size prefixc;
+    int objc, i, code, verdict = MILTER_CONTINUE;
+
+    Tcl_IncrRefCount(cbObj);
+    Tcl_ListObjGetElements(NULL, cbObj, &prefixc, &prefixv);
+    if (prefixc > 8) {
+	objv = (Tcl_Obj **) ckalloc(sizeof(Tcl_Obj *)
+		* (prefixc + MAX_EVENT_ARGS));
+    }
+    memcpy(objv, prefixv, sizeof(Tcl_Obj *) * prefixc);
+    objv[prefixc] = ctxPtr->nameObj;
+    objc = prefixc + 1 + EventArgs(statePtr, ev, objv + prefixc + 1);
+    for (i = 0; i < objc; i++) {
+	Tcl_IncrRefCount(objv[i]);
+    }
+
+    Tcl_Preserve(interp);
+    MilterCtxPreserve(ctxPtr);
+    ctxPtr->event = ev->type;
+    code = Tcl_EvalObjv(interp, objc, objv, TCL_EVAL_GLOBAL);
+    ctxPtr->event = -1;
+    MilterCtxRelease(ctxPtr);
+    if (code == TCL_OK) {
+	if (ev->type != MILTER_EV_ABORT && ev->type != MILTER_EV_CLOSE) {
+	    code = ResultToVerdict(interp, ev, cbObj, &verdict);
+	}
+    } else if (code != TCL_ERROR) {
+	Tcl_SetObjResult(interp, Tcl_ObjPrintf(
+		"milter \"%s\" callback \"%s\" returned with code %s",
+		milterEventNames[ev->type], Tcl_GetString(cbObj),
+		code == TCL_BREAK ? "break" : code == TCL_CONTINUE
+		? "continue" : code == TCL_RETURN ? "return" : "unknown"));
+	Tcl_SetErrorCode(interp, "MILTER", "CALLBACK", "CODE",
+		milterEventNames[ev->type], NULL);
+	code = TCL_ERROR;
+    }
+    if (code != TCL_OK) {
+	Tcl_AddErrorInfo(interp, "\n    (milter \"");
+	Tcl_AddErrorInfo(interp, milterEventNames[ev->type]);
+	Tcl_AddErrorInfo(interp, "\" callback)");
+	Tcl_BackgroundException(interp, code);
+	verdict = ev->type == MILTER_EV_NEGOTIATE ? MILTER_REJECT
+		: statePtr->defaultReply;
+    }
+    Tcl_ResetResult(interp);
+    Tcl_Release(interp);
+
+    for (i = 0; i < objc; i++) {
+	Tcl_DecrRefCount(objv[i]);
+    }
+    if (objv != stackObjv) {
+	ckfree(objv);
+    }
+    Tcl_DecrRefCount(cbObj);
+    return verdict;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * RunEvent --
+ *
+ *	Decides one event: makes the context on first need, runs the
+ *	callback if one is registered, and deletes the context at close.
+ *
+ * Results:
+ *	The verdict.
+ *
+ * Side effects:
+ *	See Invoke.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+RunEvent(
+    MilterState *statePtr,
+    MilterConn *conn,
+    const MilterEvent *ev)
+{
+    MilterCtx *ctxPtr = MilterConnGetData(conn);
+    Tcl_Obj *cbObj = statePtr->callbacks[ev->type];
+    int verdict = MILTER_CONTINUE;
+
+    if (statePtr->shutDown || statePtr->interp == NULL) {
+	return statePtr->defaultReply;
+    }
+    if (ctxPtr == NULL) {
+	if (cbObj == NULL) {
+	    return MILTER_CONTINUE;
+	}
+	ctxPtr = MilterCtxNew(statePtr, conn);
+    }
+    MilterCtxPreserve(ctxPtr);
+    if (cbObj != NULL) {
+	verdict = Invoke(statePtr, ctxPtr, cbObj, ev);
+    }
+    if (ev->type == MILTER_EV_CLOSE && !ctxPtr->deleted) {
+	MilterCtxDelete(ctxPtr);
+    }
+    MilterCtxRelease(ctxPtr);
+    return verdict;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterRunConn --
+ *
+ *	Owner thread. Decides the events of one connection until it needs
+ *	input from the MTA again, resuming it after each verdict.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Runs callbacks; writes replies to the MTA.
+ *
+ *----------------------------------------------------------------------
+ */
+
+void
+MilterRunConn(
+    MilterState *statePtr,
+    MilterConn *conn,
+    MilterEvent *ev)
+{
+    Tcl_Preserve(statePtr);
+    while (ev != NULL) {
+	int verdict = RunEvent(statePtr, conn, ev);
+
+	ev = MilterConnResume(conn, verdict);
+    }
+    Tcl_Release(statePtr);
+}

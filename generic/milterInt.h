@@ -1,0 +1,170 @@
+/*
+ * milterInt.h --
+ *
+ *	Declarations shared by the Tcl layer of TclMilter: the per-interp
+ *	milter state, context objects, and the procedures the files of this
+ *	layer call in each other.
+ *
+ *	Threads: everything here belongs to the owner thread (the thread of
+ *	the interpreter that loaded the package) except the fields marked
+ *	"lock", which the network thread and other Tcl threads also touch,
+ *	under MilterState.lock. No Tcl_Obj is ever seen by another thread.
+ *
+ *	Locking order: a connection's mutex (milterServer.c), then
+ *	MilterState.lock, then the registry mutex (milterLoop.c). No script
+ *	is ever evaluated with any of them held.
+ *
+ * Copyright (c) 2026 The TclMilter developers.
+ *
+ * See the file "license.terms" for information on usage and redistribution
+ * of this file, and for a DISCLAIMER OF ALL WARRANTIES.
+ */
+
+#ifndef _MILTERINT_H
+#define _MILTERINT_H
+
+#include <tcl.h>
+#include "milter.h"
+#include "milterServer.h"
+
+/*
+ * Tcl 9 readiness.
+ */
+
+#ifndef TCL_SIZE_MAX
+typedef int Tcl_Size;
+#endif
+
+/*
+ * What the milter of an interpreter is doing.
+ */
+
+typedef enum MilterStatus {
+    MILTER_IDLE,		/* Not listening. */
+    MILTER_RUNNING,		/* Listening and serving. */
+    MILTER_DRAINING		/* Stopped listening; finishing messages. */
+} MilterStatus;
+
+typedef struct MilterCtx MilterCtx;
+
+/*
+ * The milter of one interpreter (AssocData "milter").
+ */
+
+typedef struct MilterState {
+    Tcl_Interp *interp;		/* Owner interpreter; NULL once deleted. */
+    Tcl_ThreadId owner;		/* Its thread. */
+
+    /* Configuration (milter configure). */
+    Tcl_Obj *nameObj;		/* -name */
+    Tcl_Obj *connectionObj;	/* -connection */
+    int timeout;		/* -timeout, seconds */
+    int backlog;		/* -backlog */
+    int debugLevel;		/* -debuglevel */
+    Tcl_Obj *logCommandObj;	/* -logcommand, or NULL */
+    Tcl_Encoding encoding;	/* -encoding */
+    int asciiCompatible;	/* The encoding maps ASCII to itself. */
+    int defaultReply;		/* -defaultreply, a MILTER_* verdict */
+    int maxConnections;		/* -maxconnections */
+    int drainTimeout;		/* -draintimeout, milliseconds */
+    int socketMode;		/* -socketmode */
+    int maxDataSize;		/* -maxdatasize */
+    int leadingSpace;		/* -leadingspace */
+
+    Tcl_Obj *callbacks[MILTER_EV_COUNT];
+				/* Command prefixes, or NULL. */
+    unsigned wanted;		/* MILTER_EVBIT mask of the above. */
+
+    MilterServer *server;	/* While not idle. */
+    MilterStatus status;
+    int inMain;			/* milter main is waiting. */
+    int draining;		/* Nesting depth of ready-queue drains. */
+    int finishPending;		/* The server stopped during a drain. */
+    int shutDown;		/* Torn down: no more events run. */
+    unsigned long ctxCounter;	/* For context command names. */
+    MilterCtx *contexts;	/* Live contexts. */
+
+    Tcl_Mutex lock;
+    int posted;			/* lock: a drain event is queued. */
+    int serverStopped;		/* lock: the stopped hook ran. */
+    int dead;			/* lock: queue nothing more. */
+    struct LogLine *logHead;	/* lock: lines for -logcommand. */
+    struct LogLine **logTail;	/* lock */
+    int useLogCommand;		/* lock: -logcommand is set. */
+} MilterState;
+
+/*
+ * A context: the Tcl face of one MTA session (::milter::ctxN).
+ */
+
+struct MilterCtx {
+    MilterState *statePtr;
+    MilterConn *conn;		/* Referenced while the context lives. */
+    Tcl_Command token;		/* NULL once the command is deleted. */
+    Tcl_Obj *nameObj;		/* Fully qualified command name. */
+    Tcl_HashTable priv;		/* Private data: name -> Tcl_Obj. */
+    int event;			/* Event being run, or -1. */
+    int refs;			/* Callbacks running with it. */
+    int deleted;		/* MilterCtxDelete ran; free at refs 0. */
+    MilterCtx *prevPtr, *nextPtr;
+};
+
+/*
+ * milter.c
+ */
+
+MODULE_SCOPE const char *const milterEventNames[];
+MODULE_SCOPE const char *const milterCodeNames[];
+MODULE_SCOPE const int milterCodeValues[];
+MODULE_SCOPE MilterState *MilterGetState(Tcl_Interp *interp);
+
+/*
+ * milterLoop.c
+ */
+
+MODULE_SCOPE int	MilterStart(Tcl_Interp *interp, MilterState *statePtr);
+MODULE_SCOPE int	MilterMainObjCmd(ClientData clientData,
+			    Tcl_Interp *interp, int objc,
+			    Tcl_Obj *const objv[]);
+MODULE_SCOPE int	MilterStartObjCmd(ClientData clientData,
+			    Tcl_Interp *interp, int objc,
+			    Tcl_Obj *const objv[]);
+MODULE_SCOPE int	MilterStopObjCmd(ClientData clientData,
+			    Tcl_Interp *interp, int objc,
+			    Tcl_Obj *const objv[]);
+MODULE_SCOPE void	MilterShutdown(MilterState *statePtr);
+MODULE_SCOPE void	MilterInitExitHandler(void);
+MODULE_SCOPE void	MilterLog(MilterState *statePtr, MilterLogLevel level,
+			    const char *msg);
+
+/*
+ * milterCallback.c
+ */
+
+MODULE_SCOPE void	MilterRunConn(MilterState *statePtr, MilterConn *conn,
+			    MilterEvent *ev);
+
+/*
+ * milterCtx.c
+ */
+
+MODULE_SCOPE MilterCtx *MilterCtxNew(MilterState *statePtr,
+			    MilterConn *conn);
+MODULE_SCOPE void	MilterCtxDelete(MilterCtx *ctxPtr);
+MODULE_SCOPE void	MilterCtxPreserve(MilterCtx *ctxPtr);
+MODULE_SCOPE void	MilterCtxRelease(MilterCtx *ctxPtr);
+
+/*
+ * milterText.c
+ */
+
+MODULE_SCOPE Tcl_Obj *	MilterNewTextObj(MilterState *statePtr,
+			    const char *bytes, size_t len);
+MODULE_SCOPE const char *MilterTextBytes(MilterState *statePtr,
+			    Tcl_Obj *objPtr, Tcl_DString *dsPtr,
+			    size_t *lenPtr);
+MODULE_SCOPE const unsigned char *MilterBodyBytes(MilterState *statePtr,
+			    Tcl_Obj *objPtr, Tcl_DString *dsPtr,
+			    size_t *lenPtr);
+
+#endif /* _MILTERINT_H */

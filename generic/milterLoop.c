@@ -1,0 +1,708 @@
+/*
+ * milterLoop.c --
+ *
+ *	Running and stopping a milter: milter start, main and stop; the
+ *	drain event through which the network thread's work reaches the
+ *	owner thread; logging; and teardown on interpreter deletion, thread
+ *	exit and process exit.
+ *
+ * Copyright (c) 2026 The TclMilter developers.
+ *
+ * See the file "license.terms" for information on usage and redistribution
+ * of this file, and for a DISCLAIMER OF ALL WARRANTIES.
+ */
+
+#include "milterInt.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/*
+ * A log line waiting for the -logcommand (MilterState.logHead).
+ */
+
+typedef struct LogLine {
+    struct LogLine *nextPtr;
+    MilterLogLevel level;
+    char text[1];		/* Allocated to size. */
+} LogLine;
+
+/*
+ * The event queued to the owner thread. One is in the queue at a time per
+ * milter; it drains everything that is ready.
+ */
+
+typedef struct DrainEvent {
+    Tcl_Event header;		/* Must be first. */
+    MilterState *statePtr;
+} DrainEvent;
+
+/*
+ * Running milters of the process, so that [milter stop] works from any
+ * thread and process exit can stop every network thread.
+ */
+
+typedef struct Running {
+    MilterState *statePtr;
+    MilterServer *server;
+    struct Running *nextPtr;
+} Running;
+
+TCL_DECLARE_MUTEX(registryLock)
+static Running *running = NULL;		/* registryLock */
+static int exitHandlerSet = 0;		/* registryLock */
+
+static int		DrainEventProc(Tcl_Event *evPtr, int flags);
+
+static const char *const levelNames[] = {
+    "error", "warning", "notice", "info", "debug"
+};
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * PostDrainLocked --
+ *
+ *	Queues the drain event to the owner unless one is queued already.
+ *	Called with statePtr->lock held, from any thread; checking 'dead'
+ *	under the lock guarantees nothing is queued after teardown.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Queues an event and wakes the owner's notifier.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static void
+PostDrainLocked(
+    MilterState *statePtr)
+{
+    DrainEvent *evPtr;
+
+    if (statePtr->dead || statePtr->posted) {
+	return;
+    }
+    statePtr->posted = 1;
+    evPtr = (DrainEvent *) ckalloc(sizeof(DrainEvent));
+    evPtr->header.proc = DrainEventProc;
+    evPtr->statePtr = statePtr;
+    Tcl_ThreadQueueEvent(statePtr->owner, (Tcl_Event *) evPtr,
+	    TCL_QUEUE_TAIL);
+    Tcl_ThreadAlert(statePtr->owner);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * Server hooks --
+ *
+ *	ReadyHook: the ready queue has work (network thread).
+ *	StoppedHook: every connection is gone after a stop.
+ *	LogHook: a log line from any thread.
+ *	ThreadExitHook: the network thread ends; release what ckalloc kept
+ *	    for it.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static void
+ReadyHook(
+    void *clientData)
+{
+    MilterState *statePtr = clientData;
+
+    Tcl_MutexLock(&statePtr->lock);
+    PostDrainLocked(statePtr);
+    Tcl_MutexUnlock(&statePtr->lock);
+}
+
+static void
+StoppedHook(
+    void *clientData)
+{
+    MilterState *statePtr = clientData;
+
+    Tcl_MutexLock(&statePtr->lock);
+    statePtr->serverStopped = 1;
+    PostDrainLocked(statePtr);
+    Tcl_MutexUnlock(&statePtr->lock);
+}
+
+static void
+LogHook(
+    void *clientData,
+    MilterLogLevel level,
+    const char *msg)
+{
+    MilterState *statePtr = clientData;
+    size_t len = strlen(msg);
+    LogLine *linePtr;
+
+    Tcl_MutexLock(&statePtr->lock);
+    if (!statePtr->useLogCommand || statePtr->dead) {
+	Tcl_MutexUnlock(&statePtr->lock);
+	fprintf(stderr, "TclMilter %s: %s\n", levelNames[level], msg);
+	return;
+    }
+    linePtr = (LogLine *) ckalloc(sizeof(LogLine) + len);
+    linePtr->nextPtr = NULL;
+    linePtr->level = level;
+    memcpy(linePtr->text, msg, len + 1);
+    *statePtr->logTail = linePtr;
+    statePtr->logTail = &linePtr->nextPtr;
+    PostDrainLocked(statePtr);
+    Tcl_MutexUnlock(&statePtr->lock);
+}
+
+static void
+ThreadExitHook(
+    void *clientData)		/* Not used. */
+{
+    (void) clientData;
+    Tcl_FinalizeThread();
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterLog --
+ *
+ *	Logs a line from the owner thread: through -logcommand (as a
+ *	background error if that fails) or to stderr.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	May evaluate the log command.
+ *
+ *----------------------------------------------------------------------
+ */
+
+void
+MilterLog(
+    MilterState *statePtr,
+    MilterLogLevel level,
+    const char *msg)
+{
+    Tcl_Interp *interp = statePtr->interp;
+    Tcl_Obj *cmdObj;
+    int code;
+
+    if (statePtr->logCommandObj == NULL || interp == NULL) {
+	fprintf(stderr, "TclMilter %s: %s\n", levelNames[level], msg);
+	return;
+    }
+    cmdObj = Tcl_DuplicateObj(statePtr->logCommandObj);
+    Tcl_IncrRefCount(cmdObj);
+    Tcl_ListObjAppendElement(NULL, cmdObj,
+	    Tcl_NewStringObj(levelNames[level], -1));
+    Tcl_ListObjAppendElement(NULL, cmdObj, Tcl_NewStringObj(msg, -1));
+    Tcl_Preserve(interp);
+    code = Tcl_EvalObjEx(interp, cmdObj, TCL_EVAL_GLOBAL);
+    if (code != TCL_OK) {
+	Tcl_AddErrorInfo(interp, "\n    (milter -logcommand)");
+	Tcl_BackgroundException(interp, code);
+    }
+    Tcl_ResetResult(interp);
+    Tcl_Release(interp);
+    Tcl_DecrRefCount(cmdObj);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * Registry --
+ *
+ *	Register and Unregister keep the process list of running milters.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static void
+Register(
+    MilterState *statePtr)
+{
+    Running *rPtr = (Running *) ckalloc(sizeof(Running));
+
+    rPtr->statePtr = statePtr;
+    rPtr->server = statePtr->server;
+    Tcl_MutexLock(&registryLock);
+    rPtr->nextPtr = running;
+    running = rPtr;
+    Tcl_MutexUnlock(&registryLock);
+}
+
+static void
+Unregister(
+    MilterState *statePtr)
+{
+    Running **linkPtr, *rPtr = NULL;
+
+    Tcl_MutexLock(&registryLock);
+    for (linkPtr = &running; *linkPtr != NULL;
+	    linkPtr = &(*linkPtr)->nextPtr) {
+	if ((*linkPtr)->statePtr == statePtr) {
+	    rPtr = *linkPtr;
+	    *linkPtr = rPtr->nextPtr;
+	    break;
+	}
+    }
+    Tcl_MutexUnlock(&registryLock);
+    if (rPtr != NULL) {
+	ckfree(rPtr);
+    }
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * FinishStop --
+ *
+ *	The network thread reported that every connection is gone: join it
+ *	and go back to idle, so that milter main returns and may run again.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Frees the server.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static void
+FinishStop(
+    MilterState *statePtr)
+{
+    MilterServer *server = statePtr->server;
+    MilterEvent *ev;
+    MilterConn *conn;
+
+    if (server == NULL) {
+	return;
+    }
+    Unregister(statePtr);
+    MilterServerJoin(server);
+    while ((conn = MilterServerNextReady(server, &ev)) != NULL) {
+	MilterRunConn(statePtr, conn, ev);
+    }
+    statePtr->server = NULL;
+    statePtr->status = MILTER_IDLE;
+    Tcl_MutexLock(&statePtr->lock);
+    statePtr->serverStopped = 0;
+    Tcl_MutexUnlock(&statePtr->lock);
+    MilterServerRelease(server);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * DrainEventProc --
+ *
+ *	Owner thread. Runs the log lines and every ready connection, and
+ *	finishes a stop. Serviced with file events, like socket readiness.
+ *
+ * Results:
+ *	1 when handled; 0 to stay queued when file events are not being
+ *	serviced.
+ *
+ * Side effects:
+ *	Runs script callbacks.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+DrainEventProc(
+    Tcl_Event *evPtr,
+    int flags)
+{
+    MilterState *statePtr = ((DrainEvent *) evPtr)->statePtr;
+    LogLine *lines, *linePtr;
+    MilterEvent *ev;
+    MilterConn *conn;
+    int stopped;
+
+    if (!(flags & TCL_FILE_EVENTS)) {
+	return 0;
+    }
+    Tcl_MutexLock(&statePtr->lock);
+    statePtr->posted = 0;
+    lines = statePtr->logHead;
+    statePtr->logHead = NULL;
+    statePtr->logTail = &statePtr->logHead;
+    stopped = statePtr->serverStopped;
+    Tcl_MutexUnlock(&statePtr->lock);
+
+    Tcl_Preserve(statePtr);
+    while (lines != NULL) {
+	linePtr = lines;
+	lines = linePtr->nextPtr;
+	if (!statePtr->shutDown) {
+	    MilterLog(statePtr, linePtr->level, linePtr->text);
+	}
+	ckfree(linePtr);
+    }
+    statePtr->draining++;
+    while (!statePtr->shutDown && statePtr->server != NULL
+	    && (conn = MilterServerNextReady(statePtr->server, &ev)) != NULL) {
+	MilterRunConn(statePtr, conn, ev);
+    }
+    statePtr->draining--;
+    if (!statePtr->shutDown && (stopped || statePtr->finishPending)) {
+	if (statePtr->draining > 0) {
+	    statePtr->finishPending = 1;	/* Outer drain finishes. */
+	} else {
+	    statePtr->finishPending = 0;
+	    FinishStop(statePtr);
+	}
+    }
+    Tcl_Release(statePtr);
+    return 1;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterStart --
+ *
+ *	Opens the socket and starts serving in the background.
+ *
+ * Results:
+ *	A standard Tcl result; errorCode MILTER SOCKET on failure.
+ *
+ * Side effects:
+ *	Starts the network thread.
+ *
+ *----------------------------------------------------------------------
+ */
+
+int
+MilterStart(
+    Tcl_Interp *interp,
+    MilterState *statePtr)
+{
+    MilterServerConfig cfg;
+    MilterServerHooks hooks;
+    char err[512];
+
+    if (statePtr->status != MILTER_IDLE) {
+	Tcl_SetObjResult(interp, Tcl_NewStringObj(
+		"the milter is already running", -1));
+	Tcl_SetErrorCode(interp, "MILTER", "STATE", "RUNNING", NULL);
+	return TCL_ERROR;
+    }
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.spec = Tcl_GetString(statePtr->connectionObj);
+    cfg.backlog = statePtr->backlog;
+    cfg.timeout = statePtr->timeout;
+    cfg.maxConnections = statePtr->maxConnections;
+    cfg.drainTimeout = statePtr->drainTimeout;
+    cfg.socketMode = statePtr->socketMode;
+    cfg.maxData = (size_t) statePtr->maxDataSize;
+    cfg.leadingSpace = statePtr->leadingSpace;
+    cfg.debugLevel = statePtr->debugLevel;
+
+    hooks.clientData = statePtr;
+    hooks.ready = ReadyHook;
+    hooks.log = LogHook;
+    hooks.stopped = StoppedHook;
+    hooks.threadExit = ThreadExitHook;
+
+    Tcl_MutexLock(&statePtr->lock);
+    statePtr->useLogCommand = statePtr->logCommandObj != NULL;
+    Tcl_MutexUnlock(&statePtr->lock);
+
+    err[0] = '\0';
+    statePtr->server = MilterServerStart(&cfg, &hooks, err, sizeof(err));
+    if (statePtr->server == NULL) {
+	Tcl_SetObjResult(interp, Tcl_ObjPrintf(
+		"couldn't open milter socket: %s", err));
+	Tcl_SetErrorCode(interp, "MILTER", "SOCKET",
+		Tcl_GetString(statePtr->connectionObj), NULL);
+	return TCL_ERROR;
+    }
+    MilterServerSetWanted(statePtr->server, statePtr->wanted);
+    statePtr->status = MILTER_RUNNING;
+    Register(statePtr);
+    if (statePtr->debugLevel > 0) {
+	char msg[400];
+
+	snprintf(msg, sizeof(msg), "milter \"%s\" listening on %s",
+		Tcl_GetString(statePtr->nameObj),
+		MilterServerAddress(statePtr->server));
+	MilterLog(statePtr, MILTER_LOG_NOTICE, msg);
+    }
+    return TCL_OK;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterStartObjCmd --
+ *
+ *	milter start
+ *
+ *	Starts serving and returns at once; callbacks run whenever the
+ *	event loop runs (vwait, update, Tk, or milter main).
+ *
+ *----------------------------------------------------------------------
+ */
+
+int
+MilterStartObjCmd(
+    ClientData clientData,	/* Not used. */
+    Tcl_Interp *interp,
+    int objc,
+    Tcl_Obj *const objv[])
+{
+    (void) clientData;
+    if (objc != 1) {
+	Tcl_WrongNumArgs(interp, 1, objv, NULL);
+	return TCL_ERROR;
+    }
+    return MilterStart(interp, MilterGetState(interp));
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterMainObjCmd --
+ *
+ *	milter main
+ *
+ *	Starts the milter if it is idle, then runs the event loop (timers,
+ *	file events and sockets keep working) until it is stopped and every
+ *	connection has finished.
+ *
+ * Results:
+ *	A standard Tcl result.
+ *
+ * Side effects:
+ *	Runs the event loop.
+ *
+ *----------------------------------------------------------------------
+ */
+
+int
+MilterMainObjCmd(
+    ClientData clientData,	/* Not used. */
+    Tcl_Interp *interp,
+    int objc,
+    Tcl_Obj *const objv[])
+{
+    MilterState *statePtr = MilterGetState(interp);
+    int code = TCL_OK;
+
+    (void) clientData;
+    if (objc != 1) {
+	Tcl_WrongNumArgs(interp, 1, objv, NULL);
+	return TCL_ERROR;
+    }
+    if (statePtr->inMain) {
+	Tcl_SetObjResult(interp, Tcl_NewStringObj(
+		"milter main is already running", -1));
+	Tcl_SetErrorCode(interp, "MILTER", "STATE", "RUNNING", NULL);
+	return TCL_ERROR;
+    }
+    if (statePtr->status == MILTER_IDLE
+	    && MilterStart(interp, statePtr) != TCL_OK) {
+	return TCL_ERROR;
+    }
+    statePtr->inMain = 1;
+    Tcl_Preserve(statePtr);
+    while (statePtr->status != MILTER_IDLE && !statePtr->shutDown) {
+	Tcl_DoOneEvent(TCL_ALL_EVENTS);
+	if (Tcl_InterpDeleted(interp)) {
+	    break;
+	}
+	if (Tcl_Canceled(interp, TCL_LEAVE_ERR_MSG) == TCL_ERROR
+		|| Tcl_LimitExceeded(interp)) {
+	    code = TCL_ERROR;
+	    break;
+	}
+    }
+    statePtr->inMain = 0;
+    Tcl_Release(statePtr);
+    if (code == TCL_OK) {
+	Tcl_ResetResult(interp);
+    }
+    return code;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterStopObjCmd --
+ *
+ *	milter stop
+ *
+ *	Stops this interpreter's milter; in an interpreter that runs none
+ *	(the manual's secondary thread), stops every milter of the process.
+ *	Listening ends at once; open messages may finish until
+ *	-draintimeout; milter main returns when all connections are gone.
+ *	From another thread the owner is woken by a queued event.
+ *
+ * Results:
+ *	TCL_OK.
+ *
+ * Side effects:
+ *	Stops milters.
+ *
+ *----------------------------------------------------------------------
+ */
+
+int
+MilterStopObjCmd(
+    ClientData clientData,	/* Not used. */
+    Tcl_Interp *interp,
+    int objc,
+    Tcl_Obj *const objv[])
+{
+    MilterState *statePtr = MilterGetState(interp);
+    Running *rPtr;
+
+    (void) clientData;
+    if (objc != 1) {
+	Tcl_WrongNumArgs(interp, 1, objv, NULL);
+	return TCL_ERROR;
+    }
+    if (statePtr->server != NULL) {
+	if (statePtr->status == MILTER_RUNNING) {
+	    statePtr->status = MILTER_DRAINING;
+	    MilterServerStop(statePtr->server, 0);
+	}
+	return TCL_OK;
+    }
+    Tcl_MutexLock(&registryLock);
+    for (rPtr = running; rPtr != NULL; rPtr = rPtr->nextPtr) {
+	MilterServerStop(rPtr->server, 0);
+    }
+    Tcl_MutexUnlock(&registryLock);
+    return TCL_OK;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * DeleteDrainEvent --
+ *
+ *	Tcl_DeleteEvents predicate: our queued drain events.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+DeleteDrainEvent(
+    Tcl_Event *evPtr,
+    ClientData clientData)
+{
+    return evPtr->proc == DrainEventProc
+	    && ((DrainEvent *) evPtr)->statePtr == clientData;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterShutdown --
+ *
+ *	Hard teardown on the owner thread (interpreter deleted, owner thread
+ *	exiting): close every connection without further callbacks, join
+ *	the network thread, drop queued events and delete the contexts.
+ *	Safe to call twice and from inside a callback.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Closes connections; the MTA applies its default action.
+ *
+ *----------------------------------------------------------------------
+ */
+
+void
+MilterShutdown(
+    MilterState *statePtr)
+{
+    MilterServer *server = statePtr->server;
+    LogLine *lines;
+    MilterEvent *ev;
+    MilterConn *conn;
+
+    if (statePtr->shutDown) {
+	return;
+    }
+    statePtr->shutDown = 1;
+    if (server != NULL) {
+	Unregister(statePtr);
+	MilterServerStop(server, 1);
+	MilterServerJoin(server);
+	while ((conn = MilterServerNextReady(server, &ev)) != NULL) {
+	    MilterConnRelease(conn);
+	}
+    }
+    Tcl_MutexLock(&statePtr->lock);
+    statePtr->dead = 1;
+    lines = statePtr->logHead;
+    statePtr->logHead = NULL;
+    statePtr->logTail = &statePtr->logHead;
+    Tcl_MutexUnlock(&statePtr->lock);
+    while (lines != NULL) {
+	LogLine *linePtr = lines;
+
+	lines = linePtr->nextPtr;
+	ckfree(linePtr);
+    }
+    Tcl_DeleteEvents(DeleteDrainEvent, statePtr);
+    while (statePtr->contexts != NULL) {
+	MilterCtxDelete(statePtr->contexts);
+    }
+    if (server != NULL) {
+	statePtr->server = NULL;
+	MilterServerRelease(server);
+    }
+    statePtr->status = MILTER_IDLE;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * ProcessExit, MilterInitExitHandler --
+ *
+ *	On exit no interpreter is deleted, so a process exit handler stops
+ *	and joins every network thread before Tcl finalizes.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static void
+ProcessExit(
+    ClientData clientData)	/* Not used. */
+{
+    Running *rPtr;
+
+    (void) clientData;
+    Tcl_MutexLock(&registryLock);
+    for (rPtr = running; rPtr != NULL; rPtr = rPtr->nextPtr) {
+	MilterServerStop(rPtr->server, 1);
+    }
+    for (rPtr = running; rPtr != NULL; rPtr = rPtr->nextPtr) {
+	MilterServerJoin(rPtr->server);
+    }
+    Tcl_MutexUnlock(&registryLock);
+}
+
+void
+MilterInitExitHandler(void)
+{
+    Tcl_MutexLock(&registryLock);
+    if (!exitHandlerSet) {
+	exitHandlerSet = 1;
+	Tcl_CreateExitHandler(ProcessExit, NULL);
+    }
+    Tcl_MutexUnlock(&registryLock);
+}

@@ -1,0 +1,120 @@
+/*
+ * milterServer.h --
+ *
+ *	The network side: the listening socket, one network thread that reads
+ *	every MTA connection and runs its session, timeouts, the connection
+ *	limit, stop and drain. It hands events that need a script callback
+ *	to its owner through a ready queue and never waits for the answer:
+ *	whoever has the verdict (normally the owner thread) resumes the
+ *	connection itself. No Tcl in here.
+ *
+ *	Threads: MilterServerStart runs on the owner thread and starts the
+ *	network thread. The ready queue, MilterServerStop and the wanted
+ *	mask may be used from any thread. A connection is driven by one
+ *	thread at a time under its own mutex.
+ *
+ *	Locking order: a connection's mutex before the server's mutex; the
+ *	network thread never holds either while calling a hook.
+ *
+ * Copyright (c) 2026 The TclMilter developers.
+ *
+ * See the file "license.terms" for information on usage and redistribution
+ * of this file, and for a DISCLAIMER OF ALL WARRANTIES.
+ */
+
+#ifndef _MILTERSERVER_H
+#define _MILTERSERVER_H
+
+#include "milterSession.h"
+
+typedef struct MilterServer MilterServer;
+typedef struct MilterConn MilterConn;
+
+/*
+ * Log levels, most severe first.
+ */
+
+typedef enum MilterLogLevel {
+    MILTER_LOG_ERROR,
+    MILTER_LOG_WARNING,
+    MILTER_LOG_NOTICE,
+    MILTER_LOG_INFO,
+    MILTER_LOG_DEBUG
+} MilterLogLevel;
+
+/*
+ * What the server calls back. Hooks run on the network thread unless
+ * noted and must not block.
+ */
+
+typedef struct MilterServerHooks {
+    void *clientData;
+    void (*ready)(void *clientData);
+				/* The ready queue went from empty to not
+				 * empty; the owner should drain it. */
+    void (*log)(void *clientData, MilterLogLevel level, const char *msg);
+				/* Any thread. */
+    void (*stopped)(void *clientData);
+				/* Every connection is gone after a stop;
+				 * the network thread is about to exit. */
+    void (*threadExit)(void *clientData);
+				/* Last thing the network thread does. */
+} MilterServerHooks;
+
+/*
+ * Settings, copied at start.
+ */
+
+typedef struct MilterServerConfig {
+    const char *spec;		/* Connection spec, e.g. unix:/run/x.sock */
+    int backlog;		/* listen() backlog; <= 0 means SOMAXCONN. */
+    int timeout;		/* Seconds an idle MTA may stay silent. */
+    int maxConnections;		/* 0 means no limit. */
+    int drainTimeout;		/* Milliseconds stop waits for messages. */
+    int socketMode;		/* Mode of a unix socket file. */
+    size_t maxData;		/* Largest packet payload accepted. */
+    int leadingSpace;		/* Ask for SMFIP_HDR_LEADSPC. */
+    int debugLevel;		/* Detail of the log. */
+} MilterServerConfig;
+
+MODULE_SCOPE MilterServer *MilterServerStart(const MilterServerConfig *cfg,
+			    const MilterServerHooks *hooks, char *err,
+			    size_t errLen);
+MODULE_SCOPE void	MilterServerStop(MilterServer *server, int hard);
+MODULE_SCOPE void	MilterServerJoin(MilterServer *server);
+MODULE_SCOPE void	MilterServerRelease(MilterServer *server);
+MODULE_SCOPE void	MilterServerSetWanted(MilterServer *server,
+			    unsigned mask);
+MODULE_SCOPE void	MilterServerSetDebug(MilterServer *server, int level);
+MODULE_SCOPE const char *MilterServerAddress(MilterServer *server);
+MODULE_SCOPE MilterConn *MilterServerNextReady(MilterServer *server,
+			    MilterEvent **evPtr);
+MODULE_SCOPE int	MilterServerConnections(MilterServer *server);
+
+/*
+ * Connections. Resume is how a verdict is given: it returns the next
+ * event of the same connection to decide (still referenced), or NULL
+ * after dropping the reference the event held.
+ */
+
+MODULE_SCOPE MilterEvent *MilterConnResume(MilterConn *conn, int verdict);
+MODULE_SCOPE void	MilterConnRetain(MilterConn *conn);
+MODULE_SCOPE void	MilterConnRelease(MilterConn *conn);
+MODULE_SCOPE MilterSession *MilterConnLock(MilterConn *conn);
+MODULE_SCOPE void	MilterConnUnlock(MilterConn *conn, int flush);
+MODULE_SCOPE void *	MilterConnGetData(MilterConn *conn);
+MODULE_SCOPE void	MilterConnSetData(MilterConn *conn, void *data);
+MODULE_SCOPE unsigned long MilterConnId(MilterConn *conn);
+
+/*
+ * Sockets (unix/milterSocket.c).
+ */
+
+MODULE_SCOPE int	MilterSocketListen(const char *spec, int backlog,
+			    int mode, char *address, size_t addressLen,
+			    char *err, size_t errLen);
+MODULE_SCOPE void	MilterSocketClose(int fd, const char *address);
+MODULE_SCOPE int	MilterSocketCheckSpec(const char *spec, char *err,
+			    size_t errLen);
+
+#endif /* _MILTERSERVER_H */

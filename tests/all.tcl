@@ -1,0 +1,220 @@
+# all.tcl --
+#
+#	Runs the TclMilter test suite: every *.test file in this directory,
+#	then those in each subdirectory that has some (tests/mta/, ...).  Any
+#	tcltest option may be given on the command line, for example
+#
+#	    tclsh tests/all.tcl -file conn.test -match milter-3.* -verbose bps
+#
+#	Test files are sourced into this interpreter by default (-singleproc
+#	1); pass "-singleproc 0" to run each in its own tclsh.  The script
+#	ends with the usual tcltest totals and a line "Totals: N passed, N
+#	failed, N skipped", and exits with status 1 when a test failed, a test
+#	file raised an error, or no test ran at all.
+#
+#	When the environment says CI=true (or TCLMILTER_NO_SKIP=1), a test
+#	skipped because one of our own constraints was false (a missing MTA,
+#	miltertest, ...) also makes the run fail: CI must run everything.
+#	tcltest's built-in constraints (knownBug, win, notRoot, ...) and the
+#	-skip/-match/-limitconstraints filters never do.  TCLMILTER_NO_SKIP=0
+#	turns the check off.
+#
+#	Under "make asan-test" the ASan runtime is preloaded into every
+#	process the tests start (perl, gcc, postfix, ...), and most of those
+#	do not free everything before they exit.  The Makefile therefore
+#	passes TCLMILTER_CHILD_ASAN_OPTIONS: this tclsh keeps the leak check
+#	it started with, and its children get these options (no leak check).
+#
+# Copyright (c) 2026 TclMilter developers.
+# See the file "license.terms" for information on usage and redistribution.
+
+package require Tcl 8.6
+
+# Before tcltest records the original environment: options for children.
+if {[info exists ::env(TCLMILTER_CHILD_ASAN_OPTIONS)]} {
+    set ::env(ASAN_OPTIONS) $::env(TCLMILTER_CHILD_ASAN_OPTIONS)
+    unset ::env(TCLMILTER_CHILD_ASAN_OPTIONS)
+}
+
+package require tcltest 2.5
+
+namespace eval ::milter::testsuite {
+    variable testsDir [file normalize [file dirname [info script]]]
+    variable counts [dict create Total 0 Passed 0 Skipped 0 Failed 0]
+    variable skipped [dict create]
+    variable last {}
+    variable lastSkipped {}
+    variable fileErrors 0
+
+    # Constraints defined by tcltest itself, and its skip reasons for the
+    # user's own filters.  Skips for these are never a CI failure.
+    variable builtinConstraints [concat \
+	    [array names ::tcltest::ConstraintInitializer] \
+	    userSpecifiedSkip userSpecifiedNonMatch \
+	    userSpecifiedLimitConstraint]
+}
+
+# ::tcltest::cleanupTestsHook --
+#
+#	Called by tcltest::cleanupTests just before it prints and resets its
+#	counters.  The counters are cumulative within one runAllTests, so the
+#	last call made for a directory holds that directory's totals.
+#
+# Results:
+#	None.
+#
+# Side effects:
+#	Records the counters in ::milter::testsuite::last/lastSkipped.
+
+proc ::tcltest::cleanupTestsHook {} {
+    variable numTests
+    variable skippedBecause
+    set ::milter::testsuite::last [array get numTests]
+    set ::milter::testsuite::lastSkipped [array get skippedBecause]
+}
+
+# ::milter::testsuite::StrictSkips --
+#
+#	Tells whether a skip for one of our constraints must fail the run.
+#
+# Results:
+#	1 under CI (CI=true) or with TCLMILTER_NO_SKIP=1, else 0.
+#
+# Side effects:
+#	None.
+
+proc ::milter::testsuite::StrictSkips {} {
+    global env
+    if {[info exists env(TCLMILTER_NO_SKIP)]
+	    && [string is boolean -strict $env(TCLMILTER_NO_SKIP)]} {
+	return [string is true $env(TCLMILTER_NO_SKIP)]
+    }
+    return [expr {[info exists env(CI)]
+	    && [string is true -strict $env(CI)]}]
+}
+
+# ::milter::testsuite::TestDirs --
+#
+#	Lists the directories to run: this one, then each subdirectory that
+#	holds *.test files, honouring tcltest's -relateddir and -asidefromdir.
+#
+# Results:
+#	A list of absolute directory names.
+#
+# Side effects:
+#	None.
+
+proc ::milter::testsuite::TestDirs {related aside} {
+    variable testsDir
+    set dirs [list $testsDir]
+    foreach dir [lsort [glob -nocomplain -type d -directory $testsDir *]] {
+	set tail [file tail $dir]
+	if {![llength [glob -nocomplain -directory $dir *.test]]} {
+	    continue
+	}
+	set keep 0
+	foreach pattern $related {
+	    if {[string match $pattern $tail]} {
+		set keep 1
+	    }
+	}
+	foreach pattern $aside {
+	    if {[string match $pattern $tail]} {
+		set keep 0
+	    }
+	}
+	if {$keep} {
+	    lappend dirs $dir
+	}
+    }
+    return $dirs
+}
+
+# ::milter::testsuite::Run --
+#
+#	Runs the suite and works out the exit status.
+#
+# Results:
+#	0 if everything passed, 1 otherwise.
+#
+# Side effects:
+#	Runs the tests; prints per-directory and overall totals.
+
+proc ::milter::testsuite::Run {argv} {
+    variable testsDir
+    variable counts
+    variable skipped
+    variable last
+    variable lastSkipped
+    variable fileErrors
+    variable builtinConstraints
+
+    ::tcltest::configure -singleproc 1 -testdir $testsDir
+    ::tcltest::configure {*}$argv
+    set related [::tcltest::configure -relateddir]
+    set aside [::tcltest::configure -asidefromdir]
+    # We walk the subdirectories ourselves, so runAllTests must not.
+    ::tcltest::configure -asidefromdir *
+
+    foreach dir [TestDirs $related $aside] {
+	if {$dir ne $testsDir} {
+	    puts [::tcltest::outputChannel] \
+		    "\n[string repeat ~ 44]\n[file tail $dir]/ tests"
+	}
+	::tcltest::configure -testdir $dir
+	set last {}
+	set lastSkipped {}
+	if {[::tcltest::runAllTests]} {
+	    set dirFailed [expr {
+		[dict exists $last Failed] ? [dict get $last Failed] : 0}]
+	    if {$dirFailed == 0} {
+		# runAllTests failed without a failed test: a test file
+		# raised an error (it printed "Test file error: ...").
+		incr fileErrors
+	    }
+	}
+	foreach key {Total Passed Skipped Failed} {
+	    if {[dict exists $last $key]} {
+		dict incr counts $key [dict get $last $key]
+	    }
+	}
+	foreach {constraint n} $lastSkipped {
+	    dict incr skipped $constraint $n
+	}
+    }
+
+    set out [::tcltest::outputChannel]
+    set status 0
+    dict with counts {}
+    if {$Failed > 0} {
+	set status 1
+    }
+    if {$fileErrors > 0} {
+	puts $out "\n$fileErrors test director[expr {$fileErrors == 1 ? "y" : "ies"}]\
+		had test files that raised errors (see \"Test file error\" above)"
+	set status 1
+    }
+    if {$Total == 0} {
+	puts $out "\nno test was run"
+	set status 1
+    }
+    if {[StrictSkips]} {
+	set missing {}
+	dict for {constraint n} $skipped {
+	    if {$constraint ni $builtinConstraints} {
+		lappend missing "$constraint ($n)"
+	    }
+	}
+	if {[llength $missing]} {
+	    puts $out "\nCI requires every test to run, but tests were\
+		    skipped for these constraints: [join $missing {, }]"
+	    set status 1
+	}
+    }
+    puts $out "\nTotals: $Passed passed, [expr {$Failed + $fileErrors}]\
+	    failed, $Skipped skipped"
+    flush $out
+    return $status
+}
+
+exit [::milter::testsuite::Run $argv]

@@ -1,0 +1,2 @@
+# sendmail.tcl -- (in progress)
+namespace eval ::mta::sendmail {}

@@ -1,0 +1,395 @@
+/*
+ * milterSocket.c --
+ *
+ *	Connection specs and listening sockets: unix:/path and local:/path
+ *	(a bare path too, as libmilter allows), inet:port@host and
+ *	inet6:port@host. A stale unix socket file is replaced; a path that is
+ *	not a socket is never removed or followed.
+ *
+ * Copyright (c) 2026 The TclMilter developers.
+ *
+ * See the file "license.terms" for information on usage and redistribution
+ * of this file, and for a DISCLAIMER OF ALL WARRANTIES.
+ */
+
+#include "milterServer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+/*
+ * A parsed spec.
+ */
+
+typedef struct Spec {
+    int family;			/* AF_UNIX, AF_INET or AF_INET6. */
+    char path[sizeof(((struct sockaddr_un *) 0)->sun_path)];
+    char port[32];		/* Port number or service name. */
+    char host[256];		/* Host, or "" for any address. */
+} Spec;
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * ParseSpec --
+ *
+ *	Splits "proto:address" into a Spec.
+ *
+ * Results:
+ *	1 on success; 0 with a message in 'err'.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+ParseSpec(
+    const char *spec,
+    Spec *specPtr,
+    char *err,
+    size_t errLen)
+{
+    const char *colon = strchr(spec, ':');
+    const char *rest = spec;
+    size_t protoLen = colon ? (size_t) (colon - spec) : 0;
+
+    memset(specPtr, 0, sizeof(Spec));
+    if (colon != NULL) {
+	rest = colon + 1;
+    }
+    if (colon == NULL || (protoLen == 4 && strncmp(spec, "unix", 4) == 0)
+	    || (protoLen == 5 && strncmp(spec, "local", 5) == 0)) {
+	if (rest[0] != '/') {
+	    snprintf(err, errLen, "unix socket path \"%s\" must be absolute",
+		    rest);
+	    return 0;
+	}
+	if (strlen(rest) >= sizeof(specPtr->path)) {
+	    snprintf(err, errLen, "unix socket path \"%s\" is too long", rest);
+	    return 0;
+	}
+	specPtr->family = AF_UNIX;
+	strcpy(specPtr->path, rest);
+	return 1;
+    }
+    if (protoLen == 4 && strncmp(spec, "inet", 4) == 0) {
+	specPtr->family = AF_INET;
+    } else if (protoLen == 5 && strncmp(spec, "inet6", 5) == 0) {
+	specPtr->family = AF_INET6;
+    } else {
+	snprintf(err, errLen, "unknown protocol in \"%s\": must be unix, "
+		"local, inet or inet6", spec);
+	return 0;
+    }
+    {
+	const char *at = strchr(rest, '@');
+	size_t portLen = at ? (size_t) (at - rest) : strlen(rest);
+	const char *host = at ? at + 1 : "";
+	size_t hostLen = strlen(host);
+
+	if (portLen == 0 || portLen >= sizeof(specPtr->port)) {
+	    snprintf(err, errLen, "missing or bad port in \"%s\"", spec);
+	    return 0;
+	}
+	if (hostLen >= 2 && host[0] == '[' && host[hostLen - 1] == ']') {
+	    host++;
+	    hostLen -= 2;
+	}
+	if (hostLen >= sizeof(specPtr->host)) {
+	    snprintf(err, errLen, "host name too long in \"%s\"", spec);
+	    return 0;
+	}
+	memcpy(specPtr->port, rest, portLen);
+	memcpy(specPtr->host, host, hostLen);
+    }
+    return 1;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterSocketCheckSpec --
+ *
+ *	Validates a spec's syntax (used by configure).
+ *
+ * Results:
+ *	1 if valid, else 0 with a message.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
+int
+MilterSocketCheckSpec(
+    const char *spec,
+    char *err,
+    size_t errLen)
+{
+    Spec parsed;
+
+    return ParseSpec(spec, &parsed, err, errLen);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * ClearStaleSocket --
+ *
+ *	Before binding a unix socket: a leftover socket file that nobody
+ *	listens on is removed. A live socket, or anything that is not a
+ *	socket, is an error; a symbolic link is not followed.
+ *
+ * Results:
+ *	1 if the path is free, else 0 with a message.
+ *
+ * Side effects:
+ *	May unlink a stale socket file.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+ClearStaleSocket(
+    const char *path,
+    char *err,
+    size_t errLen)
+{
+    struct stat st;
+    struct sockaddr_un sun;
+    int probe, live;
+
+    if (lstat(path, &st) != 0) {
+	return 1;
+    }
+    if (!S_ISSOCK(st.st_mode)) {
+	snprintf(err, errLen, "\"%s\" exists and is not a socket", path);
+	return 0;
+    }
+    memset(&sun, 0, sizeof(sun));
+    sun.sun_family = AF_UNIX;
+    strcpy(sun.sun_path, path);
+    probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (probe < 0) {
+	snprintf(err, errLen, "socket: %s", strerror(errno));
+	return 0;
+    }
+    live = connect(probe, (struct sockaddr *) &sun, sizeof(sun)) == 0;
+    close(probe);
+    if (live) {
+	snprintf(err, errLen, "another process is listening on \"%s\"", path);
+	return 0;
+    }
+    if (unlink(path) != 0 && errno != ENOENT) {
+	snprintf(err, errLen, "cannot remove stale socket \"%s\": %s", path,
+		strerror(errno));
+	return 0;
+    }
+    return 1;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * ListenUnix, ListenInet --
+ *
+ *	Create, bind and listen, non-blocking and close-on-exec.
+ *
+ * Results:
+ *	The descriptor, or -1 with a message.
+ *
+ * Side effects:
+ *	Creates a socket (and a socket file for unix).
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+ListenUnix(
+    const Spec *specPtr,
+    int backlog,
+    int mode,
+    char *address,
+    size_t addressLen,
+    char *err,
+    size_t errLen)
+{
+    struct sockaddr_un sun;
+    int fd;
+
+    if (!ClearStaleSocket(specPtr->path, err, errLen)) {
+	return -1;
+    }
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+	snprintf(err, errLen, "socket: %s", strerror(errno));
+	return -1;
+    }
+    memset(&sun, 0, sizeof(sun));
+    sun.sun_family = AF_UNIX;
+    strcpy(sun.sun_path, specPtr->path);
+    if (bind(fd, (struct sockaddr *) &sun, sizeof(sun)) != 0) {
+	snprintf(err, errLen, "cannot bind \"%s\": %s", specPtr->path,
+		strerror(errno));
+	close(fd);
+	return -1;
+    }
+    if (chmod(specPtr->path, (mode_t) mode) != 0
+	    || listen(fd, backlog) != 0) {
+	snprintf(err, errLen, "cannot listen on \"%s\": %s", specPtr->path,
+		strerror(errno));
+	close(fd);
+	unlink(specPtr->path);
+	return -1;
+    }
+    snprintf(address, addressLen, "unix:%s", specPtr->path);
+    return fd;
+}
+
+static int
+ListenInet(
+    const Spec *specPtr,
+    int backlog,
+    char *address,
+    size_t addressLen,
+    char *err,
+    size_t errLen)
+{
+    struct addrinfo hints, *res = NULL, *ai;
+    char host[NI_MAXHOST], port[NI_MAXSERV];
+    struct sockaddr_storage bound;
+    socklen_t boundLen = sizeof(bound);
+    int fd = -1, rc, on = 1;
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = specPtr->family;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    rc = getaddrinfo(specPtr->host[0] ? specPtr->host : NULL, specPtr->port,
+	    &hints, &res);
+    if (rc != 0) {
+	snprintf(err, errLen, "cannot resolve \"%s@%s\": %s", specPtr->port,
+		specPtr->host, gai_strerror(rc));
+	return -1;
+    }
+    for (ai = res; ai != NULL; ai = ai->ai_next) {
+	fd = socket(ai->ai_family,
+		ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+	    continue;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+	if (ai->ai_family == AF_INET6) {
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+	}
+	if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0
+		&& listen(fd, backlog) == 0) {
+	    break;
+	}
+	snprintf(err, errLen, "cannot listen on \"%s@%s\": %s",
+		specPtr->port, specPtr->host, strerror(errno));
+	close(fd);
+	fd = -1;
+    }
+    freeaddrinfo(res);
+    if (fd < 0) {
+	return -1;
+    }
+    if (getsockname(fd, (struct sockaddr *) &bound, &boundLen) == 0
+	    && getnameinfo((struct sockaddr *) &bound, boundLen, host,
+		sizeof(host), port, sizeof(port),
+		NI_NUMERICHOST | NI_NUMERICSERV) == 0) {
+	snprintf(address, addressLen, "%s:%s@%s",
+		specPtr->family == AF_INET6 ? "inet6" : "inet", port, host);
+    }
+    return fd;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterSocketListen --
+ *
+ *	Opens the listening socket for a spec.
+ *
+ * Results:
+ *	The descriptor and, in 'address', the spec actually bound (with the
+ *	real port when 0 was asked for); or -1 with a message.
+ *
+ * Side effects:
+ *	Creates a socket.
+ *
+ *----------------------------------------------------------------------
+ */
+
+int
+MilterSocketListen(
+    const char *spec,
+    int backlog,
+    int mode,
+    char *address,
+    size_t addressLen,
+    char *err,
+    size_t errLen)
+{
+    Spec parsed;
+
+    if (!ParseSpec(spec, &parsed, err, errLen)) {
+	return -1;
+    }
+    if (backlog <= 0) {
+	backlog = SOMAXCONN;
+    }
+    snprintf(address, addressLen, "%s", spec);
+    if (parsed.family == AF_UNIX) {
+	return ListenUnix(&parsed, backlog, mode, address, addressLen, err,
+		errLen);
+    }
+    return ListenInet(&parsed, backlog, address, addressLen, err, errLen);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterSocketClose --
+ *
+ *	Closes the listening socket and, for a unix socket, removes the
+ *	socket file if it still is a socket.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Closes fd; may unlink the socket file.
+ *
+ *----------------------------------------------------------------------
+ */
+
+void
+MilterSocketClose(
+    int fd,
+    const char *address)
+{
+    struct stat st;
+
+    if (fd >= 0) {
+	close(fd);
+    }
+    if (strncmp(address, "unix:", 5) == 0
+	    && lstat(address + 5, &st) == 0 && S_ISSOCK(st.st_mode)) {
+	unlink(address + 5);
+    }
+}
