@@ -162,6 +162,7 @@ typedef struct Worker {
     size_t nlat, caplat;
     uint64_t errors, sessions, messages, rejected, accepted;
     uint64_t connRetries;
+    uint64_t rejectAt[S_HOLD + 1];	/* rejections by step */
 } Worker;
 
 /*
@@ -1079,6 +1080,7 @@ EndMessage(
 	    return;
 	}
 	w->rejected++;
+	w->rejectAt[c->step]++;
     }
     Record(w, c, now);
     c->step = S_ABORT;
@@ -1149,6 +1151,19 @@ HandlePacket(
 	    negVersion = c->version;
 	    negActions = c->actions;
 	    negProtocol = c->protocol;
+	    if (opt.verbose) {
+		int st;
+
+		fprintf(stderr, "loadgen: OPTNEG reply version %u actions 0x%x"
+			" protocol 0x%x\n", c->version, c->actions,
+			c->protocol);
+		for (st = 0; st < 7; st++) {
+		    if (c->symlist[st] != NULL) {
+			fprintf(stderr, "loadgen: macro list stage %d: \"%s\"\n",
+				st, c->symlist[st]);
+		    }
+		}
+	    }
 	}
 	c->step = S_CONNECT;
 	Advance(w, c);
@@ -1584,12 +1599,12 @@ main(
     int haveCpu = 0;
     long rss0 = -1, rss1 = -1, hwm = -1, thr = -1;
     uint64_t errors = 0, sessions = 0, messages = 0, rejected = 0;
-    uint64_t accepted = 0, retries = 0;
+    uint64_t accepted = 0, retries = 0, rejectAt[S_HOLD + 1];
     size_t nlat = 0, k;
     uint32_t *lat;
     struct rlimit rl;
 
-    while ((ch = getopt(argc, argv, "s:c:d:n:w:m:T:p:I:H:W:t:b:QAl:v")) != -1) {
+    while ((ch = getopt(argc, argv, "s:c:d:n:w:m:T:p:I:H:W:t:b:QAl:vh")) != -1) {
 	switch (ch) {
 	case 's': opt.spec = optarg; break;
 	case 'c': opt.concurrency = atoi(optarg); break;
@@ -1761,9 +1776,14 @@ main(
 	}
     }
 
+    memset(rejectAt, 0, sizeof(rejectAt));
     for (i = 0; i < opt.threads; i++) {
 	Worker *w = &workers[i];
+	int st;
 
+	for (st = 0; st <= S_HOLD; st++) {
+	    rejectAt[st] += w->rejectAt[st];
+	}
 	errors += w->errors;
 	sessions += w->sessions;
 	messages += w->messages;
@@ -1815,6 +1835,17 @@ main(
 		secs > 0 ? (double) nlat / secs : 0.0, PCT(0.50), PCT(0.90),
 		PCT(0.99), nlat ? lat[nlat - 1] : 0, sessions, messages,
 		accepted, rejected, retries);
+	if (rejected > 0) {
+	    const char *sep = " reject_at=";
+	    int st;
+
+	    for (st = 0; st <= S_HOLD; st++) {
+		if (rejectAt[st] > 0) {
+		    printf("%s%s:%" PRIu64, sep, stepNames[st], rejectAt[st]);
+		    sep = ",";
+		}
+	    }
+	}
 	if (nlat > 0) {
 	    printf(" loadgen_cpu_us_per_msg=%.1f", (self1 - self0) * 1e6
 		    / (double) nlat);

@@ -197,11 +197,12 @@ one_run() {
     if [ $rc -ne 0 ] || [ -z "$line" ]; then
 	FAILED=1
     fi
-    printf '%s %s %s %s %s %s %s %s %s %s %s %s\n' "$sock" "$conc" \
+    printf '%s %s %s %s %s %s %s %s %s %s %s %s %s\n' "$sock" "$conc" \
 	"$kind" "$run" "$(kv "$line" msgs_per_s)" "$(kv "$line" p50_us)" \
 	"$(kv "$line" p99_us)" "$(kv "$line" cpu_us_per_msg)" \
 	"$(kv "$line" rss_kib)" "$(kv "$line" hwm_kib)" \
-	"$(kv "$line" errors)" "$(kv "$line" protocol)" >>"$RESULTS"
+	"$(kv "$line" errors)" "$(kv "$line" protocol)" \
+	"$(kv "$line" reject_at)" >>"$RESULTS"
     printf '  %-8s c=%-3s %-9s run %s: %s msgs/s, p99 %s us, errors %s\n' \
 	"$sock" "$conc" "$([ "$kind" = c ] && echo "$CNAME" \
 	|| echo "$TNAME")" "$run" "$(kv "$line" msgs_per_s)" \
@@ -367,9 +368,13 @@ if [ "$IDLE" -gt 0 ]; then
     printf ' connection: %s %s bytes (%s threads), %s %s bytes (%s threads)\n' \
 	"$CNAME" "$IDLE_C" "$IDLE_THR_C" "$TNAME" "$IDLE_T" "$IDLE_THR_T"
 fi
-echo "protocol bits negotiated: $CNAME $(awk '$3 == "c" && $12 != "NA" \
-    { print $12; exit }' "$RESULTS"), $TNAME $(awk '$3 == "tcl" && \
-    $12 != "NA" { print $12; exit }' "$RESULTS")"
+first() {
+    awk -v k="$1" -v f="$2" '$3 == k && $f != "NA" && $f != "" \
+	{ print $f; exit }' "$RESULTS"
+}
+echo "protocol bits negotiated: $CNAME $(first c 12), $TNAME $(first tcl 12)"
+echo "rejections by stage (first run): $CNAME $(first c 13)," \
+    "$TNAME $(first tcl 13)"
 cat <<EOF
 notes: msgs/s counts verdicts per second; latency is MAIL to final verdict.
   CPU us/m is the milter process's utime+stime over the measured window

@@ -155,6 +155,12 @@ MODULE_SCOPE void	MilterCtxPreserve(MilterCtx *ctxPtr);
 MODULE_SCOPE void	MilterCtxRelease(MilterCtx *ctxPtr);
 
 /*
+ * unix/milterUnixChan.c
+ */
+
+MODULE_SCOPE void	MilterUnixChanInit(Tcl_Interp *interp);
+
+/*
  * milterText.c
  */
 

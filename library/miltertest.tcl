@@ -231,7 +231,7 @@ proc ::milter::test::ParseFlags {table option value} {
 	    Throw USAGE "bad value \"$value\" for $option:\
 		    must be a 32-bit unsigned integer or a list of flag names"
 	}
-	return $value
+	return [expr {$value}]
     }
     set prefix [expr {$table eq "actionBits" ? "SMFIF_" : "SMFIP_"}]
     set result 0
@@ -295,7 +295,7 @@ proc ::milter::test::CheckInteger {option value min max} {
     if {![string is entier -strict $value] || $value < $min
 	    || $value > $max} {
 	Throw USAGE "bad value \"$value\" for $option:\
-		must be an integer from $min to $max"
+		must be an integer from [expr {$min}] to [expr {$max}]"
     }
     return [expr {$value}]
 }
@@ -354,7 +354,7 @@ proc ::milter::test::open {spec args} {
     set id [incr counter]
     upvar #0 [namespace current]::S$id st
     array set st {
-	chan {} buf {} eof 0 wake 0 readerror {}
+	chan {} buf {} eof 0 wake 0 readerror {} busy 0
 	offeredVersion 6 offeredActions 0x1ff offeredProtocol 0x1fffff
 	timeout 5000 chunksize 65535 encoding utf-8
 	version 0 actions 0 protocol 0 macros {} skip {}
@@ -457,9 +457,15 @@ proc ::milter::test::Connect {id spec} {
 	return
     }
 
-    # Unix-domain socket.
-    if {[llength $unixconnect]} {
-	if {[catch {{*}$unixconnect $path} chan]} {
+    # Unix-domain socket: a connector command if there is one (TclMilter
+    # provides ::milter::test::unixsocket), else a perl relay.
+    set connector $unixconnect
+    if {![llength $connector]
+	    && [llength [info commands ::milter::test::unixsocket]]} {
+	set connector ::milter::test::unixsocket
+    }
+    if {[llength $connector]} {
+	if {[catch {{*}$connector $path} chan]} {
 	    Throw CONNECT "cannot connect to \"$spec\": $chan"
 	}
 	set st(chan) $chan
@@ -729,6 +735,9 @@ proc ::milter::test::NextPacket {id {timeout {}}} {
 
 proc ::milter::test::SendRaw {id bytes} {
     upvar #0 [namespace current]::S$id st
+    if {$st(eof)} {
+	Throw EOF "connection closed by milter"
+    }
     if {[catch {
 	puts -nonewline $st(chan) $bytes
 	flush $st(chan)
@@ -790,7 +799,7 @@ proc ::milter::test::EncodeArgv {id list} {
 
 proc ::milter::test::Describe {cmd} {
     if {$cmd eq ""} {
-		return "an empty reply"
+	return "an empty reply"
     }
     scan $cmd %c code
     if {$code >= 0x21 && $code < 0x7f} {
@@ -1046,14 +1055,18 @@ proc ::milter::test::SendMacros {id letter macros {force 1}} {
     }
     set stage [lindex [dict keys [dict filter $stageLetters value $letter]] 0]
     if {[dict exists $st(macros) $stage]} {
+	# Compare names without braces; send them spelled as the milter
+	# asked for them, since libmilter treats x and {x} as the same
+	# name only for one-character names.
 	set wanted {}
 	foreach name [dict get $st(macros) $stage] {
-	    lappend wanted [string trim $name "{}"]
+	    dict set wanted [string trim $name "{}"] $name
 	}
 	set sent {}
 	dict for {name value} $macros {
-	    if {[string trim $name "{}"] in $wanted} {
-		dict set sent $name $value
+	    set bare [string trim $name "{}"]
+	    if {[dict exists $wanted $bare]} {
+		dict set sent [dict get $wanted $bare] $value
 	    }
 	}
 	if {[dict size $sent] == 0} {
@@ -1130,12 +1143,27 @@ proc ::milter::test::Dispatch {id args} {
 	return -code error -errorcode {TCL WRONGARGS} "wrong # args: should\
 		be \"[string trimright "$st(cmd) $sub $usage"]\""
     }
-    if {[catch {Cmd_$sub $id {*}$args} result opts]} {
-	set code [dict get $opts -errorcode]
-	if {[lindex $code 0] eq "MILTERTEST"} {
-	    return -code error -errorcode $code $result
+    # A command that waits for the milter runs the event loop; from there
+    # the same session must not be used again, or the replies would go to
+    # the wrong command.
+    set guarded [expr {$sub ni {close configure negotiated}}]
+    if {$guarded} {
+	if {$st(busy)} {
+	    return -code error -errorcode {MILTERTEST BUSY} "session is busy:\
+		    a command is already waiting for the milter"
 	}
-	return -options [dict incr opts -level] $result
+	set st(busy) 1
+    }
+    set code [catch {Cmd_$sub $id {*}$args} result opts]
+    if {$guarded && [info exists st]} {
+	set st(busy) 0
+    }
+    if {$code == 1} {
+	set errorCode [dict get $opts -errorcode]
+	if {[lindex $errorCode 0] eq "MILTERTEST"} {
+	    return -code error -errorcode $errorCode $result
+	}
+	return -options $opts $result
     }
     return $result
 }

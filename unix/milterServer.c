@@ -62,6 +62,7 @@ struct MilterConn {
     int ending;			/* MilterSessionEnd has been called. */
     int paused;			/* Reading paused (input backlog). */
     int wantOut;		/* Waiting for the socket to drain. */
+    int polled;			/* The descriptor is in the epoll set. */
     int hasData;		/* The owner attached data. */
     int reaped;			/* Queued for removal (server lock). */
     time_t lastActive;		/* Monotonic seconds of the last read. */
@@ -281,7 +282,18 @@ UpdateInterest(
 {
     struct epoll_event ev;
 
-    if (conn->fd < 0) {
+    if (conn->fd < 0 || !conn->polled) {
+	return;
+    }
+    if (conn->eof) {
+	/*
+	 * Hang-ups are reported whatever the mask says, so an ended
+	 * connection leaves the set; replies still owed are written
+	 * without waiting.
+	 */
+
+	epoll_ctl(conn->server->epollFd, EPOLL_CTL_DEL, conn->fd, NULL);
+	conn->polled = 0;
 	return;
     }
     memset(&ev, 0, sizeof(ev));
@@ -637,6 +649,7 @@ MilterConnResume(
 	NoteProblem(conn);
 	if (ev == NULL) {
 	    conn->busy = 0;
+	    conn->lastActive = Now();	/* The MTA waited for us. */
 	    ev = PumpLocked(conn);
 	} else {
 	    finished = 0;	/* Same event chain: keep its reference. */
@@ -794,6 +807,7 @@ AcceptAll(
 	memset(&ev, 0, sizeof(ev));
 	ev.events = EPOLLIN | EPOLLRDHUP;
 	ev.data.ptr = conn;
+	conn->polled = 1;
 	epoll_ctl(server->epollFd, EPOLL_CTL_ADD, fd, &ev);
 	Log(server, MILTER_LOG_INFO, "connection %lu accepted", conn->id);
     }
