@@ -296,8 +296,11 @@ ValidateOption(
 
 	if (!MilterSocketCheckSpec(Tcl_GetString(valueObj), err,
 		sizeof(err))) {
-	    return BadValue(interp, option, valueObj, err[0] ? err
-		    : "a connection spec");
+	    Tcl_SetObjResult(interp, Tcl_ObjPrintf(
+		    "bad value for -connection: %s", err));
+	    Tcl_SetErrorCode(interp, "MILTER", "CONFIG", "VALUE",
+		    "-connection", NULL);
+	    return TCL_ERROR;
 	}
 	return TCL_OK;
     }
@@ -633,6 +636,10 @@ StatusObjCmd(
     if (objc != 1) {
 	Tcl_WrongNumArgs(interp, 1, objv, NULL);
 	return TCL_ERROR;
+    }
+    if (statePtr->status == MILTER_RUNNING
+	    && MilterServerStopping(statePtr->server)) {
+	statePtr->status = MILTER_DRAINING;	/* Stopped from elsewhere. */
     }
     Tcl_SetObjResult(interp, Tcl_NewStringObj(names[statePtr->status], -1));
     return TCL_OK;

@@ -697,8 +697,9 @@ CtxObjCmd(
 
     case CTX_SETSYMLIST: {
 	Tcl_Obj **elemv;
-	Tcl_Size elemc, i;
+	Tcl_Size elemc, i, len;
 	Tcl_DString list;
+	const char *name;
 	int stage;
 
 	if (objc != 4) {
@@ -716,7 +717,15 @@ CtxObjCmd(
 	    if (i > 0) {
 		Tcl_DStringAppend(&list, " ", 1);
 	    }
-	    Tcl_DStringAppend(&list, Tcl_GetString(elemv[i]), -1);
+	    name = Tcl_GetStringFromObj(elemv[i], &len);
+	    if (len > 1 && name[0] != '{') {
+		/* Long macro names travel in braces: {auth_authen}. */
+		Tcl_DStringAppend(&list, "{", 1);
+		Tcl_DStringAppend(&list, name, len);
+		Tcl_DStringAppend(&list, "}", 1);
+	    } else {
+		Tcl_DStringAppend(&list, name, len);
+	    }
 	}
 	err = MilterSessionSetSymlist(MilterConnLock(ctxPtr->conn), stage,
 		Tcl_DStringValue(&list), &msg);

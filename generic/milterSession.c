@@ -1150,6 +1150,15 @@ MilterSessionFeed(
     case SMFIC_EOH:
     case SMFIC_BODY:
     case SMFIC_BODYEOB:
+	if (!s->inMessage && (s->agreed.protocol & SMFIP_NOMAIL)) {
+	    /*
+	     * MAIL was switched off in negotiation, so the first command
+	     * of a message is what opens it.
+	     */
+
+	    s->inMessage = 1;
+	    s->position = 0;
+	}
 	if (!s->inMessage) {
 	    Fail(s, "command '%c' outside a transaction", pktPtr->cmd);
 	} else if (Position(pktPtr->cmd) < s->position) {
@@ -1585,6 +1594,11 @@ MilterSessionSetSymlist(
     if (stage < 0 || stage >= SMFIM_COUNT) {
 	*msgPtr = "unknown macro stage";
 	return MILTER_ERR_VALUE;
+    }
+    if ((s->offered.actions & SMFIF_SETSYMLIST) == 0
+	    || s->offered.version < MILTER_VERSION_MAX) {
+	*msgPtr = "the MTA does not accept macro lists";
+	return MILTER_ERR_ACTION;
     }
     if (s->symlists[stage] != NULL) {
 	*msgPtr = "the macro list for this stage is already set";

@@ -82,8 +82,14 @@ proc ::demo::Stop {} {
 	foreach pid [pid $chan] {
 	    catch {exec kill -TERM $pid}
 	}
-	catch {fconfigure $chan -blocking 1}
-	catch {Collect}
+	# Gather its last words for up to 3 s.  The channel stays
+	# non-blocking, so close does not wait for the process: Tcl reaps it
+	# in the background.
+	if {!$::demo::eof} {
+	    set timer [after 3000 {set ::demo::eof timeout}]
+	    vwait ::demo::eof
+	    after cancel $timer
+	}
 	catch {close $chan}
 	set chan {}
     }
@@ -95,11 +101,12 @@ proc ::demo::Stop {} {
 
 # demo::Verdict --
 #
-#	Sends one message and returns its action.
+#	Sends one message and returns its verdict.
 #
 # Results:
-#	The "action" of the reply dict; the reply text, if any, is appended
-#	in parentheses.
+#	A list {action reply}.  A custom SMTP reply (the milter called
+#	setreply, so the MTA got SMFIR_REPLYCODE) counts as reject for a 5xx
+#	code and tempfail for a 4xx code; reply is its text, or empty.
 #
 # Side effects:
 #	Talks to the milter.
@@ -116,10 +123,17 @@ proc ::demo::Verdict {session from rcpt subject} {
     set result [$session message -from <$from> -rcpt [list <$rcpt>] \
 	    -text $text]
     set action [dict get $result action]
-    if {[dict exists $result reply] && [dict get $result reply] ne ""} {
-	return [list $action [dict get $result reply]]
+    set reply {}
+    if {[dict exists $result reply]} {
+	set reply [string trim [dict get $result reply]]
     }
-    return [list $action {}]
+    if {$action eq "replycode"} {
+	switch -glob -- $reply {
+	    5* {set action reject}
+	    4* {set action tempfail}
+	}
+    }
+    return [list $action $reply]
 }
 
 proc ::demo::Main {} {

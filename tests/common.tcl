@@ -28,7 +28,7 @@ package require milter::test
 namespace eval ::tmtest {
     namespace export startMilter stopMilter client closeClients \
 	    socketSpec socketPath tempDir waitUntil waitFor record \
-	    recordAll recorded events clearEvents setReply setHandler \
+	    recordAll recorded events clearEvents setReply setHandler driveTo \
 	    captureBgerrors releaseBgerrors bgerrors captureLog \
 	    releaseLog logLines allEvents stageEvents bytes0to255 \
 	    hexdump staleSocket
@@ -143,7 +143,8 @@ proc ::tmtest::waitFor {varName {ms 5000}} {
 # ::tmtest::startMilter --
 #
 #	Configures the milter (a fresh unix socket unless -connection is
-#	given) and starts it in the background.
+#	given; the log goes to [logLines] unless -logcommand is given) and
+#	starts it in the background.
 #
 # Arguments:
 #	args	milter configure options
@@ -152,8 +153,12 @@ proc ::tmtest::waitFor {varName {ms 5000}} {
 #	The listening address, as [milter address] gives it.
 
 proc ::tmtest::startMilter {args} {
+    variable logLines {}
     if {![dict exists $args -connection]} {
 	dict set args -connection [socketSpec]
+    }
+    if {![dict exists $args -logcommand]} {
+	dict set args -logcommand [list [namespace current]::LogRecord]
     }
     milter configure {*}$args
     milter start
@@ -185,8 +190,7 @@ proc ::tmtest::stopMilter {} {
     foreach event $allEvents {
 	milter register $event {}
     }
-    set options [dict remove $defaults -connection]
-    catch {milter configure {*}$options}
+    catch {milter configure {*}$defaults}
     return
 }
 
@@ -334,6 +338,43 @@ proc ::tmtest::stageEvents {} {
 	lappend result [lindex $item 0]
     }
     return $result
+}
+
+# ::tmtest::driveTo --
+#
+#	Sends an MTA's commands in order (connect, helo, envfrom, envrcpt,
+#	data, one header, eoh, one body chunk, eom) up to and including
+#	'stage', or connect, helo and then unknown for stage "unknown".
+#
+# Arguments:
+#	session	a milter::test session
+#	stage	the last command to send
+#
+# Results:
+#	The client's result dict for that last command.
+
+proc ::tmtest::driveTo {session stage} {
+    set steps {
+	{connect client.example inet 4321 192.0.2.1}
+	{helo helo.example}
+	{envfrom <from@example.org> SIZE=10}
+	{envrcpt <to@example.org>}
+	{data}
+	{header Subject Test}
+	{eoh}
+	{body "Hello\r\n"}
+	{eom}
+    }
+    if {$stage eq "unknown"} {
+	set steps [list {*}[lrange $steps 0 1] {unknown "XFOO bar"}]
+    }
+    foreach step $steps {
+	set result [$session {*}$step]
+	if {[lindex $step 0] eq $stage} {
+	    return $result
+	}
+    }
+    return -code error "unknown stage \"$stage\""
 }
 
 # ::tmtest::captureBgerrors, releaseBgerrors, bgerrors --

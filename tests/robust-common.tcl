@@ -50,6 +50,7 @@ namespace eval ::robust {
     variable trace {}		;# {ctx event arg ...} per callback
     variable log {}		;# {level message} per log line
     variable bgerrors {}	;# {message errorcode} per bgerror
+    variable bginfo {}		;# the -errorinfo of each bgerror
     variable handlers		;# event -> lambda {ctx args} for results
     array set handlers {}
     variable defaults {}	;# milter configure as found
@@ -143,7 +144,9 @@ proc ::robust::Log {level message} {
 
 proc ::robust::BgError {message options} {
     variable bgerrors
+    variable bginfo
     lappend bgerrors [list $message [dict get $options -errorcode]]
+    lappend bginfo [dict get $options -errorinfo]
 }
 
 # robust::start ?-option value ...? --
@@ -156,6 +159,7 @@ proc ::robust::start {args} {
     variable trace {}
     variable log {}
     variable bgerrors {}
+    variable bginfo {}
     variable savedBgerror
     set savedBgerror [interp bgerror {}]
     interp bgerror {} ::robust::BgError

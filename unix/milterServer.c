@@ -489,7 +489,7 @@ PumpLocked(
 		MilterBufLength(&conn->in), conn->server->config.maxData,
 		&pkt, &used)) {
 	case MILTER_FRAME_OK:
-	    if (server->debugLevel >= 4) {
+	    if (server->debugLevel >= 3) {
 		Log(server, MILTER_LOG_DEBUG, "connection %lu: command '%c' "
 			"with %zu bytes", conn->id, pkt.cmd, pkt.len);
 	    }
@@ -500,7 +500,7 @@ PumpLocked(
 	case MILTER_FRAME_SHORT:
 	    stopping = __atomic_load_n(&server->stopping, __ATOMIC_ACQUIRE);
 	    if (stopping && !MilterSessionInMessage(conn->session)) {
-		Log(server, MILTER_LOG_INFO, "connection %lu: closed by "
+		Log(server, MILTER_LOG_NOTICE, "connection %lu: closed by "
 			"milter stop between messages", conn->id);
 		conn->eof = 1;
 		break;
@@ -1331,4 +1331,11 @@ MilterServerConnections(
     count = server->connCount;
     pthread_mutex_unlock(&server->lock);
     return count;
+}
+
+int
+MilterServerStopping(
+    MilterServer *server)
+{
+    return __atomic_load_n(&server->stopping, __ATOMIC_ACQUIRE);
 }

@@ -228,14 +228,20 @@ namespace eval ::mta::milter {
 
 # ::mta::milter::libpath --
 #	TCLLIBPATH for milter processes, so that they load the TclMilter
-#	being tested: what this interpreter uses, then the build tree.
+#	being tested: this process's TCLLIBPATH ("make test" points it at
+#	the build directory), then the source tree (an in-tree build), then
+#	this interpreter's auto_path.
 
 proc ::mta::milter::libpath {} {
     set path {}
     if {[info exists ::env(TCLLIBPATH)]} {
 	lappend path {*}$::env(TCLLIBPATH)
     }
-    lappend path [pwd] $::mta::top
+    # Not [pwd]: Tcl also searches the subdirectories of each entry, and
+    # other builds of TclMilter may be there.
+    if {$::mta::top ni $path} {
+	lappend path $::mta::top
+    }
     foreach dir $::auto_path {
 	if {$dir ni $path} {
 	    lappend path $dir
@@ -264,8 +270,8 @@ proc ::mta::milter::canLoad {} {
 #	Start a milter script (default milters/everything.tcl) listening
 #	on a unix socket or on 127.0.0.1 (-transport unix|inet|inet6).
 #	A unix socket is given mode 0660 and group -socketgroup (default
-#	postfix, whose smtpd connects to it).  Extra arguments after the
-#	options go to the script.  Waits until it
+#	postfix, whose smtpd connects to it).  Arguments after the options
+#	(or after "--") go to the script.  Waits until it
 #	logs "ready".  Returns a dict:
 #	    pid log out dir
 #	    spec	the -connection spec the milter got
@@ -278,6 +284,10 @@ proc ::mta::milter::start {args} {
 	    -script [file join $::mta::here milters everything.tcl] \
 	    -socketgroup postfix]
     while {[string match -* [lindex $args 0]]} {
+	if {[lindex $args 0] eq "--"} {
+	    set args [lrange $args 1 end]
+	    break
+	}
 	set args [lassign $args opt value]
 	if {![dict exists $opts $opt]} {
 	    error "unknown option \"$opt\""
@@ -409,6 +419,17 @@ proc ::mta::milter::waitEvent {m event {mark 0} {count 1} {timeoutMs 10000}} {
 	[llength [::mta::milter::events $m $event $mark]] >= $count
     } $timeoutMs
     return [since $m $mark]
+}
+
+# ::mta::milter::quiesce --
+#	Wait until every MTA connection the milter logged has closed, so
+#	that lines of one session never spill into the next test.
+
+proc ::mta::milter::quiesce {m {timeoutMs 15000}} {
+    return [::mta::waitUntil {
+	[llength [::mta::milter::events $m connect]]
+	== [llength [::mta::milter::events $m close]]
+    } $timeoutMs]
 }
 
 # ::mta::milter::names --
@@ -588,7 +609,8 @@ proc ::mta::smtp::transaction {chan from rcpts message {encoding utf-8}} {
 #	    -myaddr ADDR (client source address)
 #	    -before LIST (commands sent after EHLO, e.g. {"FOO bar"})
 #	Returns a dict: greeting, helo, before (replies), the keys of
-#	transaction, quit, and queueid (from "queued as ID", if any).
+#	transaction, quit, queueid (from "queued as ID", if any) and
+#	sockname (the client socket's {address name port}).
 
 proc ::mta::smtp::send {host port args} {
     set o [dict create -helo client.tclmilter.test \
@@ -606,7 +628,8 @@ proc ::mta::smtp::send {host port args} {
 	lappend sockOpts -myaddr [dict get $o -myaddr]
     }
     lassign [open $host $port {*}$sockOpts] chan greeting
-    set result [dict create greeting $greeting]
+    set result [dict create greeting $greeting \
+	    sockname [fconfigure $chan -sockname]]
     try {
 	if {[lindex $greeting end] eq "<EOF>"} {
 	    return $result
@@ -648,7 +671,8 @@ proc ::mta::smtp::queueid {reply} {
 }
 
 # ::mta::smtp::message --
-#	A simple RFC 5322 message.  Options: -subject, -from, -to, -headers
+#	A simple message (no Date or Message-ID, so that delivered copies
+#	can be compared exactly).  Options: -subject, -from, -to, -headers
 #	(list of name value), -body (text; LF line ends are fine).
 
 proc ::mta::smtp::message {args} {
@@ -656,7 +680,6 @@ proc ::mta::smtp::message {args} {
 	-to rcpt@dest.tclmilter.test -headers {} -body "Hello.\n"} $args]
     set m "From: <[dict get $o -from]>\nTo: <[dict get $o -to]>\n"
     append m "Subject: [dict get $o -subject]\n"
-    append m "Message-ID: <[clock microseconds].[incr ::mta::seq]@client.tclmilter.test>\n"
     foreach {name value} [dict get $o -headers] {
 	append m "$name: $value\n"
     }
@@ -761,6 +784,19 @@ proc ::mta::sink::header {msg name} {
     foreach field [dict get $msg headers] {
 	if {[string equal -nocase [lindex $field 0] $name]} {
 	    lappend out [lindex $field 1]
+	}
+    }
+    return $out
+}
+
+# ::mta::sink::fields --
+#	"Name: value" for each header except Received: (MTA-dependent).
+
+proc ::mta::sink::fields {msg} {
+    set out {}
+    foreach field [dict get $msg headers] {
+	if {[lindex $field 0] ne "Received"} {
+	    lappend out "[lindex $field 0]: [lindex $field 1]"
 	}
     }
     return $out

@@ -163,6 +163,11 @@ proc ::mta::postfix::start {args} {
     }
     ::mta::writeFile $etc/main.cf $cf
     ::mta::writeFile $etc/master.cf $master
+    # Postfix waits (up to ~2 s) for a main.cf written in this second to
+    # settle; it was not edited, so backdate it.
+    set past [expr {[clock seconds] - 60}]
+    file mtime $etc/main.cf $past
+    file mtime $etc/master.cf $past
 
     set inst $i
     ::mta::atCleanup ::mta::postfix::stop

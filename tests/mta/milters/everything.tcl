@@ -21,6 +21,8 @@
 #	-symlist STAGEMACROS	dict stage -> macro list, sent with
 #				setsymlist from a negotiate callback
 #	-name NAME		milter name (default everything)
+#	-encoding ENC		milter configure -encoding (default: the
+#				package default)
 #
 # Fixed verdicts before end of message:
 #	HELO reject.helo.test		550 5.7.1 text, SMFIS_REJECT
@@ -35,7 +37,7 @@
 #	unknown SMTP command		550 5.5.1 text, SMFIS_REJECT
 #
 # End of message is driven by X-Milter-Do headers: each value is a list
-# of commands separated by ";", each command a Tcl list, run in order at
+# of commands separated by "; ", each command a Tcl list, run in order at
 # end of message (several X-Milter-Do headers are run in header order):
 #	addheader NAME VALUE		insheader INDEX NAME VALUE
 #	chgheader NAME INDEX VALUE	delheader NAME INDEX
@@ -57,21 +59,21 @@ package require TclMilter
 namespace eval ::everything {
     variable log ""
     variable opts [dict create -rejectconnect {} -tempfailconnect {} \
-	    -rejecthostname {} -symlist {} -name everything]
+	    -rejecthostname {} -symlist {} -name everything -encoding {}]
 
     # Macros looked up at each stage; recorded for the "macros" command.
     variable stageMacros {
-	connect {j _ v {daemon_name} {daemon_addr} {daemon_port}
-	    {client_addr} {client_port} {client_name} {client_ptr}
-	    {if_name} {if_addr}}
-	helo {{tls_version} {cipher} {cipher_bits} {cert_subject}
-	    {cert_issuer} {client_addr}}
-	envfrom {i {mail_addr} {mail_host} {mail_mailer} {auth_type}
-	    {auth_authen} {auth_author}}
-	envrcpt {i {rcpt_addr} {rcpt_host} {rcpt_mailer}}
+	connect {j _ v {{daemon_name}} {{daemon_addr}} {{daemon_port}}
+	    {{client_addr}} {{client_port}} {{client_name}} {{client_ptr}}
+	    {{if_name}} {{if_addr}}}
+	helo {{{tls_version}} {{cipher}} {{cipher_bits}} {{cert_subject}}
+	    {{cert_issuer}} {{client_addr}}}
+	envfrom {i {{mail_addr}} {{mail_host}} {{mail_mailer}} {{auth_type}}
+	    {{auth_authen}} {{auth_author}}}
+	envrcpt {i {{rcpt_addr}} {{rcpt_host}} {{rcpt_mailer}}}
 	data {i}
 	eoh {i}
-	eom {i {msg_id} j {daemon_name} {mail_addr}}
+	eom {i {{msg_id}} j {{daemon_name}} {{mail_addr}}}
     }
 }
 
@@ -88,13 +90,24 @@ proc ::everything::log {args} {
 }
 
 # everything::record --
-#	Look up this stage's macros with getsymval and keep them in the
+#	Look up this stage's macros (stageMacros, plus those -symlist asks
+#	for at this stage) with getsymval and keep them in the
 #	context as conn.macros.STAGE (connect, helo) or msg.macros.STAGE.
 
 proc ::everything::record {ctx stage} {
     variable stageMacros
+    variable opts
+    set syms [dict get $stageMacros $stage]
+    # Also whatever -symlist asked for at this stage.
+    if {[dict exists $opts -symlist $stage]} {
+	foreach sym [dict get $opts -symlist $stage] {
+	    if {$sym ni $syms} {
+		lappend syms $sym
+	    }
+	}
+    }
     set values {}
-    foreach sym [dict get $stageMacros $stage] {
+    foreach sym $syms {
 	dict set values $sym [$ctx getsymval $sym]
     }
     set scope [expr {$stage in {connect helo} ? "conn" : "msg"}]
@@ -122,7 +135,7 @@ proc ::everything::priv {ctx key} {
     return [expr {[dict exists $all $key] ? [dict get $all $key] : ""}]
 }
 
-proc ::everything::negotiate {ctx actions protocol} {
+proc ::everything::on_negotiate {ctx actions protocol} {
     variable opts
     log negotiate $actions $protocol
     dict for {stage macros} [dict get $opts -symlist] {
@@ -131,7 +144,7 @@ proc ::everything::negotiate {ctx actions protocol} {
     return SMFIS_CONTINUE
 }
 
-proc ::everything::connect {ctx hostname addrInfo} {
+proc ::everything::on_connect {ctx hostname addrInfo} {
     variable opts
     log connect $hostname $addrInfo
     $ctx setpriv conn.connect [list $hostname $addrInfo]
@@ -153,7 +166,7 @@ proc ::everything::connect {ctx hostname addrInfo} {
     return SMFIS_CONTINUE
 }
 
-proc ::everything::helo {ctx helohost} {
+proc ::everything::on_helo {ctx helohost} {
     log helo $helohost
     $ctx setpriv conn.helo $helohost
     record $ctx helo
@@ -169,7 +182,7 @@ proc ::everything::helo {ctx helohost} {
     return SMFIS_CONTINUE
 }
 
-proc ::everything::envfrom {ctx argv} {
+proc ::everything::on_envfrom {ctx argv} {
     log envfrom $argv
     # A new message: forget the previous one (Sendmail sends no ABORT
     # after a completed message, Postfix does).
@@ -202,7 +215,7 @@ proc ::everything::envfrom {ctx argv} {
     return SMFIS_CONTINUE
 }
 
-proc ::everything::envrcpt {ctx argv} {
+proc ::everything::on_envrcpt {ctx argv} {
     log envrcpt $argv
     record $ctx envrcpt
     switch -- [localpart [lindex $argv 0]] {
@@ -221,20 +234,22 @@ proc ::everything::envrcpt {ctx argv} {
     return SMFIS_CONTINUE
 }
 
-proc ::everything::data {ctx} {
+proc ::everything::on_data {ctx} {
     log data
     record $ctx data
     return SMFIS_CONTINUE
 }
 
-proc ::everything::header {ctx name value} {
+proc ::everything::on_header {ctx name value} {
     $ctx setpriv msg.headers [expr {[$ctx getpriv msg.headers] + 1}]
     set seen [$ctx getpriv msg.seen]
     lappend seen $name $value
     $ctx setpriv msg.seen $seen
     if {[string equal -nocase $name X-Milter-Do]} {
 	set todo [$ctx getpriv msg.do]
-	foreach cmd [split $value ";"] {
+	# ";" ends a command only before white space or at the end, so
+	# that "ORCPT=rfc822;a@b" stays whole.
+	foreach cmd [split [regsub -all {;(\s+|$)} $value \0] \0] {
 	    set cmd [string trim $cmd]
 	    if {$cmd ne ""} {
 		lappend todo $cmd
@@ -245,13 +260,13 @@ proc ::everything::header {ctx name value} {
     return SMFIS_CONTINUE
 }
 
-proc ::everything::eoh {ctx} {
+proc ::everything::on_eoh {ctx} {
     log eoh [$ctx getpriv msg.headers]
     record $ctx eoh
     return SMFIS_CONTINUE
 }
 
-proc ::everything::body {ctx bytes} {
+proc ::everything::on_body {ctx bytes} {
     set len [string length $bytes]
     log body $len
     $ctx setpriv msg.bodylen [expr {[$ctx getpriv msg.bodylen] + $len}]
@@ -263,7 +278,7 @@ proc ::everything::body {ctx bytes} {
     return SMFIS_CONTINUE
 }
 
-proc ::everything::eom {ctx} {
+proc ::everything::on_eom {ctx} {
     log eom
     record $ctx eom
     set verdict SMFIS_CONTINUE
@@ -392,18 +407,18 @@ proc ::everything::addReport {ctx} {
 	    [priv $ctx conn.helo]]
 }
 
-proc ::everything::abort {ctx} {
+proc ::everything::on_abort {ctx} {
     log abort
     $ctx unsetpriv msg.*
     return SMFIS_CONTINUE
 }
 
-proc ::everything::close {ctx} {
+proc ::everything::on_close {ctx} {
     log close
     return SMFIS_CONTINUE
 }
 
-proc ::everything::unknown {ctx cmdline} {
+proc ::everything::on_unknown {ctx cmdline} {
     log unknown $cmdline
     $ctx setreply 550 5.5.1 "unknown command refused by milter"
     return SMFIS_REJECT
@@ -425,12 +440,15 @@ proc ::everything::main {argv} {
 	dict set opts $opt $value
     }
     milter configure -name [dict get $opts -name] -connection $spec
+    if {[dict get $opts -encoding] ne ""} {
+	milter configure -encoding [dict get $opts -encoding]
+    }
     foreach event {connect helo envfrom envrcpt data header eoh body eom
 	    abort close unknown} {
-	milter register $event ::everything::$event
+	milter register $event ::everything::on_$event
     }
     if {[dict size [dict get $opts -symlist]]} {
-	milter register negotiate ::everything::negotiate
+	milter register negotiate ::everything::on_negotiate
     }
     milter start
     log ready [milter address]
