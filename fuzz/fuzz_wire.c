@@ -37,6 +37,18 @@
 #define CHECK(cond) \
     ((cond) ? (void) 0 : Violation(#cond, __LINE__))
 
+/*
+ * The reference checks walk whole payloads byte by byte; they are not
+ * what is being fuzzed, so clang leaves them out of the coverage and
+ * comparison tracing, which would otherwise cost most of the time.
+ */
+
+#if defined(__clang__) && __clang_major__ >= 13
+#   define NO_COVERAGE	__attribute__((no_sanitize("coverage")))
+#else
+#   define NO_COVERAGE
+#endif
+
 static const size_t maxDataTable[8] = {
     0, 1, 12, 255, 65535, 65535, 262143, (size_t) -1
 };
@@ -73,7 +85,7 @@ Violation(
  *----------------------------------------------------------------------
  */
 
-static uint32_t
+static NO_COVERAGE uint32_t
 RefGet32(
     const unsigned char *p)
 {
@@ -86,7 +98,7 @@ RefGet32(
     return v;
 }
 
-static MilterFrameResult
+static NO_COVERAGE MilterFrameResult
 RefFrame(
     const unsigned char *buf,
     size_t avail,
@@ -111,7 +123,7 @@ RefFrame(
     return MILTER_FRAME_OK;
 }
 
-static int
+static NO_COVERAGE int
 RefStrings(
     const unsigned char *d,
     size_t len,
@@ -140,7 +152,7 @@ RefStrings(
     return 1;
 }
 
-static size_t
+static NO_COVERAGE size_t
 RefFindNul(
     const unsigned char *d,
     size_t from,
@@ -152,7 +164,7 @@ RefFindNul(
     return from;		/* == len when there is none. */
 }
 
-static int
+static NO_COVERAGE int
 RefConnect(
     const unsigned char *d,
     size_t len,
@@ -198,7 +210,7 @@ RefConnect(
     return 1;
 }
 
-static int
+static NO_COVERAGE int
 RefMacroStage(
     unsigned char cmd)
 {
@@ -353,24 +365,20 @@ CheckStrings(
     offsets[4] = pktPtr->len;
     offsets[5] = pktPtr->len + 1;
     for (o = 0; o < 6; o++) {
+	int refOk = RefStrings(pktPtr->data, pktPtr->len, offsets[o], 1 << 30,
+		&refCount);
+
 	for (l = 0; l < 5; l++) {
 	    int max = limits[l];
 	    int ok;
 
-	    for (i = 0; i < 65; i++) {
-		strs[i].ptr = NULL;
-		strs[i].len = (size_t) 0xdead;
-	    }
+	    /* A sentinel just past the room given: it must stay intact. */
+	    strs[max].ptr = NULL;
+	    strs[max].len = (size_t) 0xdead;
 	    count = -1;
-	    refCount = -2;
 	    ok = MilterWireStrings(pktPtr, offsets[o], strs, max, &count);
-	    CHECK(ok == RefStrings(pktPtr->data, pktPtr->len, offsets[o],
-		    max, &refCount));
-	    for (i = ok ? count : 0; i < 65; i++) {
-		if (i >= max) {
-		    CHECK(strs[i].ptr == NULL && strs[i].len == 0xdead);
-		}
-	    }
+	    CHECK(ok == (refOk && refCount <= max));
+	    CHECK(strs[max].ptr == NULL && strs[max].len == 0xdead);
 	    if (!ok) {
 		continue;
 	    }

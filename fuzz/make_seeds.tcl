@@ -78,7 +78,7 @@ proc eom {{bytes ""}}	{pkt E $bytes}
 proc abort {}		{pkt A}
 proc quit {}		{pkt Q}
 proc quitnc {}		{pkt K}
-proc unknown {line}	{pkt U [strs $line]}
+proc unknownCmd {line} {pkt U [strs $line]}
 
 # A body of 'n' bytes of CRLF-terminated lines.
 proc bodyText {n {seed 0}} {
@@ -97,21 +97,21 @@ proc bodyText {n {seed 0}} {
 
 # Postfix's default macro lists (postconf milter_*_macros).
 proc postfixConnectMacros {addr} {
-    macros C j mx.example.org {daemon_name} smtpd {daemon_addr} 192.0.2.1 \
-	    v Postfix _ "client.example.net \[$addr\]" {client_addr} $addr
+    macros C j mx.example.org "{daemon_name}" smtpd "{daemon_addr}" 192.0.2.1 \
+	    v Postfix _ "client.example.net \[$addr\]" "{client_addr}" $addr
 }
 
 proc postfixMessage {n {final ""}} {
     set out ""
-    append out [macros M i 4XkQ1b2c3dz$n {mail_mailer} esmtp \
-	    {mail_host} client.example.net {mail_addr} sender$n@example.net]
+    append out [macros M i 4XkQ1b2c3dz$n "{mail_mailer}" esmtp \
+	    "{mail_host}" client.example.net "{mail_addr}" sender$n@example.net]
     append out [mail <sender$n@example.net> SIZE=1234 BODY=8BITMIME]
-    append out [macros R {rcpt_mailer} local {rcpt_host} "" \
-	    {rcpt_addr} user@example.org]
+    append out [macros R "{rcpt_mailer}" local "{rcpt_host}" "" \
+	    "{rcpt_addr}" user@example.org]
     append out [rcpt <user@example.org> NOTIFY=SUCCESS,FAILURE \
 	    ORCPT=rfc822\;user@example.org]
-    append out [macros R {rcpt_mailer} error {rcpt_host} 5.1.1 \
-	    {rcpt_addr} "User unknown"]
+    append out [macros R "{rcpt_mailer}" error "{rcpt_host}" 5.1.1 \
+	    "{rcpt_addr}" "User unknown"]
     append out [rcpt <nobody@example.org>]
     append out [macros T i 4XkQ1b2c3dz$n]
     append out [data]
@@ -150,14 +150,14 @@ proc postfixSession {args} {
     } else {
 	append out [connect client.example.net 4 40001 $addr]
     }
-    append out [macros H {tls_version} TLSv1.3 {cipher} \
-	    TLS_AES_256_GCM_SHA384 {cipher_bits} 256]
+    append out [macros H "{tls_version}" TLSv1.3 "{cipher}" \
+	    TLS_AES_256_GCM_SHA384 "{cipher_bits}" 256]
     append out [helo client.example.net]
     for {set i 1} {$i <= $messages} {incr i} {
 	append out [postfixMessage $i [expr {$i % 2 ? "" : [bodyText 40]}]]
     }
-    append out [macros U {client_addr} $addr]
-    append out [unknown "XFOO bar"]
+    append out [macros U "{client_addr}" $addr]
+    append out [unknownCmd "XFOO bar"]
     append out [quit]
     return $out
 }
@@ -166,20 +166,20 @@ proc sendmailSession {} {
     set out ""
     append out [optneg 6 0x1FF 0x1FFFFF]
     append out [macros C j mail.example.com _ \
-	    "client.example.net \[IPv6:2001:db8::7\]" {daemon_name} MTA \
-	    {if_name} mail.example.com {if_addr} 2001:db8::1]
+	    "client.example.net \[IPv6:2001:db8::7\]" "{daemon_name}" MTA \
+	    "{if_name}" mail.example.com "{if_addr}" 2001:db8::1]
     append out [connect client.example.net 6 25000 \
 	    IPv6:2001:db8:0:0:0:0:0:7]
-    append out [macros H {tls_version} TLSv1.2 {cipher} \
-	    ECDHE-RSA-AES256-GCM-SHA384 {cipher_bits} 256 \
-	    {cert_subject} "" {cert_issuer} ""]
+    append out [macros H "{tls_version}" TLSv1.2 "{cipher}" \
+	    ECDHE-RSA-AES256-GCM-SHA384 "{cipher_bits}" 256 \
+	    "{cert_subject}" "" "{cert_issuer}" ""]
     append out [helo \[IPv6:2001:db8::7\]]
-    append out [macros M i 5A6B7C8D012345 {auth_type} PLAIN \
-	    {auth_authen} alice {auth_ssf} 0 {mail_mailer} esmtp \
-	    {mail_host} example.net {mail_addr} alice@example.net]
+    append out [macros M i 5A6B7C8D012345 "{auth_type}" PLAIN \
+	    "{auth_authen}" alice "{auth_ssf}" 0 "{mail_mailer}" esmtp \
+	    "{mail_host}" example.net "{mail_addr}" alice@example.net]
     append out [mail <alice@example.net> SIZE=512 AUTH=alice@example.net]
-    append out [macros R {rcpt_mailer} local {rcpt_host} "" \
-	    {rcpt_addr} bob]
+    append out [macros R "{rcpt_mailer}" local "{rcpt_host}" "" \
+	    "{rcpt_addr}" bob]
     append out [rcpt <bob@example.com>]
     append out [data]
     append out [header Received " from \[IPv6:2001:db8::7\] by mail.example.com\n\t(8.18.1/8.18.1) with ESMTPSA id 5A6B7C8D012345"]
@@ -189,7 +189,7 @@ proc sendmailSession {} {
     append out [header X-Empty ""]
     append out [eoh]
     append out [body "Hello Bob,\r\n\r\nbare LF turned into CRLF\r\n.\r\n"]
-    append out [macros E {msg_id} <5A6B7C8D012345@mail.example.com>]
+    append out [macros E "{msg_id}" <5A6B7C8D012345@mail.example.com>]
     append out [eom]
     append out [quit]
     return $out
@@ -216,7 +216,7 @@ proc ev {verdict args} {
 	error "at most 7 actions per event"
     }
     set b [expr {$::verdictCode($verdict) | ([llength $args] << 3)}]
-    binary format c $b[join $args ""]
+    return [binary format c $b][join $args ""]
 }
 
 proc idle {n} {
@@ -224,35 +224,35 @@ proc idle {n} {
 }
 
 proc actAddHeader {name value} {
-    binary format cc 0 0][sstr $name][sstr $value
+    return [binary format cc 0 0][sstr $name][sstr $value]
 }
 proc actInsHeader {index name value} {
-    binary format ccI 0 1 $index][sstr $name][sstr $value
+    return [binary format ccI 0 1 $index][sstr $name][sstr $value]
 }
 proc actChgHeader {index name value} {
-    binary format ccI 0 2 $index][sstr $name][sstr $value
+    return [binary format ccI 0 2 $index][sstr $name][sstr $value]
 }
 proc actChgFrom {addr {esmtp ""}} {
     if {$esmtp eq ""} {
 	return [binary format ccc 0 3 0][sstr $addr]
     }
-    binary format ccc 0 3 1][sstr $addr][sstr $esmtp
+    return [binary format ccc 0 3 1][sstr $addr][sstr $esmtp]
 }
 proc actAddRcpt {addr} {
-    binary format cc 0 4][sstr $addr
+    return [binary format cc 0 4][sstr $addr]
 }
 proc actAddRcptPar {addr esmtp} {
-    binary format ccc 0 5 1][sstr $addr][sstr $esmtp
+    return [binary format ccc 0 5 1][sstr $addr][sstr $esmtp]
 }
 proc actDelRcpt {addr} {
-    binary format cc 0 6][sstr $addr
+    return [binary format cc 0 6][sstr $addr]
 }
 proc actQuarantine {reason} {
-    binary format cc 0 7][sstr $reason
+    return [binary format cc 0 7][sstr $reason]
 }
 # Replacement body of 'len' pattern bytes (times 4 when 'times4').
 proc actReplaceBody {len {times4 0}} {
-    binary format cSccc 1 $len 0 [expr {$times4 ? 0 : 1}]
+    binary format cScc 1 $len 0 [expr {$times4 ? 0 : 1}]
 }
 proc actProgress {} {
     binary format c 2
@@ -260,6 +260,9 @@ proc actProgress {} {
 # rcode: 0 550, 1 451, 2 421; xcode: 0 none, 2 5.7.1, 3 4.2.0, 11 4.0.0.
 proc actSetReply {rcode xcode args} {
     set out [binary format cccc 3 $rcode $xcode [llength $args]]
+    if {[llength $args] > 4} {
+	append out \0		;# Keep the count (see DoSetReply).
+    }
     foreach line $args {
 	if {[string length $line] > 14} {
 	    error "reply line too long for a seed: $line"
@@ -269,14 +272,14 @@ proc actSetReply {rcode xcode args} {
     return $out
 }
 proc actSymlist {stage list} {
-    binary format cc 4 [expr {$stage + 1}]][sstr $list
+    return [binary format cc 4 [expr {$stage + 1}]][sstr $list]
 }
 # Look up the first name of a macro stage, with braces added if 'braces'.
 proc actLookup {stage {braces 0}} {
     binary format ccc 5 [expr {$stage | ($braces ? 0x40 : 0)}] 0
 }
 proc actLookupName {name} {
-    binary format cc 5 0x80][sstr $name
+    return [binary format cc 5 0x80][sstr $name]
 }
 
 # ----------------------------------------------------------------------
@@ -324,7 +327,7 @@ sessionSeed small-maxdata [postfixSession] "" 6
 
 sessionSeed unix-socket [join [list \
 	[optneg 6 0x1FF 0x1FFFFF] \
-	[macros C j localhost {daemon_name} submission] \
+	[macros C j localhost "{daemon_name}" submission] \
 	[connect localhost L 0 /var/run/postfix/smtpd.sock] \
 	[helo localhost] \
 	[mail <root@localhost>] [rcpt <root@localhost>] [data] \
@@ -333,8 +336,8 @@ sessionSeed unix-socket [join [list \
 sessionSeed unknown-peer [join [list \
 	[optneg 6 0x1FF 0x1FFFFF] \
 	[connect {[192.0.2.99]} U] \
-	[macros U {client_addr} 192.0.2.99] \
-	[unknown "VRFY postmaster"] \
+	[macros U "{client_addr}" 192.0.2.99] \
+	[unknownCmd "VRFY postmaster"] \
 	[helo "bad helo with spaces"] \
 	[quit]] ""]
 
@@ -365,10 +368,10 @@ sessionSeed quit-nc [join [list \
 # envfrom envrcpt data header header eoh body eom close.
 set oneMessage [join [list \
 	[optneg 6 0x1FF 0x1FFFFF] \
-	[macros C j mx.example.org {daemon_name} smtpd] \
+	[macros C j mx.example.org "{daemon_name}" smtpd] \
 	[connect client.example.net 4 40001 192.0.2.7] \
 	[helo client.example.net] \
-	[macros M i 4XkQ1 {mail_addr} s@example.net] \
+	[macros M i 4XkQ1 "{mail_addr}" s@example.net] \
 	[mail <s@example.net> BODY=8BITMIME] \
 	[rcpt <u@example.org>] [data] \
 	[header From <s@example.net>] [header Subject hello] [eoh] \
@@ -380,7 +383,7 @@ sessionSeed eom-modify $oneMessage [join [list [idle 10] \
 		[actChgFrom <new@example.net> RET=HDRS] \
 		[actAddRcpt <archive@example.org>] \
 		[actProgress] \
-		[actReplaceBody 70000]]] ""]
+		[actReplaceBody 17500 1]]] ""]
 sessionSeed eom-modify2 $oneMessage [join [list [idle 10] \
 	[ev continue [actAddRcptPar <x@example.org> NOTIFY=NEVER] \
 		[actDelRcpt <u@example.org>] \
@@ -404,9 +407,9 @@ sessionSeed setsymlist $oneMessage [join [list \
 		[actSymlist 2 "{mail_addr} i"] \
 		[actSymlist 5 i] [actSymlist 5 again] \
 		[actSymlist 7 bad]] \
-	[ev continue [actLookup 0] [actLookupName {daemon_name}]] \
+	[ev continue [actLookup 0] [actLookupName "{daemon_name}"]] \
 	[ev continue [actLookupName j]] \
-	[ev continue [actLookup 2] [actLookupName {i}]]] ""]
+	[ev continue [actLookup 2] [actLookupName "{i}"]]] ""]
 
 # No-reply headers: a header verdict travels with the next body reply.
 set offerNr [expr {0x1FFFFF}]
@@ -462,7 +465,25 @@ sessionSeed connect-421 $oneMessage [join [list [idle 1] \
 	[ev tempfail [actSetReply 2 3 "too busy"]]] ""]
 sessionSeed negotiate-refused $oneMessage [ev reject]
 
+# The last body chunk rejects the message: no eom callback.  A reply of
+# 33 lines is refused, one of 32 is used.
+sessionSeed eom-chunk-reject [join [list \
+	[optneg 6 0x1FF 0x1FFFFF] \
+	[connect client.example.net 4 40001 192.0.2.7] \
+	[mail <s@example.net>] [rcpt <u@example.org>] [data] [eoh] \
+	[body [bodyText 100]] [eom [bodyText 50]] [abort] [quit]] ""] \
+	[join [list [idle 7] \
+	[ev reject [actSetReply 0 2 {*}[lrepeat 33 x]] \
+		[actSetReply 0 2 {*}[lrepeat 32 y]]]] ""]
+
 # Malformed and out-of-order traffic.
+sessionSeed out-of-order [join [list [optneg 6 0x1FF 0x1FFFFF] \
+	[connect c 4 1 192.0.2.1] [mail <a@b>] [rcpt <c@d>] [data] \
+	[rcpt <e@f>] [quit]] ""]
+sessionSeed short-optneg [pkt O [binary format II 6 0x1FF]]
+sessionSeed macro-no-stage [join [list [optneg 6 0x1FF 0x1FFFFF] \
+	[pkt D] [macros X a b] [pkt D C] [pkt D Ca\0b] \
+	[connect c 4 1 192.0.2.1] [quit]] ""]
 sessionSeed rcpt-outside [join [list [optneg 6 0x1FF 0x1FFFFF] \
 	[connect c 4 1 192.0.2.1] [rcpt <u@example.org>]] ""]
 sessionSeed bad-connect [join [list [optneg 6 0x1FF 0x1FFFFF] \

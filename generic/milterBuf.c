@@ -215,7 +215,11 @@ MilterBufAppendBuf(
     MilterBuf *bufPtr,
     const MilterBuf *srcPtr)
 {
-    MilterBufAppend(bufPtr, MilterBufData(srcPtr), MilterBufLength(srcPtr));
+    if (MilterBufLength(srcPtr) > 0) {
+	/* An empty buffer may have no storage to point into. */
+	MilterBufAppend(bufPtr, MilterBufData(srcPtr),
+		MilterBufLength(srcPtr));
+    }
 }
 
 /*

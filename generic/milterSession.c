@@ -733,6 +733,8 @@ RunEnd(
 	/* FALLTHRU */
     case 2:
 	ClearMacros(s, 0);
+	MilterFree(s->reply);	/* Set by the close callback: it must not */
+	s->reply = NULL;	/* answer the next session after QUIT_NC. */
 	s->connected = 0;
 	if (s->cmd == SMFIC_QUIT_NC) {
 	    s->sessionOpen = 1;
@@ -794,8 +796,17 @@ RunEom(
 	    s->verdict = s->pending;
 	} else if (s->verdict == MILTER_CONTINUE
 		|| s->verdict == MILTER_ACCEPT) {
-	    MilterBufAppendBuf(&s->out, &s->mods);
-	    MilterBufAppendBuf(&s->out, &s->body);
+	    /*
+	     * An empty buffer may have no storage: MilterBufData of it
+	     * would be arithmetic on a null pointer.
+	     */
+
+	    if (MilterBufLength(&s->mods) > 0) {
+		MilterBufAppendBuf(&s->out, &s->mods);
+	    }
+	    if (MilterBufLength(&s->body) > 0) {
+		MilterBufAppendBuf(&s->out, &s->body);
+	    }
 	}
 	WriteVerdict(s, s->verdict);
 	EndMessage(s, SMFIM_ENVFROM);
@@ -1098,6 +1109,8 @@ MilterSessionFeed(
     MilterSession *s,
     const MilterPacket *pktPtr)
 {
+    int opened;
+
     MilterFree(s->current);
     s->current = NULL;
     if (s->state == MILTER_ST_CLOSED) {
@@ -1150,6 +1163,7 @@ MilterSessionFeed(
     case SMFIC_EOH:
     case SMFIC_BODY:
     case SMFIC_BODYEOB:
+	opened = 0;
 	if (!s->inMessage && (s->agreed.protocol & SMFIP_NOMAIL)) {
 	    /*
 	     * MAIL was switched off in negotiation, so the first command
@@ -1158,12 +1172,18 @@ MilterSessionFeed(
 
 	    s->inMessage = 1;
 	    s->position = 0;
+	    opened = 1;
 	}
 	if (!s->inMessage) {
 	    Fail(s, "command '%c' outside a transaction", pktPtr->cmd);
 	} else if (Position(pktPtr->cmd) < s->position) {
 	    Fail(s, "command '%c' out of order", pktPtr->cmd);
-	} else if (PrepareEvent(s, pktPtr) && pktPtr->cmd == SMFIC_BODYEOB) {
+	} else if (!PrepareEvent(s, pktPtr)) {
+	    if (opened) {
+		s->inMessage = 0;	/* A malformed command opened nothing
+					 * there is to abort. */
+	    }
+	} else if (pktPtr->cmd == SMFIC_BODYEOB) {
 	    s->phase = 1;
 	}
 	break;
@@ -1284,9 +1304,13 @@ MilterSessionMacro(
     for (i = 0; i < SMFIM_COUNT; i++) {
 	const MacroStage *mPtr = &s->macros[newestFirst[i]];
 	const char *p = (const char *) mPtr->data;
-	const char *end = p + mPtr->len;
+	const char *end;
 
-	while (p != NULL && p < end) {
+	if (p == NULL) {
+	    continue;		/* No arithmetic on a null pointer. */
+	}
+	end = p + mPtr->len;
+	while (p < end) {
 	    const char *key = p;
 	    size_t keyLen = strlen(key);
 	    const char *value = key + keyLen + 1;

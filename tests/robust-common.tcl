@@ -33,14 +33,15 @@ namespace eval ::robust {
     variable testDir [file dirname [file normalize [info script]]]
     variable srcDir [file dirname $testDir]
 
-    # Where child processes find the package: the caller's TCLLIBPATH
-    # (make test sets it, also for sanitizer builds), else the source
-    # tree, which is also the build directory of an in-tree build.
+    # Where this process and its children find the package: the
+    # caller's TCLLIBPATH (make test sets it, also for sanitizer builds),
+    # else the source tree, which is also the build directory of an
+    # in-tree build.
     if {![info exists ::env(TCLLIBPATH)]} {
 	set ::env(TCLLIBPATH) [list $srcDir]
-    }
-    if {$srcDir ni $::auto_path} {
-	lappend ::auto_path $srcDir
+	if {$srcDir ni $::auto_path} {
+	    lappend ::auto_path $srcDir
+	}
     }
 
     variable events {
@@ -624,52 +625,45 @@ proc ::robust::raw::closeAll {} {
 # Child processes.
 # ----------------------------------------------------------------------
 
-# robust::child script ?arg ...? --
-#	Run script in a new tclsh with the arguments.  Its stdout is read
-#	line by line (robust::childLine), its stdin is open for
-#	robust::childSay, its stderr goes to a file.  Returns an id.
+# robust::spawn command --
+#	Start a process (command is a list: program and arguments).  Its
+#	stdout is read line by line (robust::childLine), its stdin is open
+#	for robust::childSay, its stderr goes to a file read by
+#	robust::childWait.  Returns an id.
 
-proc ::robust::child {script args} {
+proc ::robust::spawn {command} {
     variable children
     variable childCount
     set dir [tempdir]
-    set file [file join $dir child.tcl]
-    set f [::open $file w]
-    puts $f $script
-    ::close $f
     set err [file join $dir stderr]
-    set chan [::open |[list [info nameofexecutable] $file {*}$args \
-	    2> $err] r+]
+    set chan [::open |[list {*}$command 2> $err] r+]
     chan configure $chan -blocking 0 -buffering line
     set id child[incr childCount]
     set children($id) [dict create chan $chan pid [pid $chan] dir $dir \
-	    err $err lines {} eof 0 status {}]
+	    err $err lines {} eof 0]
     chan event $chan readable [list ::robust::ChildReadable $id]
     return $id
 }
 
-# robust::childShell command script ?arg ...? --
-#	Like robust::child, but through "sh -c": command is a shell prefix
-#	such as "ulimit -n 8192;" run before exec'ing tclsh.
+# robust::child script ?arg ...? --
+#	robust::spawn a new tclsh running script with the arguments.
 
-proc ::robust::childShell {prefix script args} {
-    variable children
-    variable childCount
-    set dir [tempdir]
-    set file [file join $dir child.tcl]
+proc ::robust::child {script args} {
+    set file [file join [tempdir] child.tcl]
     set f [::open $file w]
     puts $f $script
     ::close $f
-    set err [file join $dir stderr]
-    set cmd "$prefix exec \"\$0\" \"\$@\""
-    set chan [::open |[list sh -c $cmd [info nameofexecutable] $file \
-	    {*}$args 2> $err] r+]
-    chan configure $chan -blocking 0 -buffering line
-    set id child[incr childCount]
-    set children($id) [dict create chan $chan pid [pid $chan] dir $dir \
-	    err $err lines {} eof 0 status {}]
-    chan event $chan readable [list ::robust::ChildReadable $id]
+    set id [spawn [list [info nameofexecutable] $file {*}$args]]
+    dict set ::robust::children($id) script [file dirname $file]
     return $id
+}
+
+# robust::childShell prefix command --
+#	robust::spawn command (a list) through "sh -c", after the shell
+#	commands in prefix (for example "ulimit -n 8192;").
+
+proc ::robust::childShell {prefix command} {
+    return [spawn [list sh -c "$prefix exec \"\$@\"" sh {*}$command]]
 }
 
 proc ::robust::ChildReadable {id} {
@@ -707,14 +701,39 @@ proc ::robust::childLine {id pattern {ms 10000}} {
     }
 }
 
+# robust::childFind id pattern ?ms? --
+#	Like robust::childLine, but removes only the matching line, so that
+#	lines may be looked for in any order.
+
+proc ::robust::childFind {id pattern {ms 10000}} {
+    variable children
+    set deadline [expr {[clock milliseconds] + $ms}]
+    while 1 {
+	set lines [dict get $children($id) lines]
+	set i [lsearch -glob $lines $pattern]
+	if {$i >= 0} {
+	    dict set children($id) lines [lreplace $lines $i $i]
+	    return [lindex $lines $i]
+	}
+	if {[dict get $children($id) eof]
+		|| [clock milliseconds] >= $deadline} {
+	    return {}
+	}
+	sleep 10
+    }
+}
+
 # robust::childSay id line --
-#	Write a line to the child's stdin.
+#	Write a line to the child's stdin.  Returns 1, or 0 when the child
+#	is gone (its exit status then tells why).
 
 proc ::robust::childSay {id line} {
     variable children
     set chan [dict get $children($id) chan]
-    puts $chan $line
-    flush $chan
+    return [expr {![catch {
+	puts $chan $line
+	flush $chan
+    }]}]
 }
 
 # robust::childPid id --
@@ -769,6 +788,9 @@ proc ::robust::childWait {id {ms 20000}} {
 	::close $f
     }
     rmtemp [dict get $st dir]
+    if {[dict exists $st script]} {
+	rmtemp [dict get $st script]
+    }
     unset children($id)
     return [list $status $err]
 }

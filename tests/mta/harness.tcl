@@ -337,6 +337,7 @@ proc ::mta::milter::start {args} {
 	array set ::env $saved
     }
     dict set m pid $pid
+    ::mta::writeFile $dir/milter.pid $pid
     if {![::mta::waitUntil {
 	    [llength [::mta::milter::events $m ready]]
 	    || ![::mta::alive $pid]} 15000]
@@ -357,6 +358,13 @@ proc ::mta::milter::start {args} {
 	}
     }
     return $m
+}
+
+# ::mta::milter::alive --
+#	Is the milter process still running (it did not crash)?
+
+proc ::mta::milter::alive {m} {
+    return [::mta::alive [dict get $m pid]]
 }
 
 # ::mta::milter::stop --
@@ -423,13 +431,35 @@ proc ::mta::milter::waitEvent {m event {mark 0} {count 1} {timeoutMs 10000}} {
 
 # ::mta::milter::quiesce --
 #	Wait until every MTA connection the milter logged has closed, so
-#	that lines of one session never spill into the next test.
+#	that lines of one session never spill into the next test.  (A
+#	connection closed before CONNECT logs a close without a connect.)
 
 proc ::mta::milter::quiesce {m {timeoutMs 15000}} {
     return [::mta::waitUntil {
 	[llength [::mta::milter::events $m connect]]
-	== [llength [::mta::milter::events $m close]]
+	<= [llength [::mta::milter::events $m close]]
     } $timeoutMs]
+}
+
+# ::mta::milter::settle --
+#	Wait until the milter log has had no new line for quietMs (at most
+#	timeoutMs), for clients that open connections without CONNECT.
+
+proc ::mta::milter::settle {m {quietMs 300} {timeoutMs 10000}} {
+    set deadline [expr {[clock milliseconds] + $timeoutMs}]
+    set count [mark $m]
+    set since [clock milliseconds]
+    while {[clock milliseconds] < $deadline} {
+	::mta::waitUntil 0 50
+	set now [mark $m]
+	if {$now != $count} {
+	    set count $now
+	    set since [clock milliseconds]
+	} elseif {[clock milliseconds] - $since >= $quietMs} {
+	    return 1
+	}
+    }
+    return 0
 }
 
 # ::mta::milter::names --
@@ -813,6 +843,81 @@ proc ::mta::sink::names {msg} {
 	}
     }
     return $out
+}
+
+# ---------------------------------------------------------------------
+# Sessions through an MTA (postfix or sendmail) with the milter m
+# ---------------------------------------------------------------------
+
+# ::mta::doMessage --
+#	A message whose X-Milter-Do header holds commands (none if empty);
+#	more options go to ::mta::smtp::message.
+
+proc ::mta::doMessage {commands args} {
+    set headers {}
+    if {[dict exists $args -headers]} {
+	set headers [dict get $args -headers]
+	dict unset args -headers
+    }
+    if {$commands ne ""} {
+	lappend headers X-Milter-Do $commands
+    }
+    return [::mta::smtp::message -headers $headers {*}$args]
+}
+
+# ::mta::session --
+#	Send one message through ::mta::${mta}::send (options as for it)
+#	and wait until milter m has seen the session end.  Returns the SMTP
+#	result dict plus "events": the milter log lines of the session.
+
+proc ::mta::session {mta m args} {
+    ::mta::milter::quiesce $m
+    set mark [::mta::milter::mark $m]
+    set r [::mta::${mta}::send {*}$args]
+    ::mta::milter::quiesce $m
+    dict set r events [::mta::milter::since $m $mark]
+    return $r
+}
+
+# ::mta::deliver --
+#	session, then the one copy smtp-sink received (parsed), with the
+#	session's "events" and SMTP "result" added.
+
+proc ::mta::deliver {mta m args} {
+    set r [session $mta $m {*}$args]
+    if {![dict exists $r queueid]} {
+	error "not accepted: [dict remove $r events]"
+    }
+    set msgs [::mta::${mta}::delivered [dict get $r queueid]]
+    if {[llength $msgs] != 1} {
+	error "[llength $msgs] copies delivered"
+    }
+    set msg [lindex $msgs 0]
+    dict set msg events [dict get $r events]
+    dict set msg result $r
+    return $msg
+}
+
+# ::mta::replies --
+#	The SMTP replies of a session result, for exact comparison:
+#	before (replies to -before commands), mail, each rcpt, data and dot
+#	(only those that were sent).
+
+proc ::mta::replies {r} {
+    set out {}
+    foreach key {before mail rcpt data dot} {
+	if {[dict exists $r $key]} {
+	    lappend out $key [dict get $r $key]
+	}
+    }
+    return $out
+}
+
+# ::mta::eventNames --
+#	The event names of a session result or delivered message.
+
+proc ::mta::eventNames {r} {
+    return [::mta::milter::names [dict get $r events]]
 }
 
 ::mta::cleanupStale

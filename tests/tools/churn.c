@@ -136,7 +136,8 @@ ReadFull(
 
 /*
  * Reads one packet; returns its command byte and stores up to 'max' data
- * bytes in 'data'.  Progress packets are skipped.
+ * bytes in 'data'.  Progress and modification packets (which precede the
+ * final reply to EOM) are read and skipped.
  */
 
 static int
@@ -169,7 +170,7 @@ ReadReply(
 	    ReadFull(fd, skip, chunk, n);
 	    left -= chunk;
 	}
-	if (head[4] != 'p') {
+	if (strchr("phimbe+-2q", head[4]) == NULL) {
 	    return head[4];
 	}
     }

@@ -35,6 +35,7 @@
 #	RCPT TO:<tempfail-rcpt@...>	SMFIS_TEMPFAIL, no text
 #	RCPT TO:<multiline-rcpt@...>	3-line 550 5.7.1 reply, SMFIS_REJECT
 #	unknown SMTP command		550 5.5.1 text, SMFIS_REJECT
+#	header X-Reject-Header		550 5.7.1 text, SMFIS_REJECT
 #
 # End of message is driven by X-Milter-Do headers: each value is a list
 # of commands separated by "; ", each command a Tcl list, run in order at
@@ -50,7 +51,10 @@
 #	progress COUNT MS		(COUNT x: sleep MS, then progress)
 #	sleep MS			setreply CODE XCODE LINE ...
 #	macros				(add X-Macros-STAGE headers)
-#	report				(add X-Report and X-Connect-Info)
+#	report				(add X-Report and X-Connect-Info;
+#					 X-Report's "unset" is {msg.* keys
+#					 before, after} unsetpriv msg.* at
+#					 MAIL)
 #	return VERDICT			(eom result, default SMFIS_CONTINUE)
 #	skipbody			(body returns SMFIS_SKIP; header time)
 
@@ -186,7 +190,10 @@ proc ::everything::on_envfrom {ctx argv} {
     log envfrom $argv
     # A new message: forget the previous one (Sendmail sends no ABORT
     # after a completed message, Postfix does).
+    set before [llength [dict keys [$ctx getpriv] msg.*]]
     $ctx unsetpriv msg.*
+    set after [llength [dict keys [$ctx getpriv] msg.*]]
+    $ctx setpriv msg.unset [list $before $after]
     $ctx setpriv msg.headers 0
     $ctx setpriv msg.bodylen 0
     $ctx setpriv msg.chunks 0
@@ -256,6 +263,10 @@ proc ::everything::on_header {ctx name value} {
 	    }
 	}
 	$ctx setpriv msg.do $todo
+    }
+    if {[string equal -nocase $name X-Reject-Header]} {
+	$ctx setreply 550 5.7.1 "header rejected by milter"
+	return SMFIS_REJECT
     }
     return SMFIS_CONTINUE
 }
@@ -402,6 +413,7 @@ proc ::everything::addReport {ctx} {
 	    bodylen [$ctx getpriv msg.bodylen] \
 	    chunks [$ctx getpriv msg.chunks] \
 	    messages [$ctx getpriv conn.messages] \
+	    unset [$ctx getpriv msg.unset] \
 	    privkeys $keys]
     $ctx addheader X-Connect-Info [list {*}[priv $ctx conn.connect] \
 	    [priv $ctx conn.helo]]
