@@ -15,6 +15,7 @@
 
 #include "milterInt.h"
 
+#include <arpa/inet.h>
 #include <string.h>
 
 /*
@@ -109,9 +110,22 @@ AddressInfo(
     default:	objv[1] = Tcl_NewStringObj("unknown", 7);	break;
     }
     if (ev->family != 'U') {
+	struct in6_addr in6;
+	char text[INET6_ADDRSTRLEN];
+
 	objv[2] = Tcl_NewStringObj("address", 7);
-	objv[3] = MilterNewTextObj(statePtr, ev->argv[1].ptr,
-		ev->argv[1].len);
+	if (ev->family == '6' && inet_pton(AF_INET6, ev->argv[1].ptr, &in6) == 1
+		&& inet_ntop(AF_INET6, &in6, text, sizeof(text)) != NULL) {
+	    /*
+	     * Sendmail may send the full form (0:0:0:0:0:0:0:1); give every
+	     * MTA's client the same, compressed spelling (::1).
+	     */
+
+	    objv[3] = Tcl_NewStringObj(text, -1);
+	} else {
+	    objv[3] = MilterNewTextObj(statePtr, ev->argv[1].ptr,
+		    ev->argv[1].len);
+	}
 	objv[4] = Tcl_NewStringObj("port", 4);
 	objv[5] = Tcl_NewIntObj((int) ev->port);
 	objc = 6;
