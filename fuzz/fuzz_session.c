@@ -157,6 +157,8 @@ typedef struct Model {
     MilterBuf expBody;		/* Replacement body queued. */
     int progressCalls;		/* Successful progress calls. */
     Stage macros[SMFIM_COUNT];
+    char history[16][64];	/* Names of macros seen, cleared or not. */
+    int nHistory;
 
     /* The packet being processed. */
     unsigned char cmd;
@@ -482,6 +484,28 @@ ModelStoreMacros(
     m->macros[stage].len = pkt->len - 1;
     m->macros[stage].data = malloc(pkt->len);
     memcpy(m->macros[stage].data, pkt->data + 1, pkt->len - 1);
+
+    /*
+     * Remember the names, so that lookups also ask for macros whose
+     * stage has been cleared since.
+     */
+
+    {
+	size_t p = 1;
+	int pair = 0;
+
+	while (p < pkt->len) {
+	    const char *name = (const char *) pkt->data + p;
+	    size_t len = strlen(name);
+
+	    if (pair % 2 == 0 && len < sizeof(m->history[0])) {
+		memcpy(m->history[m->nHistory % 16], name, len + 1);
+		m->nHistory++;
+	    }
+	    pair++;
+	    p += len + 1;
+	}
+    }
 }
 
 static void
@@ -580,6 +604,14 @@ RandomLookup(
     const Stage *st = &m->macros[how % SMFIM_COUNT];
     size_t len;
 
+    if ((how & 0x90) == 0x10 && m->nHistory > 0) {
+	/* A name seen in some macro packet, maybe cleared since. */
+	const char *name = m->history[Next(m) % (m->nHistory < 16
+		? m->nHistory : 16)];
+
+	Lookup(m, name, strlen(name));
+	return;
+    }
     if ((how & 0x80) == 0 && st->len > 0) {
 	/* A name the model knows, maybe with braces added or removed. */
 	const char *key = (const char *) st->data;

@@ -278,6 +278,10 @@ proc actSymlist {stage list} {
 proc actLookup {stage {braces 0}} {
     binary format ccc 5 [expr {$stage | ($braces ? 0x40 : 0)}] 0
 }
+# Look up the n-th macro name the harness has seen (cleared or not).
+proc actLookupSeen {n} {
+    return [binary format ccc 5 0x10 $n]
+}
 proc actLookupName {name} {
     return [binary format cc 5 0x80][sstr $name]
 }
@@ -400,6 +404,31 @@ sessionSeed mods-outside-eom $oneMessage [join [list \
 	[ev continue [actReplaceBody 10]] \
 	[idle 8] \
 	[ev discard [actQuarantine q]]] ""]
+
+# Macro lifetimes: stages cleared by HELO, MAIL, RCPT, ABORT, QUIT_NC.
+# Events: negotiate connect helo envfrom envrcpt helo close connect
+# close.  Names seen: j i {mail_addr} {rcpt_addr} {x}.
+sessionSeed macro-lifetimes [join [list \
+	[optneg 6 0x1FF 0x1FFFFF] \
+	[macros C j mx.example.org] \
+	[connect c 4 1 192.0.2.1] \
+	[macros M i Q1 "{mail_addr}" a@b] \
+	[helo h1] \
+	[macros M i Q2] [mail <a@b>] \
+	[macros R "{rcpt_addr}" x] [rcpt <x@y>] \
+	[abort] \
+	[macros R "{x}" y] \
+	[helo h2] \
+	[quitnc] \
+	[connect c2 4 2 192.0.2.2] [quit]] ""] \
+	[join [list [idle 2] \
+	[ev continue [actLookupSeen 0] [actLookupSeen 1] [actLookupSeen 2]] \
+	[ev continue [actLookupSeen 1] [actLookupSeen 2]] \
+	[ev continue [actLookupSeen 3] [actLookupSeen 1]] \
+	[ev continue [actLookupSeen 3] [actLookupSeen 4] [actLookupSeen 0]] \
+	[ev continue [actLookupSeen 0] [actLookupSeen 4]] \
+	[ev continue [actLookupSeen 0] [actLookupSeen 1]] \
+	[ev continue [actLookupSeen 0]]] ""]
 
 # Macro lists requested in negotiation.
 sessionSeed setsymlist $oneMessage [join [list \

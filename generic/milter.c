@@ -712,16 +712,25 @@ Milter_Init(
 	Tcl_SetErrorCode(interp, "MILTER", "INIT", "THREADS", NULL);
 	return TCL_ERROR;
     }
-    nsPtr = Tcl_CreateNamespace(interp, "::milter", NULL, NULL);
+    nsPtr = Tcl_FindNamespace(interp, "::milter", NULL, TCL_GLOBAL_ONLY);
     if (nsPtr == NULL) {
-	return TCL_ERROR;
+	nsPtr = Tcl_CreateNamespace(interp, "::milter", NULL, NULL);
+	if (nsPtr == NULL) {
+	    return TCL_ERROR;
+	}
     }
+
+    /*
+     * Export the commands by name: context commands (::milter::ctxN) live
+     * in the same namespace and must not become subcommands.
+     */
+
     for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 	Tcl_CreateObjCommand(interp, commands[i].name, commands[i].proc,
 		NULL, NULL);
-    }
-    if (Tcl_Export(interp, nsPtr, "*", 0) != TCL_OK) {
-	return TCL_ERROR;
+	if (Tcl_Export(interp, nsPtr, commands[i].name + 10, 0) != TCL_OK) {
+	    return TCL_ERROR;
+	}
     }
     Tcl_SetEnsembleFlags(interp, Tcl_CreateEnsemble(interp, "::milter",
 	    nsPtr, TCL_ENSEMBLE_PREFIX), TCL_ENSEMBLE_PREFIX);

@@ -338,6 +338,10 @@ Invoke(
 	Tcl_BackgroundException(interp, code);
 	verdict = ev->type == MILTER_EV_NEGOTIATE ? MILTER_REJECT
 		: statePtr->defaultReply;
+	if (ev->type == MILTER_EV_EOM && ctxPtr->conn != NULL) {
+	    MilterSessionDiscardModifications(MilterConnLock(ctxPtr->conn));
+	    MilterConnUnlock(ctxPtr->conn, 0);
+	}
     }
     Tcl_ResetResult(interp);
     Tcl_Release(interp);
@@ -380,6 +384,15 @@ RunEvent(
     int verdict = MILTER_CONTINUE;
 
     if (statePtr->shutDown || statePtr->interp == NULL) {
+	return statePtr->defaultReply;
+    }
+    if (MilterConnExpired(conn) && ev->type != MILTER_EV_ABORT
+	    && ev->type != MILTER_EV_CLOSE) {
+	/*
+	 * Past the milter stop deadline: answer without running the
+	 * script, so the stop is not held up by a queue of callbacks.
+	 */
+
 	return statePtr->defaultReply;
     }
     if (ctxPtr == NULL) {

@@ -106,6 +106,7 @@ MODULE_SCOPE void	MilterConnUnlock(MilterConn *conn, int flush);
 MODULE_SCOPE void *	MilterConnGetData(MilterConn *conn);
 MODULE_SCOPE void	MilterConnSetData(MilterConn *conn, void *data);
 MODULE_SCOPE unsigned long MilterConnId(MilterConn *conn);
+MODULE_SCOPE int	MilterConnExpired(MilterConn *conn);
 
 /*
  * Sockets (unix/milterSocket.c).

@@ -612,16 +612,6 @@ Negotiate(
     uint32_t protocol = 0;
     size_t i;
 
-    /*
-     * Zero means "version 1 defaults", as in libmilter.
-     */
-
-    if (offeredActions == 0) {
-	offeredActions = 0x0F;
-    }
-    if (offeredProtocol == 0) {
-	offeredProtocol = 0x3F;
-    }
     for (i = 0; i < sizeof(offBits) / sizeof(offBits[0]); i++) {
 	if (!(s->wanted & MILTER_EVBIT(offBits[i].type))) {
 	    protocol |= offBits[i].bit;
@@ -1129,6 +1119,16 @@ MilterSessionFeed(
 	    Fail(s, "MTA offers protocol version %d, below 2",
 		    (int) s->offered.version);
 	} else {
+	    /*
+	     * Zero means "version 1 defaults", as in libmilter.
+	     */
+
+	    if (s->offered.actions == 0) {
+		s->offered.actions = 0x0F;
+	    }
+	    if (s->offered.protocol == 0) {
+		s->offered.protocol = 0x3F;
+	    }
 	    Negotiate(s);
 	}
 	return s->current = Run(s);
@@ -1399,6 +1399,31 @@ MilterSessionModify(
 	MilterWirePacketStrings(&s->mods, cmd, useIndex, index, strs, count);
     }
     return err;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterSessionDiscardModifications --
+ *
+ *	Forgets the modifications queued so far in this message (an eom
+ *	callback failed half-way: its partial changes must not be applied).
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Empties the pending modifications and body.
+ *
+ *----------------------------------------------------------------------
+ */
+
+void
+MilterSessionDiscardModifications(
+    MilterSession *s)
+{
+    MilterBufReset(&s->mods);
+    MilterBufReset(&s->body);
 }
 
 /*

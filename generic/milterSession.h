@@ -152,6 +152,7 @@ MODULE_SCOPE MilterSessionError MilterSessionModify(MilterSession *s,
 			    unsigned char cmd, int useIndex, uint32_t index,
 			    const MilterStr *strs, int count,
 			    const char **msgPtr);
+MODULE_SCOPE void	MilterSessionDiscardModifications(MilterSession *s);
 MODULE_SCOPE MilterSessionError MilterSessionReplaceBody(MilterSession *s,
 			    const unsigned char *data, size_t len,
 			    const char **msgPtr);

@@ -531,12 +531,16 @@ proc ::milter::test::Negotiate {id} {
 	Throw {PROTOCOL VERSION} "milter replied with protocol version\
 		$version, offered $st(offeredVersion)"
     }
-    set extra [expr {$actions & ~$st(offeredActions)}]
+    # An offer of 0 means the protocol version 1 defaults, as libmilter
+    # and TclMilter read it.
+    set offeredActions [expr {$st(offeredActions) ? $st(offeredActions) : 0x0F}]
+    set offeredProtocol [expr {$st(offeredProtocol) ? $st(offeredProtocol) : 0x3F}]
+    set extra [expr {$actions & ~$offeredActions}]
     if {$extra} {
 	Throw {PROTOCOL ACTIONS} "milter requested actions that were not\
 		offered: [FlagNames actionBits $extra]"
     }
-    set extra [expr {$protocol & ~$st(offeredProtocol)}]
+    set extra [expr {$protocol & ~$offeredProtocol}]
     if {$extra} {
 	Throw {PROTOCOL FLAGS} "milter requested protocol flags that were\
 		not offered: [FlagNames protocolBits $extra]"

@@ -19,11 +19,11 @@
 #	-skip/-match/-limitconstraints filters never do.  TCLMILTER_NO_SKIP=0
 #	turns the check off.
 #
-#	Under "make asan-test" the ASan runtime is preloaded into every
-#	process the tests start (perl, gcc, postfix, ...), and most of those
-#	do not free everything before they exit.  The Makefile therefore
-#	passes TCLMILTER_CHILD_ASAN_OPTIONS: this tclsh keeps the leak check
-#	it started with, and its children get these options (no leak check).
+#	Under "make asan-test" the suite runs in an ASan-instrumented tclsh
+#	(tests/sanitizers/tclsh.c), and so do the child tclsh processes the
+#	tests start.  The Makefile passes TCLMILTER_CHILD_ASAN_OPTIONS: this
+#	tclsh keeps the options it started with (leak check at exit), and its
+#	children get these instead (no leak check).
 #
 # Copyright (c) 2026 TclMilter developers.
 # See the file "license.terms" for information on usage and redistribution.
@@ -196,7 +196,9 @@ proc ::milter_testsuite::Run {argv} {
 	}
 	set before $fileErrors
 	trace add execution ::source leave ::milter_testsuite::SourceLeave
-	set rc [::tcltest::runAllTests]
+	# At global level: in -singleproc mode runAllTests sources each
+	# test file with "uplevel 1", and test files set globals.
+	set rc [uplevel #0 [list ::tcltest::runAllTests]]
 	trace remove execution ::source leave ::milter_testsuite::SourceLeave
 	if {$rc} {
 	    set dirFailed [expr {

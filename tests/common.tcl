@@ -27,20 +27,23 @@ package require milter::test
 
 namespace eval ::tmtest {
     namespace export startMilter stopMilter client closeClients \
-	    socketSpec socketPath tempDir waitUntil waitFor record \
-	    recordAll recorded events clearEvents setReply setHandler driveTo \
-	    captureBgerrors releaseBgerrors bgerrors captureLog \
-	    releaseLog logLines allEvents stageEvents bytes0to255 \
-	    hexdump staleSocket
+	    socketSpec socketPath tempDir waitUntil record \
+	    recordAll recorded events setReply setHandler \
+	    driveTo captureBgerrors releaseBgerrors bgerrors captureLog \
+	    releaseLog logLines stageEvents bytes0to255 hexdump staleSocket
 
     # Every callback event, in the order of [milter register]'s table.
     variable allEvents {negotiate connect helo envfrom envrcpt data header
 	    eoh body eom abort close unknown}
 
-    # The configuration as the package starts, captured once.
-    if {![info exists defaults]} {
-	variable defaults [milter configure]
-    }
+    # The documented default configuration, restored after every test.
+    # (milter.test checks, in a fresh interpreter, that it is the
+    # package's.)
+    variable defaults {-backlog 0 -connection unix:/var/run/tclmilter.sock
+	    -debuglevel 0 -defaultreply SMFIS_TEMPFAIL -draintimeout 5.0
+	    -encoding utf-8 -leadingspace 0 -logcommand {}
+	    -maxconnections 0 -maxdatasize 65535 -name TclMilter
+	    -socketmode 0660 -timeout 7210}
 
     variable dir {}		;# temporary directory of this test file
     variable seq 0		;# socket file counter
@@ -117,34 +120,12 @@ proc ::tmtest::waitUntil {condition {ms 5000}} {
     return 1
 }
 
-# ::tmtest::waitFor --
-#
-#	vwait on a variable with a safety timer that sets it to "timeout".
-#
-# Results:
-#	The variable's value.
-#
-# Side effects:
-#	Services events.
-
-proc ::tmtest::waitFor {varName {ms 5000}} {
-    upvar 1 $varName var
-    set qualified [uplevel 1 [list namespace which -variable $varName]]
-    if {$qualified eq ""} {
-	# A local variable of the caller cannot be vwaited on.
-	return -code error "waitFor needs a global or namespace variable"
-    }
-    set timer [after $ms [list set $qualified timeout]]
-    vwait $qualified
-    after cancel $timer
-    return $var
-}
-
 # ::tmtest::startMilter --
 #
-#	Configures the milter (a fresh unix socket unless -connection is
-#	given; the log goes to [logLines] unless -logcommand is given) and
-#	starts it in the background.
+#	Stops and resets the milter (see stopMilter), configures it (a
+#	fresh unix socket unless -connection is given; the log goes to
+#	[logLines] unless -logcommand is given) and starts it in the
+#	background.
 #
 # Arguments:
 #	args	milter configure options
@@ -153,7 +134,10 @@ proc ::tmtest::waitFor {varName {ms 5000}} {
 #	The listening address, as [milter address] gives it.
 
 proc ::tmtest::startMilter {args} {
-    variable logLines {}
+    variable logLines
+    # Start from a clean state, whatever an earlier test left.
+    stopMilter
+    set logLines {}
     if {![dict exists $args -connection]} {
 	dict set args -connection [socketSpec]
     }
@@ -180,8 +164,8 @@ proc ::tmtest::startMilter {args} {
 proc ::tmtest::stopMilter {} {
     variable allEvents
     variable defaults
-    variable events {}
-    variable replies {}
+    variable events
+    variable replies
     closeClients
     if {[milter status] ne "idle"} {
 	milter stop
@@ -191,6 +175,9 @@ proc ::tmtest::stopMilter {} {
 	milter register $event {}
     }
     catch {milter configure {*}$defaults}
+    # Forget what the callbacks saw while the connections closed.
+    set events {}
+    set replies {}
     return
 }
 
@@ -296,9 +283,9 @@ proc ::tmtest::setHandler {event handler} {
     return
 }
 
-# ::tmtest::events, clearEvents, recorded --
+# ::tmtest::events, recorded --
 #
-#	What [record] saw; forget it; the events seen for one event name.
+#	What [record] saw; the events seen for one event name.
 #
 # Results:
 #	A list of {event arg...} lists, or nothing.
@@ -306,11 +293,6 @@ proc ::tmtest::setHandler {event handler} {
 proc ::tmtest::events {} {
     variable events
     return $events
-}
-
-proc ::tmtest::clearEvents {} {
-    variable events {}
-    return
 }
 
 proc ::tmtest::recorded {event} {
@@ -513,7 +495,7 @@ namespace import -force ::tmtest::*
 
 # Constraints.
 
-# Unix-domain sockets need perl for the client's relay.
+# staleSocket needs perl (a unix socket file nobody listens on).
 tcltest::testConstraint perl [expr {[auto_execok perl] ne ""}]
 
 # IPv6 loopback works when a listener on ::1 accepts a connection.

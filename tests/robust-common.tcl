@@ -54,7 +54,14 @@ namespace eval ::robust {
     variable bginfo {}		;# the -errorinfo of each bgerror
     variable handlers		;# event -> lambda {ctx args} for results
     array set handlers {}
-    variable defaults {}	;# milter configure as found
+    # The documented defaults, applied by robust::start before its
+    # options, whatever an earlier test file left behind.
+    variable documented {
+	-backlog 0 -debuglevel 0 -defaultreply SMFIS_TEMPFAIL
+	-draintimeout 5 -encoding utf-8 -leadingspace 0 -logcommand {}
+	-maxconnections 0 -maxdatasize 65535 -name TclMilter
+	-socketmode 0660 -timeout 7210
+    }
     variable savedBgerror {}
     variable good {}		;# the well-behaved session command
     variable goodCtx {}		;# its context command
@@ -68,7 +75,11 @@ namespace eval ::robust {
 package require TclMilter
 package require milter::test
 
-set ::robust::defaults [milter configure]
+# The configuration as found when this file was first sourced; robust::stop
+# restores it.
+if {![info exists ::robust::defaults]} {
+    set ::robust::defaults [milter configure]
+}
 
 # ----------------------------------------------------------------------
 # Waiting without blocking the event loop.
@@ -162,10 +173,11 @@ proc ::robust::start {args} {
     variable bgerrors {}
     variable bginfo {}
     variable savedBgerror
+    variable documented
     set savedBgerror [interp bgerror {}]
     interp bgerror {} ::robust::BgError
-    milter configure -connection inet:0@127.0.0.1 -debuglevel 1 \
-	    -logcommand ::robust::Log {*}$args
+    milter configure {*}$documented -connection inet:0@127.0.0.1 \
+	    -debuglevel 1 -logcommand ::robust::Log {*}$args
     foreach event $events {
 	milter register $event [list ::robust::Callback $event]
     }

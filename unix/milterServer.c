@@ -21,6 +21,8 @@
 #include "milterServer.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/select.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -54,6 +56,7 @@ struct MilterConn {
     int refs;			/* Network thread's own, one per event
 				 * handed out; atomic. */
     int dead;			/* Killed by a hard stop. */
+    int expired;		/* Ended at the stop deadline (atomic). */
     int fd;			/* -1 once closed. */
     MilterSession *session;
     MilterBuf in;		/* Bytes read and not yet processed. */
@@ -714,11 +717,55 @@ MilterConnSetData(
     pthread_mutex_unlock(&conn->lock);
 }
 
+int
+MilterConnExpired(
+    MilterConn *conn)
+{
+    return __atomic_load_n(&conn->expired, __ATOMIC_ACQUIRE);
+}
+
 unsigned long
 MilterConnId(
     MilterConn *conn)
 {
     return conn->id;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MoveHigh --
+ *
+ *	Moves an MTA connection's descriptor to 1024 or above when the
+ *	open-file limit allows. Tcl 8.6's notifier uses select(), which
+ *	cannot watch a descriptor past FD_SETSIZE (1024) and aborts the
+ *	process if asked to; keeping our many sockets up there leaves the
+ *	low numbers for the channels that scripts open.
+ *
+ * Results:
+ *	The descriptor to use.
+ *
+ * Side effects:
+ *	May close 'fd' in favour of a duplicate.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+MoveHigh(
+    int fd)
+{
+    int high;
+
+    if (fd >= FD_SETSIZE) {
+	return fd;
+    }
+    high = fcntl(fd, F_DUPFD_CLOEXEC, FD_SETSIZE);
+    if (high < 0) {
+	return fd;
+    }
+    close(fd);
+    return high;
 }
 
 /*
@@ -779,6 +826,7 @@ AcceptAll(
 	    close(fd);
 	    continue;
 	}
+	fd = MoveHigh(fd);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 
 	conn = MilterAlloc(sizeof(MilterConn));
@@ -1034,6 +1082,7 @@ Sweep(
 	} else if (conn->fd >= 0 && !conn->eof) {
 	    if (late) {
 		reason = "closed at the milter stop deadline";
+		__atomic_store_n(&conn->expired, 1, __ATOMIC_RELEASE);
 	    } else if (stopping && !conn->busy
 		    && !MilterSessionInMessage(conn->session)) {
 		reason = "closed by milter stop between messages";

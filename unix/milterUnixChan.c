@@ -75,8 +75,7 @@ UnixSocketObjCmd(
 	    close(fd);
 	}
 	Tcl_SetErrno(err);
-	Tcl_SetObjResult(interp, Tcl_ObjPrintf(
-		"couldn't open socket \"%s\": %s", path, Tcl_PosixError(interp)));
+	Tcl_SetObjResult(interp, Tcl_NewStringObj(Tcl_PosixError(interp), -1));
 	return TCL_ERROR;
     }
     chan = Tcl_MakeFileChannel((ClientData) (intptr_t) fd,
