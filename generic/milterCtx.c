@@ -232,7 +232,7 @@ Modify(
     int subCmd,
     unsigned char cmd,
     int useIndex,
-    int index,
+    uint32_t index,
     Tcl_Obj *const strObjs[],
     int count)
 {
@@ -278,8 +278,8 @@ HeaderArgs(
     Tcl_Interp *interp,
     int objc,
     Tcl_Obj *const objv[],
-    int defaultIndex,
-    int *indexPtr,
+    uint32_t defaultIndex,
+    uint32_t *indexPtr,
     Tcl_Obj **strs)
 {
     if (objc != 4 && objc != 5) {
@@ -288,13 +288,16 @@ HeaderArgs(
     }
     *indexPtr = defaultIndex;
     if (objc == 5) {
-	if (Tcl_GetIntFromObj(interp, objv[3], indexPtr) != TCL_OK) {
+	Tcl_WideInt wide;
+
+	if (Tcl_GetWideIntFromObj(interp, objv[3], &wide) != TCL_OK) {
 	    return TCL_ERROR;
 	}
-	if (*indexPtr < 0) {
+	*indexPtr = (uint32_t) wide;
+	if (wide < 0 || wide > 0xFFFFFFFFLL) {
 	    Tcl_SetObjResult(interp, Tcl_ObjPrintf(
-		    "bad header index \"%d\": must not be negative",
-		    *indexPtr));
+		    "bad header index \"%s\": must be from 0 to 4294967295",
+		    Tcl_GetString(objv[3])));
 	    Tcl_SetErrorCode(interp, "MILTER", "CONTEXT", "VALUE",
 		    Tcl_GetString(objv[1]), NULL);
 	    return TCL_ERROR;
@@ -497,7 +500,8 @@ CtxObjCmd(
     MilterSessionError err;
     const char *msg;
     Tcl_Obj *strs[2];
-    int subCmd, index;
+    uint32_t index;
+    int subCmd;
 
     if (objc < 2) {
 	Tcl_WrongNumArgs(interp, 1, objv, "subcommand ?arg ...?");
