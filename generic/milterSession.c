@@ -786,17 +786,8 @@ RunEom(
 	    s->verdict = s->pending;
 	} else if (s->verdict == MILTER_CONTINUE
 		|| s->verdict == MILTER_ACCEPT) {
-	    /*
-	     * An empty buffer may have no storage: MilterBufData of it
-	     * would be arithmetic on a null pointer.
-	     */
-
-	    if (MilterBufLength(&s->mods) > 0) {
-		MilterBufAppendBuf(&s->out, &s->mods);
-	    }
-	    if (MilterBufLength(&s->body) > 0) {
-		MilterBufAppendBuf(&s->out, &s->body);
-	    }
+	    MilterBufAppendBuf(&s->out, &s->mods);
+	    MilterBufAppendBuf(&s->out, &s->body);
 	}
 	WriteVerdict(s, s->verdict);
 	EndMessage(s, SMFIM_ENVFROM);
