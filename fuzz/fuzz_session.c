@@ -7,9 +7,11 @@
  *	unix/milterServer.c does it; every event is answered with a verdict
  *	taken from a script at the end of the input, and while an event is
  *	out the script may also call the modification, reply, progress,
- *	symlist and macro functions, as the Tcl context commands do. The
- *	output is checked after every step against a model of the protocol
- *	(section 1 of the protocol notes and notes/api.md):
+ *	symlist and macro functions, as the Tcl context commands do, and
+ *	discard the queued modifications, as the Tcl layer does when an eom
+ *	callback fails. The output is checked after every step against a
+ *	model of the protocol (section 1 of the protocol notes and
+ *	notes/api.md):
  *
  *	  - the output is always a sequence of whole, well-formed packets
  *	    of the milter-to-MTA kinds;
@@ -1173,9 +1175,10 @@ CheckEvent(
     case MILTER_EV_NEGOTIATE:
 	CHECK(m->cmd == 'O');
 	CHECK(ev->argc == 0);
+	/* Zero offers mean the version 1 defaults, as in libmilter. */
 	CHECK(ev->offered.version == Get32(pkt->data));
-	CHECK(ev->offered.actions == (Get32(pkt->data + 4) & SMFIF_ALL));
-	CHECK(ev->offered.protocol == (Get32(pkt->data + 8) & SMFIP_ALL));
+	CHECK(ev->offered.actions == (m->offered.actions & SMFIF_ALL));
+	CHECK(ev->offered.protocol == (m->offered.protocol & SMFIP_ALL));
 	break;
     case MILTER_EV_CONNECT: {
 	size_t h = strlen((const char *) pkt->data);
@@ -1324,7 +1327,16 @@ Decide(
 	    m->unionWanted |= m->wanted;
 	    MilterSessionSetWanted(m->s, m->wanted);
 	    break;
-	default: RandomLookup(m); break;
+	case 7:
+	    /*
+	     * What the Tcl layer does when an eom callback fails half-way:
+	     * nothing queued so far may reach the MTA.
+	     */
+
+	    MilterSessionDiscardModifications(m->s);
+	    MilterBufReset(&m->expMods);
+	    MilterBufReset(&m->expBody);
+	    break;
 	}
     }
     Collect(m);
@@ -1459,8 +1471,8 @@ CheckNegotiation(
     version = Get32(o->data);
     a = Get32(o->data + 4);
     p = Get32(o->data + 8);
-    offA = m->offered.actions ? m->offered.actions : 0x0F;
-    offP = m->offered.protocol ? m->offered.protocol : 0x3F;
+    offA = m->offered.actions;		/* Zero already made 0x0F. */
+    offP = m->offered.protocol;		/* Zero already made 0x3F. */
 
     /* Version: min(6, offered), never above the MTA's. */
     CHECK(version >= 2 && version <= m->offered.version && version <= 6);
@@ -1803,6 +1815,12 @@ Process(
 	m->offered.version = Get32(m->pkt->data);
 	m->offered.actions = Get32(m->pkt->data + 4);
 	m->offered.protocol = Get32(m->pkt->data + 8);
+	if (m->offered.actions == 0) {
+	    m->offered.actions = 0x0F;
+	}
+	if (m->offered.protocol == 0) {
+	    m->offered.protocol = 0x3F;
+	}
     }
     if (m->cmd == 'D' && !wasClosed && negotiatedBefore) {
 	ModelStoreMacros(m, m->pkt);

@@ -322,11 +322,17 @@ Invoke(
 	    code = ResultToVerdict(interp, ev, cbObj, &verdict);
 	}
     } else if (code != TCL_ERROR) {
+	Tcl_Obj *codeObj = code == TCL_BREAK ? Tcl_NewStringObj("break", -1)
+		: code == TCL_CONTINUE ? Tcl_NewStringObj("continue", -1)
+		: code == TCL_RETURN ? Tcl_NewStringObj("return", -1)
+		: Tcl_NewIntObj(code);
+
+	Tcl_IncrRefCount(codeObj);
 	Tcl_SetObjResult(interp, Tcl_ObjPrintf(
 		"milter \"%s\" callback \"%s\" returned with code %s",
 		milterEventNames[ev->type], Tcl_GetString(cbObj),
-		code == TCL_BREAK ? "break" : code == TCL_CONTINUE
-		? "continue" : code == TCL_RETURN ? "return" : "unknown"));
+		Tcl_GetString(codeObj)));
+	Tcl_DecrRefCount(codeObj);
 	Tcl_SetErrorCode(interp, "MILTER", "CALLBACK", "CODE",
 		milterEventNames[ev->type], NULL);
 	code = TCL_ERROR;

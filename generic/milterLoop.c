@@ -325,7 +325,7 @@ DrainEventProc(
     LogLine *lines, *linePtr;
     MilterEvent *ev;
     MilterConn *conn;
-    int stopped;
+    int stopped, budget;
 
     if (!(flags & TCL_FILE_EVENTS)) {
 	return 0;
@@ -347,12 +347,24 @@ DrainEventProc(
 	}
 	ckfree(linePtr);
     }
+    /*
+     * Only the connections queued now: later ones wait for the next drain
+     * event, so timers and file events get their turn in between.
+     */
+
     statePtr->draining++;
-    while (!statePtr->shutDown && statePtr->server != NULL
+    budget = statePtr->server ? MilterServerReadyCount(statePtr->server) : 0;
+    while (budget-- > 0 && !statePtr->shutDown && statePtr->server != NULL
 	    && (conn = MilterServerNextReady(statePtr->server, &ev)) != NULL) {
 	MilterRunConn(statePtr, conn, ev);
     }
     statePtr->draining--;
+    if (!statePtr->shutDown && statePtr->server != NULL
+	    && MilterServerReadyCount(statePtr->server) > 0) {
+	Tcl_MutexLock(&statePtr->lock);
+	PostDrainLocked(statePtr);
+	Tcl_MutexUnlock(&statePtr->lock);
+    }
     if (!statePtr->shutDown && (stopped || statePtr->finishPending)) {
 	if (statePtr->draining > 0) {
 	    statePtr->finishPending = 1;	/* Outer drain finishes. */

@@ -90,6 +90,7 @@ MODULE_SCOPE const char *MilterServerAddress(MilterServer *server);
 MODULE_SCOPE MilterConn *MilterServerNextReady(MilterServer *server,
 			    MilterEvent **evPtr);
 MODULE_SCOPE int	MilterServerConnections(MilterServer *server);
+MODULE_SCOPE int	MilterServerReadyCount(MilterServer *server);
 MODULE_SCOPE int	MilterServerStopping(MilterServer *server);
 
 /*

@@ -12,6 +12,10 @@
 #	failed, N skipped", and exits with status 1 when a test failed, a test
 #	file raised an error, or no test ran at all.
 #
+#	Temporary files go to a fresh directory /tmp/tclmilter-tests-PID
+#	(under $TMPDIR if set), removed at the end, so that runs do not litter
+#	the build directory or collide with each other; -tmpdir overrides.
+#
 #	When the environment says CI=true (or TCLMILTER_NO_SKIP=1), a test
 #	skipped because one of our own constraints was false (a missing MTA,
 #	miltertest, ...) also makes the run fail: CI must run everything.
@@ -176,6 +180,17 @@ proc ::milter_testsuite::Run {argv} {
     variable builtinConstraints
 
     ::tcltest::configure -singleproc 1 -testdir $testsDir
+    set ownTmp {}
+    if {"-tmpdir" ni $argv} {
+	set base /tmp
+	if {[info exists ::env(TMPDIR)] && [file isdirectory $::env(TMPDIR)]} {
+	    set base $::env(TMPDIR)
+	}
+	set ownTmp [file join $base tclmilter-tests-[pid]]
+	file delete -force $ownTmp
+	file mkdir $ownTmp
+	::tcltest::configure -tmpdir $ownTmp
+    }
     ::tcltest::configure {*}$argv
     set related [::tcltest::configure -relateddir]
     set aside [::tcltest::configure -asidefromdir]
@@ -248,6 +263,9 @@ proc ::milter_testsuite::Run {argv} {
 		    skipped for these constraints: [join $missing {, }]"
 	    set status 1
 	}
+    }
+    if {$ownTmp ne ""} {
+	catch {file delete -force $ownTmp}
     }
     puts $out "\nTotals: $Passed passed, [expr {$Failed + $fileErrors}]\
 	    failed, $Skipped skipped"

@@ -96,6 +96,7 @@ struct MilterServer {
     MilterConn *conns;		/* Live connections. */
     int connCount;
     MilterConn *readyHead, *readyTail;
+    int readyCount;		/* Length of the ready queue. */
     MilterConn *reapList;
     int stopping;		/* Stop requested: drain. */
     int hard;			/* Close everything now. */
@@ -488,9 +489,9 @@ PumpLocked(
 	    ev = MilterSessionEnd(conn->session);
 	    continue;
 	}
-	switch (MilterWireFrame(MilterBufData(&conn->in),
-		MilterBufLength(&conn->in), conn->server->config.maxData,
-		&pkt, &used)) {
+	switch (MilterWireFrame(conn->in.bytes ? MilterBufData(&conn->in)
+		: (const unsigned char *) "", MilterBufLength(&conn->in),
+		conn->server->config.maxData, &pkt, &used)) {
 	case MILTER_FRAME_OK:
 	    if (server->debugLevel >= 3) {
 		Log(server, MILTER_LOG_DEBUG, "connection %lu: command '%c' "
@@ -522,9 +523,9 @@ PumpLocked(
 	    UpdateInterest(conn);
 	    break;
 	case MILTER_FRAME_TOOBIG:
-	    Log(server, MILTER_LOG_WARNING, "connection %lu: packet of %u "
-		    "bytes exceeds -maxdatasize %zu; closing", conn->id,
-		    (unsigned) MilterWireGet32(MilterBufData(&conn->in)),
+	    Log(server, MILTER_LOG_WARNING, "connection %lu: packet with %u "
+		    "data bytes exceeds -maxdatasize %zu; closing", conn->id,
+		    (unsigned) MilterWireGet32(MilterBufData(&conn->in)) - 1,
 		    server->config.maxData);
 	    conn->eof = 1;
 	    UpdateInterest(conn);
@@ -575,6 +576,7 @@ Enqueue(
 	server->readyTail->nextReady = conn;
     }
     server->readyTail = conn;
+    server->readyCount++;
     pthread_mutex_unlock(&server->lock);
     if (wasEmpty) {
 	server->hooks.ready(server->hooks.clientData);
@@ -611,6 +613,7 @@ MilterServerNextReady(
 	if (server->readyHead == NULL) {
 	    server->readyTail = NULL;
 	}
+	server->readyCount--;
 	*evPtr = conn->readyEvent;
 	conn->readyEvent = NULL;
     }
@@ -1387,4 +1390,16 @@ MilterServerStopping(
     MilterServer *server)
 {
     return __atomic_load_n(&server->stopping, __ATOMIC_ACQUIRE);
+}
+
+int
+MilterServerReadyCount(
+    MilterServer *server)
+{
+    int count;
+
+    pthread_mutex_lock(&server->lock);
+    count = server->readyCount;
+    pthread_mutex_unlock(&server->lock);
+    return count;
 }
