@@ -218,6 +218,51 @@ ClearStaleSocket(
  */
 
 static int
+PrivateBind(
+    int fd,
+    const char *path,
+    int mode,
+    char *err,
+    size_t errLen)
+{
+    struct sockaddr_un sun;
+    char dir[sizeof(sun.sun_path)];
+    const char *slash = strrchr(path, '/');
+    size_t dirLen = (size_t) (slash - path);
+    int ok = 0;
+
+    err[0] = '\0';
+    if (dirLen + sizeof("/.tclmilter-XXXXXX/s") > sizeof(dir)) {
+	snprintf(err, errLen, "unix socket path \"%s\" is too long", path);
+	return 0;
+    }
+    memcpy(dir, path, dirLen);
+    strcpy(dir + dirLen, "/.tclmilter-XXXXXX");
+    if (mkdtemp(dir) == NULL) {
+	snprintf(err, errLen, "cannot bind \"%s\": %s", path,
+		strerror(errno));
+	return 0;
+    }
+    memset(&sun, 0, sizeof(sun));
+    sun.sun_family = AF_UNIX;
+    memcpy(sun.sun_path, dir, strlen(dir));
+    memcpy(sun.sun_path + strlen(dir), "/s", 3);
+    if (bind(fd, (struct sockaddr *) &sun, sizeof(sun)) != 0
+	    || chmod(sun.sun_path, (mode_t) mode) != 0) {
+	snprintf(err, errLen, "cannot bind \"%s\": %s", path,
+		strerror(errno));
+    } else if (link(sun.sun_path, path) != 0) {
+	snprintf(err, errLen, "cannot bind \"%s\": %s", path,
+		strerror(errno));
+    } else {
+	ok = 1;
+    }
+    unlink(sun.sun_path);
+    rmdir(dir);
+    return ok;
+}
+
+static int
 ListenUnix(
     const Spec *specPtr,
     int backlog,
@@ -227,7 +272,6 @@ ListenUnix(
     char *err,
     size_t errLen)
 {
-    struct sockaddr_un sun;
     int fd;
 
     if (!ClearStaleSocket(specPtr->path, err, errLen)) {
@@ -238,21 +282,21 @@ ListenUnix(
 	snprintf(err, errLen, "socket: %s", strerror(errno));
 	return -1;
     }
-    memset(&sun, 0, sizeof(sun));
-    sun.sun_family = AF_UNIX;
-    strcpy(sun.sun_path, specPtr->path);
-    if (bind(fd, (struct sockaddr *) &sun, sizeof(sun)) != 0) {
-	snprintf(err, errLen, "cannot bind \"%s\": %s", specPtr->path,
-		strerror(errno));
-	close(fd);
-	return -1;
-    }
-    if (chmod(specPtr->path, (mode_t) mode) != 0
+    /*
+     * Bind inside a private 0700 directory beside the target, set the
+     * mode, then link the socket into place: it is never reachable with
+     * the umask's mode, and link() refuses to replace whatever may have
+     * appeared at the path meanwhile.
+     */
+
+    if (!PrivateBind(fd, specPtr->path, mode, err, errLen)
 	    || listen(fd, backlog) != 0) {
-	snprintf(err, errLen, "cannot listen on \"%s\": %s", specPtr->path,
-		strerror(errno));
+	if (err[0] == '\0') {
+	    snprintf(err, errLen, "cannot listen on \"%s\": %s",
+		    specPtr->path, strerror(errno));
+	    unlink(specPtr->path);
+	}
 	close(fd);
-	unlink(specPtr->path);
 	return -1;
     }
     snprintf(address, addressLen, "unix:%s", specPtr->path);
