@@ -14,7 +14,7 @@
 #	Usage: tclsh blacklist-bench.tcl CONNSPEC
 #	(run with TCLLIBPATH pointing at the build directory)
 #
-# Copyright (c) 2025 The TclMilter authors.
+# Copyright (c) 2026 The TclMilter developers.
 #
 # See the file "license.terms" for information on usage and redistribution
 # of this file, and for a DISCLAIMER OF ALL WARRANTIES.

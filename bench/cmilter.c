@@ -16,7 +16,7 @@
  *	It never returns by itself; the benchmark ends it with SIGKILL
  *	(smfi_stop would take 5 s).
  *
- * Copyright (c) 2025 The TclMilter authors.
+ * Copyright (c) 2026 The TclMilter developers.
  *
  * See the file "license.terms" for information on usage and redistribution
  * of this file, and for a DISCLAIMER OF ALL WARRANTIES.

@@ -20,7 +20,7 @@
  *	Output: one line of key=value pairs on stdout. Diagnostics go to
  *	stderr. The exit status is 0 only if no error was seen.
  *
- * Copyright (c) 2025 The TclMilter authors.
+ * Copyright (c) 2026 The TclMilter developers.
  *
  * See the file "license.terms" for information on usage and redistribution
  * of this file, and for a DISCLAIMER OF ALL WARRANTIES.

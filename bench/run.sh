@@ -29,7 +29,7 @@
 #
 #	Exit status: 0 if every run completed with no error.
 #
-# Copyright (c) 2025 The TclMilter authors.
+# Copyright (c) 2026 The TclMilter developers.
 #
 # See the file "license.terms" for information on usage and redistribution
 # of this file, and for a DISCLAIMER OF ALL WARRANTIES.

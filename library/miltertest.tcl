@@ -11,7 +11,7 @@
 #	because the milter under test often runs in the same interpreter and
 #	thread, with its callbacks dispatched from that thread's event loop.
 #
-# Copyright (c) 2026 The TclMilter authors.
+# Copyright (c) 2026 The TclMilter developers.
 #
 # See the file "license.terms" for information on usage and redistribution
 # of this file, and for a DISCLAIMER OF ALL WARRANTIES.

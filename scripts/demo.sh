@@ -8,7 +8,7 @@
 #
 #	    bash scripts/demo.sh
 #
-# Copyright (c) 2026 TclMilter developers.
+# Copyright (c) 2026 The TclMilter developers.
 # See the file "license.terms" for information on usage and redistribution.
 
 set -euo pipefail

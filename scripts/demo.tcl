@@ -9,7 +9,7 @@
 #	Run it through "make demo" (or scripts/demo.sh), which sets TCLLIBPATH
 #	so that the build-tree TclMilter and milter::test are found.
 #
-# Copyright (c) 2026 TclMilter developers.
+# Copyright (c) 2026 The TclMilter developers.
 # See the file "license.terms" for information on usage and redistribution.
 
 package require Tcl 8.6

@@ -18,7 +18,7 @@
 #	unpack them privately with dpkg-deb -x.  Their shared libraries are
 #	installed so that the unpacked binaries run.
 #
-# Copyright (c) 2026 TclMilter developers.
+# Copyright (c) 2026 The TclMilter developers.
 # See the file "license.terms" for information on usage and redistribution.
 
 set -euo pipefail

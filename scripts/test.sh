@@ -11,7 +11,7 @@
 #	Under CI (CI=true) tests/all.tcl also fails when a test was skipped
 #	for a missing dependency, so every integration test must run.
 #
-# Copyright (c) 2026 TclMilter developers.
+# Copyright (c) 2026 The TclMilter developers.
 # See the file "license.terms" for information on usage and redistribution.
 
 set -euo pipefail

@@ -29,7 +29,7 @@
 #	tclsh keeps the options it started with (leak check at exit), and its
 #	children get these instead (no leak check).
 #
-# Copyright (c) 2026 TclMilter developers.
+# Copyright (c) 2026 The TclMilter developers.
 # See the file "license.terms" for information on usage and redistribution.
 
 package require Tcl 8.6

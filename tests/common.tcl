@@ -15,7 +15,7 @@
 #	Sourcing this file again (all.tcl runs the test files in one
 #	interpreter) makes a new temporary directory and keeps the rest.
 #
-# Copyright (c) 2026 The TclMilter authors.
+# Copyright (c) 2026 The TclMilter developers.
 #
 # See the file "license.terms" for information on usage and redistribution
 # of this file, and for a DISCLAIMER OF ALL WARRANTIES.

@@ -20,7 +20,7 @@
 #
 #	Source it from a test file after tcltest is loaded.
 #
-# Copyright (c) 2026 The TclMilter authors.
+# Copyright (c) 2026 The TclMilter developers.
 #
 # See the file "license.terms" for information on usage and redistribution
 # of this file, and for a DISCLAIMER OF ALL WARRANTIES.

@@ -26,7 +26,7 @@
  *	number or one of connect helo envfrom envrcpt data eom eoh.
  *	-t makes the process exit after LIFETIME seconds (default 600).
  *
- * Copyright (c) 2026 The TclMilter authors.
+ * Copyright (c) 2026 The TclMilter developers.
  *
  * See the file "license.terms" for information on usage and redistribution
  * of this file, and for a DISCLAIMER OF ALL WARRANTIES.

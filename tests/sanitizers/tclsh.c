@@ -14,7 +14,7 @@
  *	libtcl itself stays uninstrumented; only this file and the extension
  *	are compiled with -fsanitize.
  *
- * Copyright (c) 2026 TclMilter developers.
+ * Copyright (c) 2026 The TclMilter developers.
  * See the file "license.terms" for information on usage and redistribution.
  */
 

@@ -20,7 +20,7 @@
  *	read has a 10 second timeout, so a stuck milter cannot hang the
  *	test.
  *
- * Copyright (c) 2026 The TclMilter authors.
+ * Copyright (c) 2026 The TclMilter developers.
  *
  * See the file "license.terms" for information on usage and redistribution
  * of this file, and for a DISCLAIMER OF ALL WARRANTIES.
