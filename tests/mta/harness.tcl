@@ -874,6 +874,8 @@ proc ::mta::session {mta m args} {
     ::mta::milter::quiesce $m
     set mark [::mta::milter::mark $m]
     set r [::mta::${mta}::send {*}$args]
+    # A slow milter (sanitizer builds) may log after the MTA answered.
+    ::mta::waitUntil {[::mta::milter::mark $m] > $mark} 5000
     ::mta::milter::quiesce $m
     dict set r events [::mta::milter::since $m $mark]
     return $r
