@@ -85,7 +85,7 @@ struct MilterServer {
     MilterServerConfig config;
     MilterServerHooks hooks;
     char address[300];		/* The bound spec. */
-    int listenFd;		/* -1 once closed. */
+    int listenFd;		/* -1 once closed (written under lock). */
     int epollFd;
     int wakeFd;			/* eventfd that wakes the network thread. */
     pthread_t thread;
@@ -1137,9 +1137,14 @@ NetworkThread(
 	}
 
 	if (stopping && listening) {
+	    int fd;
+
 	    listening = 0;
-	    MilterSocketClose(server->listenFd, server->address);
+	    pthread_mutex_lock(&server->lock);
+	    fd = server->listenFd;
 	    server->listenFd = -1;
+	    pthread_mutex_unlock(&server->lock);
+	    MilterSocketClose(fd, server->address);
 	    Log(server, MILTER_LOG_NOTICE, "stopped listening on %s; "
 		    "%d connection(s) open", server->address, count);
 	    Sweep(server, hard, hard);
@@ -1282,7 +1287,7 @@ MilterServerStart(
  *
  * MilterServerStop --
  *
- *	Any thread. Stops accepting at once. A soft stop lets open messages
+ *	Any thread. Refuses new connections before it returns. A soft stop lets open messages
  *	finish (until -draintimeout) and closes connections between
  *	messages; a hard stop ends every connection now. The stopped hook
  *	runs when the last connection is gone.
@@ -1315,6 +1320,16 @@ MilterServerStop(
     }
     if (hard) {
 	server->hard = 1;
+    }
+    if (server->listenFd >= 0) {
+	/*
+	 * Refuse new connections before returning, not when the network
+	 * thread gets round to closing the socket: a shut-down listening
+	 * socket (unix or TCP) answers connect() with ECONNREFUSED, and
+	 * the descriptor stays valid until the network thread closes it.
+	 */
+
+	shutdown(server->listenFd, SHUT_RDWR);
     }
     pthread_mutex_unlock(&server->lock);
     Wake(server);
