@@ -55,26 +55,13 @@
  */
 
 #include "milterSession.h"
+#include "fuzzCheck.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#define CHECK(cond) \
-    ((cond) ? (void) 0 : Violation(#cond, __LINE__))
-
-/*
- * The reference checks walk whole payloads byte by byte; they are not
- * what is being fuzzed, so clang leaves them out of the coverage and
- * comparison tracing, which would otherwise cost most of the time.
- */
-
-#if defined(__clang__) && __clang_major__ >= 13
-#   define NO_COVERAGE	__attribute__((no_sanitize("coverage")))
-#else
-#   define NO_COVERAGE
-#endif
 
 /*
  * Built with -DTRACE the harness prints what goes in and out, which is
@@ -176,26 +163,6 @@ typedef struct Model {
     OutPkt *out;
     int nOut, capOut;
 } Model;
-
-/*
- *----------------------------------------------------------------------
- *
- * Violation --
- *
- *	Reports a broken invariant and aborts.
- *
- *----------------------------------------------------------------------
- */
-
-static void
-Violation(
-    const char *what,
-    int line)
-{
-    fprintf(stderr, "fuzz_session.c:%d: invariant violated: %s\n",
-	    line, what);
-    abort();
-}
 
 /*
  *----------------------------------------------------------------------
@@ -415,7 +382,7 @@ Letter(
     case MILTER_TEMPFAIL:	return 't';
     case MILTER_SKIP:		return 's';
     }
-    Violation("unknown verdict", __LINE__);
+    Violation("unknown verdict", __FILE__, __LINE__);
     return 0;
 }
 
@@ -756,7 +723,7 @@ CheckOutPacket(
 	CHECK(len <= MILTER_CHUNK_SIZE);
 	break;
     default:
-	Violation("unknown packet kind in the output", __LINE__);
+	Violation("unknown packet kind in the output", __FILE__, __LINE__);
     }
     if (ActionOf(cmd) != 0) {
 	CHECK(m->cmd == 'E');

@@ -28,51 +28,19 @@
  */
 
 #include "milterWire.h"
+#include "fuzzCheck.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#define CHECK(cond) \
-    ((cond) ? (void) 0 : Violation(#cond, __LINE__))
-
-/*
- * The reference checks walk whole payloads byte by byte; they are not
- * what is being fuzzed, so clang leaves them out of the coverage and
- * comparison tracing, which would otherwise cost most of the time.
- */
-
-#if defined(__clang__) && __clang_major__ >= 13
-#   define NO_COVERAGE	__attribute__((no_sanitize("coverage")))
-#else
-#   define NO_COVERAGE
-#endif
 
 static const size_t maxDataTable[8] = {
     0, 1, 12, 255, 65535, 65535, 262143, (size_t) -1
 };
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
-
-/*
- *----------------------------------------------------------------------
- *
- * Violation --
- *
- *	Reports a broken invariant and aborts.
- *
- *----------------------------------------------------------------------
- */
-
-static void
-Violation(
-    const char *what,
-    int line)
-{
-    fprintf(stderr, "fuzz_wire.c:%d: invariant violated: %s\n", line, what);
-    abort();
-}
 
 /*
  *----------------------------------------------------------------------
