@@ -102,7 +102,8 @@ build() {
     fi
 }
 build fuzz_wire $common
-build fuzz_session $common "$srcdir/generic/milterSession.c"
+build fuzz_session $common "$srcdir/generic/milterSession.c" \
+    "$srcdir/generic/milterSessionActions.c"
 
 # ----------------------------------------------------------------------
 # Run.
