@@ -14,6 +14,7 @@
 #include "milterInt.h"
 
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 /*
@@ -93,6 +94,7 @@ MilterGetState(
     statePtr->interp = interp;
     statePtr->owner = Tcl_GetCurrentThread();
     statePtr->nameObj = Tcl_NewStringObj("TclMilter", -1);
+    strcpy(statePtr->logName, "TclMilter");
     statePtr->connectionObj =
 	    Tcl_NewStringObj("unix:/var/run/tclmilter.sock", -1);
     Tcl_IncrRefCount(statePtr->nameObj);
@@ -453,6 +455,10 @@ ApplyPending(
 	case OPT_MAXDATASIZE:	statePtr->maxDataSize = n;	break;
 	case OPT_NAME:
 	    ReplaceObj(&statePtr->nameObj, pPtr->obj[option]);
+	    Tcl_MutexLock(&statePtr->lock);
+	    snprintf(statePtr->logName, sizeof(statePtr->logName), "%s",
+		    Tcl_GetString(statePtr->nameObj));
+	    Tcl_MutexUnlock(&statePtr->lock);
 	    break;
 	case OPT_SOCKETMODE:	statePtr->socketMode = n;	break;
 	case OPT_TIMEOUT:	statePtr->timeout = n;		break;

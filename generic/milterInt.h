@@ -91,6 +91,7 @@ typedef struct MilterState {
     struct LogLine *logHead;	/* lock: lines for -logcommand. */
     struct LogLine **logTail;	/* lock */
     int useLogCommand;		/* lock: -logcommand is set. */
+    char logName[64];		/* lock: -name, for lines on stderr. */
 } MilterState;
 
 /*

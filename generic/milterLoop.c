@@ -131,6 +131,21 @@ StoppedHook(
     Tcl_MutexUnlock(&statePtr->lock);
 }
 
+/*
+ * LogToStderr writes a line without -logcommand as "name level: message"
+ * (with the default -name, "TclMilter warning: ..."), so the lines of
+ * several milters in one process can be told apart.
+ */
+
+static void
+LogToStderr(
+    const char *name,
+    MilterLogLevel level,
+    const char *msg)
+{
+    fprintf(stderr, "%s %s: %s\n", name, levelNames[level], msg);
+}
+
 static void
 LogHook(
     void *clientData,
@@ -143,8 +158,11 @@ LogHook(
 
     Tcl_MutexLock(&statePtr->lock);
     if (!statePtr->useLogCommand || statePtr->dead) {
+	char name[sizeof(statePtr->logName)];
+
+	memcpy(name, statePtr->logName, sizeof(name));
 	Tcl_MutexUnlock(&statePtr->lock);
-	fprintf(stderr, "TclMilter %s: %s\n", levelNames[level], msg);
+	LogToStderr(name, level, msg);
 	return;
     }
     linePtr = (LogLine *) ckalloc(sizeof(LogLine) + len);
@@ -193,7 +211,7 @@ MilterLog(
     int code;
 
     if (statePtr->logCommandObj == NULL || interp == NULL) {
-	fprintf(stderr, "TclMilter %s: %s\n", levelNames[level], msg);
+	LogToStderr(Tcl_GetString(statePtr->nameObj), level, msg);
 	return;
     }
     cmdObj = Tcl_DuplicateObj(statePtr->logCommandObj);
