@@ -929,6 +929,35 @@ ReadLocked(
 /*
  *----------------------------------------------------------------------
  *
+ * UnlockAndPump --
+ *
+ *	Called with conn->lock held, after new input or an end of input:
+ *	unless an event is already out, takes the next event the session
+ *	has ready, releases the lock, then queues that event for the owner
+ *	(Enqueue takes the server lock, which is never taken inside a
+ *	connection's lock).
+ *
+ *----------------------------------------------------------------------
+ */
+
+static void
+UnlockAndPump(
+    MilterConn *conn)
+{
+    MilterEvent *ev = NULL;
+
+    if (conn->fd >= 0 && !conn->busy) {
+	ev = PumpLocked(conn);
+    }
+    pthread_mutex_unlock(&conn->lock);
+    if (ev != NULL) {
+	Enqueue(conn, ev);
+    }
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
  * HandleConn --
  *
  *	One epoll report for a connection.
@@ -941,8 +970,6 @@ HandleConn(
     MilterConn *conn,
     uint32_t events)
 {
-    MilterEvent *ev = NULL;
-
     pthread_mutex_lock(&conn->lock);
     if (conn->fd >= 0) {
 	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
@@ -951,14 +978,8 @@ HandleConn(
 	if (events & EPOLLOUT) {
 	    FlushLocked(conn);
 	}
-	if (!conn->busy) {
-	    ev = PumpLocked(conn);
-	}
     }
-    pthread_mutex_unlock(&conn->lock);
-    if (ev != NULL) {
-	Enqueue(conn, ev);
-    }
+    UnlockAndPump(conn);
 }
 
 /*
@@ -978,22 +999,14 @@ EndConn(
     MilterConn *conn,
     const char *why)
 {
-    MilterEvent *ev = NULL;
-
     pthread_mutex_lock(&conn->lock);
     if (conn->fd >= 0 && !conn->eof) {
 	Log(conn->server, MILTER_LOG_NOTICE, "connection %lu: %s", conn->id,
 		why);
 	conn->eof = 1;
 	UpdateInterest(conn);
-	if (!conn->busy) {
-	    ev = PumpLocked(conn);
-	}
     }
-    pthread_mutex_unlock(&conn->lock);
-    if (ev != NULL) {
-	Enqueue(conn, ev);
-    }
+    UnlockAndPump(conn);
 }
 
 /*
