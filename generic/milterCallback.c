@@ -214,7 +214,7 @@ EventArgs(
 static int
 ResultToVerdict(
     Tcl_Interp *interp,
-    const MilterEvent *ev,
+    int type,			/* MILTER_EV_* */
     Tcl_Obj *cbObj,
     int *verdictPtr)
 {
@@ -225,7 +225,7 @@ ResultToVerdict(
     if (Tcl_GetIndexFromObjStruct(NULL, resultObj, milterCodeNames,
 	    sizeof(char *), "code", TCL_EXACT, &index) == TCL_OK) {
 	verdict = milterCodeValues[index];
-	switch (ev->type) {
+	switch (type) {
 	case MILTER_EV_NEGOTIATE:
 	    if (verdict == MILTER_CONTINUE || verdict == MILTER_REJECT
 		    || verdict == MILTER_TEMPFAIL) {
@@ -244,7 +244,7 @@ ResultToVerdict(
 	    break;
 	}
     }
-    switch (ev->type) {
+    switch (type) {
     case MILTER_EV_NEGOTIATE:
 	expected = "SMFIS_CONTINUE, SMFIS_REJECT or SMFIS_TEMPFAIL";
 	break;
@@ -259,10 +259,10 @@ ResultToVerdict(
     }
     Tcl_SetObjResult(interp, Tcl_ObjPrintf(
 	    "milter \"%s\" callback \"%s\" returned \"%s\": must be %s",
-	    milterEventNames[ev->type], Tcl_GetString(cbObj),
+	    milterEventNames[type], Tcl_GetString(cbObj),
 	    Tcl_GetString(resultObj), expected));
     Tcl_SetErrorCode(interp, "MILTER", "CALLBACK", "RESULT",
-	    milterEventNames[ev->type], NULL);
+	    milterEventNames[type], NULL);
     return TCL_ERROR;
 }
 
@@ -297,6 +297,8 @@ Invoke(
     Tcl_Obj **prefixv;
     Tcl_Size prefixc;
     int objc, i, code, verdict = MILTER_CONTINUE;
+    int type = ev->type;	/* The event may be gone once the script ran
+				 * (MilterAnswerPending). */
 
     Tcl_IncrRefCount(cbObj);
     Tcl_ListObjGetElements(NULL, cbObj, &prefixc, &prefixv);
@@ -313,13 +315,13 @@ Invoke(
 
     Tcl_Preserve(interp);
     MilterCtxPreserve(ctxPtr);
-    ctxPtr->event = ev->type;
+    ctxPtr->event = type;
     code = Tcl_EvalObjv(interp, objc, objv, TCL_EVAL_GLOBAL);
     ctxPtr->event = -1;
     MilterCtxRelease(ctxPtr);
     if (code == TCL_OK) {
-	if (ev->type != MILTER_EV_ABORT && ev->type != MILTER_EV_CLOSE) {
-	    code = ResultToVerdict(interp, ev, cbObj, &verdict);
+	if (type != MILTER_EV_ABORT && type != MILTER_EV_CLOSE) {
+	    code = ResultToVerdict(interp, type, cbObj, &verdict);
 	}
     } else if (code != TCL_ERROR) {
 	Tcl_Obj *codeObj = code == TCL_BREAK ? Tcl_NewStringObj("break", -1)
@@ -330,21 +332,21 @@ Invoke(
 	Tcl_IncrRefCount(codeObj);
 	Tcl_SetObjResult(interp, Tcl_ObjPrintf(
 		"milter \"%s\" callback \"%s\" returned with code %s",
-		milterEventNames[ev->type], Tcl_GetString(cbObj),
+		milterEventNames[type], Tcl_GetString(cbObj),
 		Tcl_GetString(codeObj)));
 	Tcl_DecrRefCount(codeObj);
 	Tcl_SetErrorCode(interp, "MILTER", "CALLBACK", "CODE",
-		milterEventNames[ev->type], NULL);
+		milterEventNames[type], NULL);
 	code = TCL_ERROR;
     }
     if (code != TCL_OK) {
 	Tcl_AddErrorInfo(interp, "\n    (milter \"");
-	Tcl_AddErrorInfo(interp, milterEventNames[ev->type]);
+	Tcl_AddErrorInfo(interp, milterEventNames[type]);
 	Tcl_AddErrorInfo(interp, "\" callback)");
 	Tcl_BackgroundException(interp, code);
-	verdict = ev->type == MILTER_EV_NEGOTIATE ? MILTER_REJECT
+	verdict = type == MILTER_EV_NEGOTIATE ? MILTER_REJECT
 		: statePtr->defaultReply;
-	if (ev->type == MILTER_EV_EOM && ctxPtr->conn != NULL) {
+	if (type == MILTER_EV_EOM && ctxPtr->conn != NULL) {
 	    MilterSessionDiscardModifications(MilterConnLock(ctxPtr->conn));
 	    MilterConnUnlock(ctxPtr->conn, 0);
 	}
@@ -386,14 +388,14 @@ RunEvent(
     const MilterEvent *ev)
 {
     MilterCtx *ctxPtr = MilterConnGetData(conn);
-    Tcl_Obj *cbObj = statePtr->callbacks[ev->type];
-    int verdict = MILTER_CONTINUE;
+    int verdict = MILTER_CONTINUE, type = ev->type;
+    Tcl_Obj *cbObj = statePtr->callbacks[type];
 
     if (statePtr->shutDown || statePtr->interp == NULL) {
 	return statePtr->defaultReply;
     }
-    if (MilterConnExpired(conn) && ev->type != MILTER_EV_ABORT
-	    && ev->type != MILTER_EV_CLOSE) {
+    if (MilterConnExpired(conn) && type != MILTER_EV_ABORT
+	    && type != MILTER_EV_CLOSE) {
 	/*
 	 * Past the milter stop deadline: answer without running the
 	 * script, so the stop is not held up by a queue of callbacks.
@@ -411,7 +413,7 @@ RunEvent(
     if (cbObj != NULL) {
 	verdict = Invoke(statePtr, ctxPtr, cbObj, ev);
     }
-    if (ev->type == MILTER_EV_CLOSE && !ctxPtr->deleted) {
+    if (type == MILTER_EV_CLOSE && !ctxPtr->deleted) {
 	MilterCtxDelete(ctxPtr);
     }
     MilterCtxRelease(ctxPtr);
@@ -441,11 +443,73 @@ MilterRunConn(
     MilterConn *conn,
     MilterEvent *ev)
 {
-    Tcl_Preserve(statePtr);
-    while (ev != NULL) {
-	int verdict = RunEvent(statePtr, conn, ev);
+    MilterFrame frame;
 
+    Tcl_Preserve(statePtr);
+    frame.conn = conn;
+    frame.answered = 0;
+    frame.nextPtr = statePtr->frames;
+    statePtr->frames = &frame;
+    while (ev != NULL) {
+	int verdict;
+
+	frame.type = ev->type;
+	verdict = RunEvent(statePtr, conn, ev);
+	if (frame.answered) {
+	    break;		/* MilterAnswerPending did it. */
+	}
 	ev = MilterConnResume(conn, verdict);
     }
+    statePtr->frames = frame.nextPtr;
     Tcl_Release(statePtr);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterAnswerPending --
+ *
+ *	Owner thread, at teardown (statePtr->shutDown set). Every
+ *	connection whose event a callback further up the stack is still
+ *	deciding (the interpreter was deleted from inside a callback) gets
+ *	the -defaultreply now, without that callback's modifications, and
+ *	so does every later command already read from it; the callback's
+ *	own verdict, when it returns, is ignored. The MTA then sees the
+ *	close.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Writes replies; frees the events being decided (callers keep only
+ *	the event type).
+ *
+ *----------------------------------------------------------------------
+ */
+
+void
+MilterAnswerPending(
+    MilterState *statePtr)
+{
+    MilterFrame *framePtr;
+
+    for (framePtr = statePtr->frames; framePtr != NULL;
+	    framePtr = framePtr->nextPtr) {
+	MilterConn *conn = framePtr->conn;
+	MilterEvent *ev;
+
+	if (framePtr->answered) {
+	    continue;
+	}
+	framePtr->answered = 1;
+	if (framePtr->type == MILTER_EV_EOM) {
+	    MilterSessionDiscardModifications(MilterConnLock(conn));
+	    MilterConnUnlock(conn, 0);
+	}
+	ev = MilterConnResume(conn, framePtr->type == MILTER_EV_NEGOTIATE
+		? MILTER_REJECT : statePtr->defaultReply);
+	while (ev != NULL) {
+	    ev = MilterConnResume(conn, statePtr->defaultReply);
+	}
+    }
 }

@@ -48,6 +48,18 @@ typedef enum MilterStatus {
 typedef struct MilterCtx MilterCtx;
 
 /*
+ * A connection whose event a callback on the owner's stack is deciding
+ * (MilterRunConn). The frames of nested event loops form a stack.
+ */
+
+typedef struct MilterFrame {
+    MilterConn *conn;
+    int type;			/* The event, a MILTER_EV_*. */
+    int answered;		/* MilterAnswerPending replied for it. */
+    struct MilterFrame *nextPtr;/* The frame further down the stack. */
+} MilterFrame;
+
+/*
  * The milter of one interpreter (AssocData "milter").
  */
 
@@ -83,6 +95,7 @@ typedef struct MilterState {
     int shutDown;		/* Torn down: no more events run. */
     unsigned long ctxCounter;	/* For context command names. */
     MilterCtx *contexts;	/* Live contexts. */
+    MilterFrame *frames;	/* Events being decided, innermost first. */
 
     Tcl_Mutex lock;
     int posted;			/* lock: a drain event is queued. */
@@ -144,6 +157,7 @@ MODULE_SCOPE void	MilterLog(MilterState *statePtr, MilterLogLevel level,
 
 MODULE_SCOPE void	MilterRunConn(MilterState *statePtr, MilterConn *conn,
 			    MilterEvent *ev);
+MODULE_SCOPE void	MilterAnswerPending(MilterState *statePtr);
 
 /*
  * milterCtx.c

@@ -641,15 +641,16 @@ DeleteDrainEvent(
  * MilterShutdown --
  *
  *	Hard teardown on the owner thread (interpreter deleted, owner thread
- *	exiting): close every connection without further callbacks, join
- *	the network thread, drop queued events and delete the contexts.
- *	Safe to call twice and from inside a callback.
+ *	exiting): every command waiting for a verdict (in a callback up the
+ *	stack, or queued) gets the -defaultreply without running a script;
+ *	then every connection is closed, the network thread joined and the
+ *	contexts deleted. Safe to call twice and from inside a callback.
  *
  * Results:
  *	None.
  *
  * Side effects:
- *	Closes connections; the MTA applies its default action.
+ *	Answers and closes connections.
  *
  *----------------------------------------------------------------------
  */
@@ -667,8 +668,20 @@ MilterShutdown(
 	return;
     }
     statePtr->shutDown = 1;
+    MilterAnswerPending(statePtr);
     if (server != NULL) {
 	Unregister(statePtr);
+
+	/*
+	 * Refuse new connections, give the commands already waiting in the
+	 * ready queue the -defaultreply (no callback runs once shutDown is
+	 * set), then close everything.
+	 */
+
+	MilterServerStop(server, 0);
+	while ((conn = MilterServerNextReady(server, &ev)) != NULL) {
+	    MilterRunConn(statePtr, conn, ev);
+	}
 	MilterServerStop(server, 1);
 	MilterServerJoin(server);
 	while ((conn = MilterServerNextReady(server, &ev)) != NULL) {
