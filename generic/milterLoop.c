@@ -731,6 +731,9 @@ ProcessExit(
     (void) clientData;
     Tcl_MutexLock(&registryLock);
     for (rPtr = running; rPtr != NULL; rPtr = rPtr->nextPtr) {
+	if (rPtr->statePtr->owner == Tcl_GetCurrentThread()) {
+	    MilterAnswerPending(rPtr->statePtr);	/* exit in a callback */
+	}
 	MilterServerStop(rPtr->server, 1);
     }
     for (rPtr = running; rPtr != NULL; rPtr = rPtr->nextPtr) {
