@@ -17,7 +17,7 @@
  *	    at end of message (see DoAction below for the verbs).
  *
  *	Usage: libmilter-peer -s SPEC [-l LOGFILE] [-p PROTOCOLBITS]
- *	           [-a ACTIONS] [-S STAGE:LIST]... [-t LIFETIME]
+ *	           [-a ACTIONS] [-S STAGE:LIST]... [-t LIFETIME] [-r READYFILE]
  *
  *	-p and -a are the protocol bits and actions the filter requests in
  *	option negotiation (numbers, hex allowed); by default it requests
@@ -25,6 +25,8 @@
  *	offered.  -S asks for a macro list (smfi_setsymlist); STAGE is a
  *	number or one of connect helo envfrom envrcpt data eom eoh.
  *	-t makes the process exit after LIFETIME seconds (default 600).
+ *	-r creates READYFILE once the socket listens: the socket file alone
+ *	exists from bind(), before listen(), when a connect is refused.
  *
  * Copyright (c) 2026 The TclMilter developers.
  *
@@ -970,10 +972,10 @@ main(
     int argc,
     char **argv)
 {
-    const char *spec = NULL;
+    const char *spec = NULL, *readyFile = NULL;
     int opt, lifetime = 600;
 
-    while ((opt = getopt(argc, argv, "s:l:p:a:S:t:")) != -1) {
+    while ((opt = getopt(argc, argv, "s:l:p:a:S:t:r:")) != -1) {
 	switch (opt) {
 	case 's':
 	    spec = optarg;
@@ -1012,9 +1014,12 @@ main(
 	case 't':
 	    lifetime = atoi(optarg);
 	    break;
+	case 'r':
+	    readyFile = optarg;
+	    break;
 	default:
 	    fprintf(stderr, "usage: %s -s SPEC [-l LOG] [-p PROTO] [-a ACTS]"
-		    " [-S STAGE:LIST]... [-t SECONDS]\n", argv[0]);
+		    " [-S STAGE:LIST]... [-t SECONDS] [-r READYFILE]\n", argv[0]);
 	    return 1;
 	}
     }
@@ -1031,6 +1036,15 @@ main(
 	    || smfi_opensocket(1) == MI_FAILURE) {
 	fprintf(stderr, "libmilter-peer: cannot set up \"%s\"\n", spec);
 	return 1;
+    }
+    if (readyFile != NULL) {
+	FILE *ready = fopen(readyFile, "w");
+
+	if (ready == NULL) {
+	    perror(readyFile);
+	    return 1;
+	}
+	fclose(ready);
     }
     return smfi_main() == MI_SUCCESS ? 0 : 1;
 }
