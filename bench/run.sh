@@ -146,7 +146,9 @@ start_milter() {
 	    return 1
 	fi
 	case $spec in
-	    unix:*) [ -S "${spec#unix:}" ] && return 0 ;;
+	    # The socket file exists from bind(); libmilter listens later.
+	    unix:*) ss -Hlx src "${spec#unix:}" 2>/dev/null \
+		| grep -q LISTEN && return 0 ;;
 	    inet:*)
 		local port=${spec#inet:}
 		port=${port%@*}

@@ -32,7 +32,7 @@ test_pkgs=(tcllib miltertest postfix libmilter-dev
 	   libdb5.3 libldap-2.5-0 liblockfile1 libnsl2 libsasl2-2 libssl3
 	   libwrap0 m4 procps)
 all_pkgs=(clang libclang-rt-14-dev libasan8 libubsan1 libtsan2 valgrind
-	  linux-perf)
+	  linux-perf iproute2)
 dev_pkgs=(autoconf)
 sendmail_debs=(sendmail-bin sendmail-base sendmail-cf)
 
