@@ -146,9 +146,18 @@ start_milter() {
 	    return 1
 	fi
 	case $spec in
-	    # The socket file exists from bind(); libmilter listens later.
-	    unix:*) ss -Hlx src "${spec#unix:}" 2>/dev/null \
-		| grep -q LISTEN && return 0 ;;
+	    # libmilter binds the socket file and listens later, so for it
+	    # ask ss for a listener on that path. TclMilter binds under a
+	    # private name (which is what ss shows) and links the file into
+	    # place once it listens, so there the file is the signal.
+	    unix:*)
+		if [ "$kind" = c ] || [ "$STANDIN" = 1 ]; then
+		    ss -Hlx src "${spec#unix:}" 2>/dev/null \
+			| grep -q LISTEN && return 0
+		elif [ -S "${spec#unix:}" ]; then
+		    return 0
+		fi
+		;;
 	    inet:*)
 		local port=${spec#inet:}
 		port=${port%@*}
