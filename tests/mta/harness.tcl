@@ -111,10 +111,19 @@ proc ::mta::waitUntil {cond timeoutMs} {
 #	A TCP port on host that nobody listens on right now.
 
 proc ::mta::freePort {{host 127.0.0.1}} {
-    set s [socket -server {apply {args {}}} -myaddr $host 0]
-    set port [lindex [fconfigure $s -sockname] 2]
-    close $s
-    return $port
+    variable givenPorts
+    # A port is free again once its probe is closed, so two calls made
+    # before anything binds (Postfix's listeners are all chosen before
+    # master starts) could get the same one; never hand a port out twice.
+    while 1 {
+	set s [socket -server {apply {args {}}} -myaddr $host 0]
+	set port [lindex [fconfigure $s -sockname] 2]
+	close $s
+	if {![info exists givenPorts($port)]} {
+	    set givenPorts($port) 1
+	    return $port
+	}
+    }
 }
 
 # ::mta::listening --
@@ -881,6 +890,28 @@ proc ::mta::session {mta m args} {
     return $r
 }
 
+# ::mta::diagnostics --
+#	For an error message: the last warnings of the MTA's log (when the
+#	harness can read it) and the end of the milter's own output, so that
+#	a failure in CI, whose temporary directories are gone, can be read.
+
+proc ::mta::diagnostics {mta m} {
+    set out ""
+    if {[info commands ::mta::${mta}::log] ne ""} {
+	set lines [lsearch -all -inline -regexp \
+		[split [::mta::${mta}::log] \n] {milter|warning|fatal|error}]
+	append out "\n--- $mta log (milter/warning lines, last 12):\n" \
+		[join [lrange $lines end-11 end] \n]
+    }
+    if {[dict exists $m out] && [file exists [dict get $m out]]} {
+	set lines [split [string trimright \
+		[::mta::readFile [dict get $m out] auto]] \n]
+	append out "\n--- milter output (last 12 lines):\n" \
+		[join [lrange $lines end-11 end] \n]
+    }
+    return $out
+}
+
 # ::mta::deliver --
 #	session, then the one copy smtp-sink received (parsed), with the
 #	session's "events" and SMTP "result" added.
@@ -888,7 +919,7 @@ proc ::mta::session {mta m args} {
 proc ::mta::deliver {mta m args} {
     set r [session $mta $m {*}$args]
     if {![dict exists $r queueid]} {
-	error "not accepted: [dict remove $r events]"
+	error "not accepted: [dict remove $r events][diagnostics $mta $m]"
     }
     set msgs [::mta::${mta}::delivered [dict get $r queueid]]
     if {[llength $msgs] != 1} {
