@@ -109,6 +109,11 @@ namespace eval ::milter::test {
 	2 {addrcpt_par	0x080}
     }
 
+    # Actions that end a message (the "message" subcommand stops there).
+    variable finalActions {
+	accept reject tempfail discard replycode shutdown connfail
+    }
+
     # Final replies and the action they stand for.
     variable finals {
 	c continue a accept r reject t tempfail d discard y replycode

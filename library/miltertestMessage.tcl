@@ -85,6 +85,36 @@ proc ::milter::test::ParseMessage {bytes keepSpace} {
     return [list $headers $body]
 }
 
+# ::milter::test::MessageSteps --
+#
+#	Send commands of one kind in a message, each preceded by the
+#	stage's macros from -macros, until a verdict ends the message.
+#
+# Arguments:
+#	id		session number
+#	macros		dict: stage letter -> name/value dict
+#	letter		the command
+#	payloads	one payload per command to send
+#	resultVar	variable that gets the last command's result
+#
+# Results:
+#	1 when the milter's answer ends the message, else 0.
+
+proc ::milter::test::MessageSteps {id macros letter payloads resultVar} {
+    variable finalActions
+    upvar 1 $resultVar result
+    foreach payload $payloads {
+	if {[dict exists $macros $letter]} {
+	    SendMacros $id $letter [dict get $macros $letter]
+	}
+	set result [Command $id $letter $payload]
+	if {[dict get $result action] in $finalActions} {
+	    return 1
+	}
+    }
+    return 0
+}
+
 # ::milter::test::Cmd_message --
 #
 #	Run one whole transaction as Postfix does: MAIL, RCPT for each
@@ -102,6 +132,7 @@ proc ::milter::test::ParseMessage {bytes keepSpace} {
 
 proc ::milter::test::Cmd_message {id args} {
     upvar #0 [namespace current]::S$id st
+    variable finalActions
     set opts [dict create -from <sender@example.org> -fromargs {} \
 	    -rcpt {<rcpt@example.org>} -rcptargs {} -text {} -file {} \
 	    -macros {} -abort 0]
@@ -145,43 +176,41 @@ proc ::milter::test::Cmd_message {id args} {
     lassign [ParseMessage $bytes [expr {$st(protocol) & 0x100000}]] \
 	    headers body
 
-    set final {accept reject tempfail discard replycode shutdown connfail}
     set rejected {}
-    set stage {}
-    set result {}
+    set size $st(chunksize)
+    set chunks {}
+    for {set i 0} {$i < [string length $body]} {incr i $size} {
+	lappend chunks [string range $body $i [expr {$i + $size - 1}]]
+    }
 
-    # A small helper: send the macros for a stage, if any were given.
-    set sendMacros {{id macros letter} {
-	if {[dict exists $macros $letter]} {
-	    ::milter::test::SendMacros $id $letter [dict get $macros $letter]
-	}
-    }}
-
+    # One pass; "break" at the first verdict that ends the message, with
+    # stage naming where.
     while 1 {
-	apply $sendMacros $id $macros M
-	set result [Command $id M [EncodeArgv $id \
-		[list [dict get $opts -from] {*}[dict get $opts -fromargs]]]]
-	if {[dict get $result action] in $final} {
-	    set stage envfrom
+	set stage envfrom
+	if {[MessageSteps $id $macros M [list [EncodeArgv $id \
+		[list [dict get $opts -from] {*}[dict get $opts -fromargs]]]] \
+		result]} {
 	    break
 	}
 
+	# A rejected recipient only drops that recipient; the message ends
+	# when all are rejected or on any other final verdict.
+	set stage envrcpt
 	set accepted 0
 	set lastRejection {}
 	set stopped 0
 	foreach rcpt [dict get $opts -rcpt] {
-	    apply $sendMacros $id $macros R
 	    set rcptArgs {}
 	    if {[dict exists [dict get $opts -rcptargs] $rcpt]} {
 		set rcptArgs [dict get [dict get $opts -rcptargs] $rcpt]
 	    }
-	    set result [Command $id R [EncodeArgv $id \
-		    [list $rcpt {*}$rcptArgs]]]
+	    MessageSteps $id $macros R [list [EncodeArgv $id \
+		    [list $rcpt {*}$rcptArgs]]] result
 	    set action [dict get $result action]
 	    if {$action in {reject tempfail replycode}} {
 		lappend rejected $rcpt
 		set lastRejection $result
-	    } elseif {$action in $final} {
+	    } elseif {$action in $finalActions} {
 		set stopped 1
 		break
 	    } else {
@@ -189,62 +218,35 @@ proc ::milter::test::Cmd_message {id args} {
 	    }
 	}
 	if {$stopped} {
-	    set stage envrcpt
 	    break
 	}
 	if {$accepted == 0 && [llength [dict get $opts -rcpt]]} {
 	    set result $lastRejection
-	    set stage envrcpt
 	    break
 	}
 
-	apply $sendMacros $id $macros T
-	set result [Command $id T {}]
-	if {[dict get $result action] in $final} {
-	    set stage data
+	set stage data
+	if {[MessageSteps $id $macros T {{}} result]} {
 	    break
 	}
-
-	set stopped 0
+	set stage header
+	set packets {}
 	foreach header $headers {
-	    apply $sendMacros $id $macros L
-	    set result [Command $id L [join $header \0]\0]
-	    if {[dict get $result action] in $final} {
-		set stopped 1
-		break
-	    }
+	    lappend packets [join $header \0]\0
 	}
-	if {$stopped} {
-	    set stage header
+	if {[MessageSteps $id $macros L $packets result]} {
 	    break
 	}
-
-	apply $sendMacros $id $macros N
-	set result [Command $id N {}]
-	if {[dict get $result action] in $final} {
-	    set stage eoh
+	set stage eoh
+	if {[MessageSteps $id $macros N {{}} result]} {
 	    break
 	}
-
-	set stopped 0
-	set size $st(chunksize)
-	for {set i 0} {$i < [string length $body]} {incr i $size} {
-	    apply $sendMacros $id $macros B
-	    set result [Command $id B \
-		    [string range $body $i [expr {$i + $size - 1}]]]
-	    if {[dict get $result action] in $final} {
-		set stopped 1
-		break
-	    }
-	}
-	if {$stopped} {
-	    set stage body
+	set stage body
+	if {[MessageSteps $id $macros B $chunks result]} {
 	    break
 	}
-
-	apply $sendMacros $id $macros E
-	set result [Command $id E {}]
 	set stage eom
+	MessageSteps $id $macros E {{}} result
 	break
     }
     if {[dict get $opts -abort]} {
