@@ -10,7 +10,7 @@
  *	"lock", which the network thread and other Tcl threads also touch,
  *	under MilterState.lock. No Tcl_Obj is ever seen by another thread.
  *
- *	Locking order: a connection's mutex (milterServer.c), then
+ *	Locking order: a connection's mutex (milterConn.c), then
  *	MilterState.lock, then the registry mutex (milterLoop.c). No script
  *	is ever evaluated with any of them held.
  *

@@ -26,7 +26,7 @@ typedef struct MacroStage {
 } MacroStage;
 
 /*
- * The session. Owned by one driver at a time; see milterServer.c for how
+ * The session. Owned by one driver at a time; see unix/milterConn.c for how
  * threads take turns.
  */
 
