@@ -472,11 +472,10 @@ MilterRunConn(
  *	Owner thread, at teardown (interpreter deleted, thread or process
  *	exiting). Every connection whose event a callback further up the
  *	stack is still deciding (that callback deleted the interpreter or
- *	called exit) gets
- *	the -defaultreply now, without that callback's modifications, and
- *	so does every later command already read from it; the callback's
- *	own verdict, when it returns, is ignored. The MTA then sees the
- *	close.
+ *	called exit) gets the -defaultreply now, without that callback's
+ *	modifications, and so does every later command already read from
+ *	it; the callback's own verdict, when it returns, is ignored. The
+ *	MTA then sees the close.
  *
  * Results:
  *	None.
