@@ -218,10 +218,11 @@ ClearStaleSocket(
  */
 
 static int
-PrivateBind(
+ListenPrivately(
     int fd,
-    const char *path,
+    const char *path,		/* Absolute (checked by the spec parser). */
     int mode,
+    int backlog,
     char *err,
     size_t errLen)
 {
@@ -229,9 +230,9 @@ PrivateBind(
     char dir[sizeof(sun.sun_path)];
     const char *slash = strrchr(path, '/');
     size_t dirLen = (size_t) (slash - path);
-    int ok = 0;
+    const char *failed = NULL;
+    int error = 0;
 
-    err[0] = '\0';
     if (dirLen + sizeof("/.tclmilter-XXXXXX/s") > sizeof(dir)) {
 	snprintf(err, errLen, "unix socket path \"%s\" is too long", path);
 	return 0;
@@ -249,17 +250,21 @@ PrivateBind(
     memcpy(sun.sun_path + strlen(dir), "/s", 3);
     if (bind(fd, (struct sockaddr *) &sun, sizeof(sun)) != 0
 	    || chmod(sun.sun_path, (mode_t) mode) != 0) {
-	snprintf(err, errLen, "cannot bind \"%s\": %s", path,
-		strerror(errno));
+	failed = "cannot bind";
+    } else if (listen(fd, backlog) != 0) {
+	failed = "cannot listen on";
     } else if (link(sun.sun_path, path) != 0) {
-	snprintf(err, errLen, "cannot bind \"%s\": %s", path,
-		strerror(errno));
-    } else {
-	ok = 1;
+	failed = "cannot bind";
     }
+    error = errno;
     unlink(sun.sun_path);
     rmdir(dir);
-    return ok;
+    if (failed != NULL) {
+	snprintf(err, errLen, "%s \"%s\": %s", failed, path,
+		strerror(error));
+	return 0;
+    }
+    return 1;
 }
 
 static int
@@ -284,18 +289,13 @@ ListenUnix(
     }
     /*
      * Bind inside a private 0700 directory beside the target, set the
-     * mode, then link the socket into place: it is never reachable with
-     * the umask's mode, and link() refuses to replace whatever may have
-     * appeared at the path meanwhile.
+     * mode, listen, then link the socket into place: it is never
+     * reachable with the umask's mode, connecting to the path never
+     * finds it bound but not yet listening, and link() refuses to
+     * replace whatever may have appeared at the path meanwhile.
      */
 
-    if (!PrivateBind(fd, specPtr->path, mode, err, errLen)
-	    || listen(fd, backlog) != 0) {
-	if (err[0] == '\0') {
-	    snprintf(err, errLen, "cannot listen on \"%s\": %s",
-		    specPtr->path, strerror(errno));
-	    unlink(specPtr->path);
-	}
+    if (!ListenPrivately(fd, specPtr->path, mode, backlog, err, errLen)) {
 	close(fd);
 	return -1;
     }
