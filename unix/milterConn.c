@@ -605,6 +605,31 @@ MilterConnUnlock(
     pthread_mutex_unlock(&conn->lock);
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterConnPeerGone --
+ *
+ *	Whether nothing more can reach the MTA on this connection: it hung
+ *	up, a read or write failed, or the network thread ended the session
+ *	(timeout, stop). Called between MilterConnLock and MilterConnUnlock.
+ *
+ * Results:
+ *	1 if the MTA is gone, else 0.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
+int
+MilterConnPeerGone(
+    MilterConn *conn)
+{
+    return conn->eof || conn->fd < 0;
+}
+
 void *
 MilterConnGetData(
     MilterConn *conn)
