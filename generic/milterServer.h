@@ -111,13 +111,24 @@ MODULE_SCOPE unsigned long MilterConnId(MilterConn *conn);
 MODULE_SCOPE int	MilterConnExpired(MilterConn *conn);
 
 /*
- * Sockets (unix/milterSocket.c).
+ * Sockets (unix/milterSocket.c). A listener remembers what it bound so
+ * that closing it removes only the socket file it created: the same
+ * device and inode, never a file another instance put there since.
  */
 
+typedef struct MilterListener {
+    int fd;			/* Listening descriptor, -1 when closed. */
+    char address[300];		/* The spec actually bound. */
+    int ownsPath;		/* A unix socket file we created. */
+    unsigned long long dev;	/* Its device ... */
+    unsigned long long ino;	/* ... and inode, from stat() after the
+				 * link into place. */
+} MilterListener;
+
 MODULE_SCOPE int	MilterSocketListen(const char *spec, int backlog,
-			    int mode, char *address, size_t addressLen,
-			    char *err, size_t errLen);
-MODULE_SCOPE void	MilterSocketClose(int fd, const char *address);
+			    int mode, MilterListener *lPtr, char *err,
+			    size_t errLen);
+MODULE_SCOPE void	MilterSocketClose(MilterListener *lPtr);
 MODULE_SCOPE int	MilterSocketCheckSpec(const char *spec, char *err,
 			    size_t errLen);
 

@@ -504,9 +504,10 @@ NetworkThread(
 	    fd = server->listenFd;
 	    server->listenFd = -1;
 	    pthread_mutex_unlock(&server->lock);
-	    MilterSocketClose(fd, server->address);
+	    server->listener.fd = fd;
+	    MilterSocketClose(&server->listener);
 	    MilterServerLog(server, MILTER_LOG_NOTICE, "stopped listening on "
-		    "%s; %d connection(s) open", server->address, count);
+		    "%s; %d connection(s) open", server->listener.address, count);
 	    Sweep(server, hard, hard);
 	    Reap(server);
 	    continue;
@@ -609,8 +610,7 @@ MilterServerStart(
     }
 
     server->listenFd = MilterSocketListen(cfg->spec, cfg->backlog,
-	    cfg->socketMode, server->address, sizeof(server->address), err,
-	    errLen);
+	    cfg->socketMode, &server->listener, err, errLen);
     if (server->listenFd < 0) {
 	MilterServerRelease(server);
 	return NULL;
@@ -637,7 +637,7 @@ MilterServerStart(
     return server;
 
   fail:
-    MilterSocketClose(server->listenFd, server->address);
+    MilterSocketClose(&server->listener);
     MilterServerRelease(server);
     return NULL;
 }
@@ -745,7 +745,7 @@ const char *
 MilterServerAddress(
     MilterServer *server)
 {
-    return server->address;
+    return server->listener.address;
 }
 
 int

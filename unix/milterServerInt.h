@@ -68,7 +68,7 @@ struct MilterConn {
 struct MilterServer {
     MilterServerConfig config;
     MilterServerHooks hooks;
-    char address[300];		/* The bound spec. */
+    MilterListener listener;	/* What MilterSocketListen bound. */
     int listenFd;		/* -1 once closed (written under lock). */
     int epollFd;
     int wakeFd;			/* eventfd that wakes the network thread. */

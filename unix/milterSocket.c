@@ -272,11 +272,11 @@ ListenUnix(
     const Spec *specPtr,
     int backlog,
     int mode,
-    char *address,
-    size_t addressLen,
+    MilterListener *lPtr,
     char *err,
     size_t errLen)
 {
+    struct stat st;
     int fd;
 
     if (!ClearStaleSocket(specPtr->path, err, errLen)) {
@@ -299,7 +299,13 @@ ListenUnix(
 	close(fd);
 	return -1;
     }
-    snprintf(address, addressLen, "unix:%s", specPtr->path);
+    snprintf(lPtr->address, sizeof(lPtr->address), "unix:%s",
+	    specPtr->path);
+    if (lstat(specPtr->path, &st) == 0) {
+	lPtr->ownsPath = 1;
+	lPtr->dev = (unsigned long long) st.st_dev;
+	lPtr->ino = (unsigned long long) st.st_ino;
+    }
     return fd;
 }
 
@@ -307,13 +313,12 @@ static int
 ListenInet(
     const Spec *specPtr,
     int backlog,
-    char *address,
-    size_t addressLen,
+    MilterListener *lPtr,
     char *err,
     size_t errLen)
 {
     struct addrinfo hints, *res = NULL, *ai;
-    char host[NI_MAXHOST], port[NI_MAXSERV];
+    char host[INET6_ADDRSTRLEN + 20], port[NI_MAXSERV];	/* Numeric. */
     struct sockaddr_storage bound;
     socklen_t boundLen = sizeof(bound);
     int fd = -1, rc, on = 1;
@@ -356,7 +361,7 @@ ListenInet(
 	    && getnameinfo((struct sockaddr *) &bound, boundLen, host,
 		sizeof(host), port, sizeof(port),
 		NI_NUMERICHOST | NI_NUMERICSERV) == 0) {
-	snprintf(address, addressLen, "%s:%s@%s",
+	snprintf(lPtr->address, sizeof(lPtr->address), "%s:%s@%s",
 		specPtr->family == AF_INET6 ? "inet6" : "inet", port, host);
     }
     return fd;
@@ -370,8 +375,9 @@ ListenInet(
  *	Opens the listening socket for a spec.
  *
  * Results:
- *	The descriptor and, in 'address', the spec actually bound (with the
- *	real port when 0 was asked for); or -1 with a message.
+ *	The descriptor (also in lPtr->fd) with, in lPtr->address, the spec
+ *	actually bound (with the real port when 0 was asked for); or -1
+ *	with a message.
  *
  * Side effects:
  *	Creates a socket.
@@ -384,25 +390,27 @@ MilterSocketListen(
     const char *spec,
     int backlog,
     int mode,
-    char *address,
-    size_t addressLen,
+    MilterListener *lPtr,
     char *err,
     size_t errLen)
 {
     Spec parsed;
 
+    memset(lPtr, 0, sizeof(MilterListener));
+    lPtr->fd = -1;
     if (!ParseSpec(spec, &parsed, err, errLen)) {
 	return -1;
     }
     if (backlog <= 0) {
 	backlog = SOMAXCONN;
     }
-    snprintf(address, addressLen, "%s", spec);
+    snprintf(lPtr->address, sizeof(lPtr->address), "%s", spec);
     if (parsed.family == AF_UNIX) {
-	return ListenUnix(&parsed, backlog, mode, address, addressLen, err,
-		errLen);
+	lPtr->fd = ListenUnix(&parsed, backlog, mode, lPtr, err, errLen);
+    } else {
+	lPtr->fd = ListenInet(&parsed, backlog, lPtr, err, errLen);
     }
-    return ListenInet(&parsed, backlog, address, addressLen, err, errLen);
+    return lPtr->fd;
 }
 
 /*
@@ -410,8 +418,8 @@ MilterSocketListen(
  *
  * MilterSocketClose --
  *
- *	Closes the listening socket and, for a unix socket, removes the
- *	socket file if it still is a socket.
+ *	Closes the listening socket and, for a unix socket file it created,
+ *	removes that file if it is still the same one (device and inode).
  *
  * Results:
  *	None.
@@ -424,16 +432,19 @@ MilterSocketListen(
 
 void
 MilterSocketClose(
-    int fd,
-    const char *address)
+    MilterListener *lPtr)
 {
     struct stat st;
+    const char *path = lPtr->address + 5;	/* After "unix:". */
 
-    if (fd >= 0) {
-	close(fd);
+    if (lPtr->fd >= 0) {
+	close(lPtr->fd);
+	lPtr->fd = -1;
     }
-    if (strncmp(address, "unix:", 5) == 0
-	    && lstat(address + 5, &st) == 0 && S_ISSOCK(st.st_mode)) {
-	unlink(address + 5);
+    if (lPtr->ownsPath && lstat(path, &st) == 0 && S_ISSOCK(st.st_mode)
+	    && (unsigned long long) st.st_dev == lPtr->dev
+	    && (unsigned long long) st.st_ino == lPtr->ino) {
+	unlink(path);
     }
+    lPtr->ownsPath = 0;
 }
