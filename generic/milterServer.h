@@ -59,6 +59,12 @@ typedef struct MilterServerHooks {
 				 * the network thread is about to exit. */
     void (*threadExit)(void *clientData);
 				/* Last thing the network thread does. */
+    void (*deadline)(void *clientData);
+				/* Once, when a stop's -draintimeout has
+				 * passed: every connection is now expired
+				 * (MilterConnExpired), and the owner should
+				 * answer whatever it still holds. May be
+				 * NULL. */
 } MilterServerHooks;
 
 /*

@@ -427,6 +427,12 @@ Sweep(
 	list[n++] = conn;
     }
     pthread_mutex_unlock(&server->lock);
+    if (late && stopping && !server->deadlineHookRun) {
+	server->deadlineHookRun = 1;
+	if (server->hooks.deadline != NULL) {
+	    server->hooks.deadline(server->hooks.clientData);
+	}
+    }
 
     for (i = 0; i < n; i++) {
 	const char *reason = NULL;

@@ -91,6 +91,7 @@ struct MilterServer {
     struct timespec drainDeadline;
     struct timespec acceptResume;
     int acceptPaused;
+    int deadlineHookRun;	/* Network thread only. */
 };
 
 /*
