@@ -95,7 +95,6 @@ MODULE_SCOPE void	MilterServerSetDebug(MilterServer *server, int level);
 MODULE_SCOPE const char *MilterServerAddress(MilterServer *server);
 MODULE_SCOPE MilterConn *MilterServerNextReady(MilterServer *server,
 			    MilterEvent **evPtr);
-MODULE_SCOPE int	MilterServerConnections(MilterServer *server);
 MODULE_SCOPE int	MilterServerReadyCount(MilterServer *server);
 MODULE_SCOPE int	MilterServerStopping(MilterServer *server);
 
@@ -113,7 +112,6 @@ MODULE_SCOPE void	MilterConnUnlock(MilterConn *conn, int flush);
 MODULE_SCOPE int	MilterConnPeerGone(MilterConn *conn);
 MODULE_SCOPE void *	MilterConnGetData(MilterConn *conn);
 MODULE_SCOPE void	MilterConnSetData(MilterConn *conn, void *data);
-MODULE_SCOPE unsigned long MilterConnId(MilterConn *conn);
 MODULE_SCOPE int	MilterConnExpired(MilterConn *conn);
 
 /*

@@ -178,9 +178,12 @@ namespace eval ::milter::test {
 	    }
 	    return 1;
 	}
+	# End of our input is passed on as a half close: the milter's
+	# replies are still relayed until it closes.
+	my $input = 1;
 	while (1) {
 	    my $rin = '';
-	    vec($rin, fileno(STDIN), 1) = 1;
+	    vec($rin, fileno(STDIN), 1) = 1 if $input;
 	    vec($rin, fileno($sock), 1) = 1;
 	    my $rout;
 	    my $n = select($rout = $rin, undef, undef, undef);
@@ -188,8 +191,10 @@ namespace eval ::milter::test {
 		next if $!{EINTR};
 		last;
 	    }
-	    if (vec($rout, fileno(STDIN), 1)) {
-		last unless pass(\*STDIN, $sock);
+	    if ($input && vec($rout, fileno(STDIN), 1)
+		    && !pass(\*STDIN, $sock)) {
+		$input = 0;
+		shutdown($sock, 1);
 	    }
 	    if (vec($rout, fileno($sock), 1)) {
 		last unless pass($sock, \*STDOUT);

@@ -3,10 +3,20 @@
  *
  *	One MTA connection on the network thread's side: reading and
  *	framing its packets, running its session until an event needs a
- *	script, writing replies, closing; and the calls by which the owner
- *	gives a verdict back (MilterConnResume) or reaches the session from
- *	a context command. A connection's lock guards all of it, so the
- *	network thread and the owner take turns.
+ *	script, writing replies, its timers, closing; and the calls by which
+ *	the owner gives a verdict back (MilterConnResume) or reaches the
+ *	session from a context command. A connection's lock guards all of
+ *	it, so the network thread and the owner take turns.
+ *
+ *	Three rules keep a connection bounded and fair:
+ *	  - what epoll is asked to report is derived from the state in one
+ *	    place (WantedEvents), after every change;
+ *	  - input is read, and commands are run, only while both the input
+ *	    and the output buffer are under their bounds (CanRead,
+ *	    OutputFull); one turn reads at most READ_TURN bytes;
+ *	  - a connection leaves epoll before its descriptor is closed
+ *	    (CloseLocked), and replies already decided are written out before
+ *	    that, unless the MTA is gone or stops reading (FinishLocked).
  *
  * Copyright (c) 2026 The TclMilter developers.
  *
@@ -22,19 +32,26 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
+/*
+ * Size of a packet's header (length and command byte) on the wire.
+ */
+
+#define PACKET_HEADER	5
+
+static void	CloseLocked(MilterConn *conn);
 static void	FlushLocked(MilterConn *conn);
 static MilterEvent *PumpLocked(MilterConn *conn);
+static void	UpdateInterest(MilterConn *conn);
 
 /*
  *----------------------------------------------------------------------
  *
  * MilterConnNew --
  *
- *	A connection for an accepted descriptor, with a new session; the
- *	caller links it into the server's list (and counts it there).
+ *	A connection for an accepted descriptor, with a new session. The
+ *	caller links it into the server's list, then calls MilterConnStart.
  *
  * Results:
  *	The connection, holding the network thread's reference.
@@ -48,66 +65,30 @@ static MilterEvent *PumpLocked(MilterConn *conn);
 MilterConn *
 MilterConnNew(
     MilterServer *server,
-    int fd)
+    int fd,
+    unsigned long id)
 {
     MilterConn *conn = MilterAlloc(sizeof(MilterConn));
 
     memset(conn, 0, sizeof(MilterConn));
     pthread_mutex_init(&conn->lock, NULL);
     conn->server = server;
+    conn->id = id;
     conn->refs = 1;
     conn->fd = fd;
     conn->session = MilterSessionNew(server->config.maxData);
     MilterSessionSetLeadingSpace(conn->session, server->config.leadingSpace);
     MilterBufInit(&conn->in);
-    conn->lastActive = MilterNow();
+    conn->lastActive = MilterNowMs();
     return conn;
 }
+
 /*
  *----------------------------------------------------------------------
  *
- * MilterConnRetain, MilterConnRelease --
+ * MilterConnStart --
  *
- *	Take or drop a reference; the last one frees the connection and
- *	drops its reference to the server.
- *
- *----------------------------------------------------------------------
- */
-
-void
-MilterConnRetain(
-    MilterConn *conn)
-{
-    __atomic_add_fetch(&conn->refs, 1, __ATOMIC_ACQ_REL);
-}
-
-void
-MilterConnRelease(
-    MilterConn *conn)
-{
-    MilterServer *server = conn->server;
-    int refs;
-
-    refs = __atomic_sub_fetch(&conn->refs, 1, __ATOMIC_ACQ_REL);
-    if (refs > 0) {
-	return;
-    }
-    if (conn->fd >= 0) {
-	close(conn->fd);
-    }
-    MilterSessionFree(conn->session);
-    MilterBufFree(&conn->in);
-    pthread_mutex_destroy(&conn->lock);
-    MilterFree(conn);
-    MilterServerRelease(server);
-}
-/*
- *----------------------------------------------------------------------
- *
- * UpdateInterest --
- *
- *	Tells epoll what the connection waits for: input unless paused or
- *	ended, output while replies are pending. Called with the lock held.
+ *	Network thread: puts a new connection's descriptor in the epoll set.
  *
  * Results:
  *	None.
@@ -118,35 +99,217 @@ MilterConnRelease(
  *----------------------------------------------------------------------
  */
 
+void
+MilterConnStart(
+    MilterConn *conn)
+{
+    pthread_mutex_lock(&conn->lock);
+    UpdateInterest(conn);
+    pthread_mutex_unlock(&conn->lock);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterConnRetain, MilterConnRelease --
+ *
+ *	Take or drop a reference; the last one frees the connection and
+ *	drops its reference to the server.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Release may free the connection and close its descriptor.
+ *
+ *----------------------------------------------------------------------
+ */
+
+void
+MilterConnRetain(
+    MilterConn *conn)
+{
+    ATOMIC_ADD(&conn->refs, 1);
+}
+
+void
+MilterConnRelease(
+    MilterConn *conn)
+{
+    MilterServer *server = conn->server;
+
+    if (ATOMIC_ADD(&conn->refs, -1) > 0) {
+	return;
+    }
+    if (conn->fd >= 0) {
+	/* Not reached: a connection is closed and retired before its
+	 * last reference goes. Never leak the descriptor anyway. */
+	if (conn->registered) {
+	    epoll_ctl(server->epollFd, EPOLL_CTL_DEL, conn->fd, NULL);
+	}
+	close(conn->fd);
+    }
+    MilterSessionFree(conn->session);
+    MilterBufFree(&conn->in);
+    pthread_mutex_destroy(&conn->lock);
+    MilterFree(conn);
+    MilterServerRelease(server);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * OutputFull, CanRead --
+ *
+ *	The backpressure rule. Commands run only while the replies queued
+ *	for the MTA are under OUTPUT_BOUND; input is read only while that
+ *	holds and less than one largest packet is buffered.
+ *
+ * Results:
+ *	Boolean.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+OutputFull(
+    MilterConn *conn)
+{
+    return MilterBufLength(MilterSessionOutput(conn->session))
+	    >= OUTPUT_BOUND;
+}
+
+static int
+CanRead(
+    MilterConn *conn)
+{
+    return conn->fd >= 0 && !conn->inputEnded
+	    && !MilterSessionClosed(conn->session) && !OutputFull(conn)
+	    && MilterBufLength(&conn->in)
+		< conn->server->config.maxData + PACKET_HEADER;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * WantedEvents --
+ *
+ *	What epoll should report for the connection, from its state alone:
+ *	input while CanRead, output while replies wait for the socket.
+ *
+ * Results:
+ *	An epoll event mask; 0 when nothing is wanted.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static uint32_t
+WantedEvents(
+    MilterConn *conn)
+{
+    uint32_t events = 0;
+
+    if (CanRead(conn)) {
+	events |= EPOLLIN | EPOLLRDHUP;
+    }
+    if (!conn->hangup
+	    && MilterBufLength(MilterSessionOutput(conn->session)) > 0) {
+	events |= EPOLLOUT;
+    }
+    return events;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * UpdateInterest --
+ *
+ *	Brings the epoll registration in line with WantedEvents. With
+ *	nothing wanted the descriptor stays registered with an empty mask,
+ *	so that a hang-up is still reported, until one has been: epoll
+ *	reports hang-ups whatever the mask says, so after one the
+ *	descriptor leaves the set (else the network thread would spin).
+ *	Called with the lock held, on any thread.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	epoll_ctl when the registration changes.
+ *
+ *----------------------------------------------------------------------
+ */
+
 static void
 UpdateInterest(
     MilterConn *conn)
 {
+    int epollFd = conn->server->epollFd;
+    uint32_t events;
     struct epoll_event ev;
+    int registered = conn->registered;
 
-    if (conn->fd < 0 || !conn->polled) {
+    if (conn->fd < 0) {
 	return;
     }
-    if (conn->eof) {
-	/*
-	 * Hang-ups are reported whatever the mask says, so an ended
-	 * connection leaves the set; replies still owed are written
-	 * without waiting.
-	 */
-
-	epoll_ctl(conn->server->epollFd, EPOLL_CTL_DEL, conn->fd, NULL);
-	conn->polled = 0;
+    events = WantedEvents(conn);
+    if (events == 0 && conn->hangup) {
+	if (registered) {
+	    epoll_ctl(epollFd, EPOLL_CTL_DEL, conn->fd, NULL);
+	    conn->registered = 0;
+	    conn->interest = 0;
+	}
+	return;
+    }
+    if (registered && events == conn->interest) {
 	return;
     }
     memset(&ev, 0, sizeof(ev));
+    ev.events = events;
     ev.data.ptr = conn;
-    if (!conn->paused && !conn->eof) {
-	ev.events |= EPOLLIN | EPOLLRDHUP;
+    epoll_ctl(epollFd, registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, conn->fd,
+	    &ev);
+    conn->registered = 1;
+    conn->interest = events;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * EndInputLocked --
+ *
+ *	No more input will be used: once no event is out, the session runs
+ *	its end sequence (abort and close callbacks still owed).
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Logs 'why' at 'level' unless NULL.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static void
+EndInputLocked(
+    MilterConn *conn,
+    MilterLogLevel level,
+    const char *why)
+{
+    if (conn->inputEnded) {
+	return;
     }
-    if (conn->wantOut) {
-	ev.events |= EPOLLOUT;
+    conn->inputEnded = 1;
+    if (why != NULL) {
+	MilterServerLog(conn->server, level, "connection %lu: %s", conn->id,
+		why);
     }
-    epoll_ctl(conn->server->epollFd, EPOLL_CTL_MOD, conn->fd, &ev);
 }
 
 /*
@@ -155,14 +318,15 @@ UpdateInterest(
  * FlushLocked --
  *
  *	Writes as much pending output as the socket takes, without
- *	blocking; the rest waits for EPOLLOUT. Replies produced together go
- *	out in one write.
+ *	blocking; the rest waits for EPOLLOUT (see WantedEvents). Replies
+ *	produced together go out in one write. Output for an MTA that hung
+ *	up is dropped.
  *
  * Results:
  *	None.
  *
  * Side effects:
- *	Writes to the socket; on a write error the connection is ended.
+ *	Writes to the socket; a write error ends the session's input.
  *
  *----------------------------------------------------------------------
  */
@@ -172,21 +336,15 @@ FlushLocked(
     MilterConn *conn)
 {
     MilterBuf *out = MilterSessionOutput(conn->session);
-    int wanted = 0;
 
-    while (MilterBufLength(out) > 0) {
-	ssize_t n;
-
-	if (conn->fd < 0) {
-	    MilterBufReset(out);
-	    break;
-	}
-	n = send(conn->fd, MilterBufData(out), MilterBufLength(out),
+    while (MilterBufLength(out) > 0 && !conn->hangup && conn->fd >= 0) {
+	ssize_t n = send(conn->fd, MilterBufData(out), MilterBufLength(out),
 		MSG_NOSIGNAL | MSG_DONTWAIT);
+
 	if (n > 0) {
 	    MilterBufConsume(out, (size_t) n);
+	    conn->lastActive = MilterNowMs();
 	} else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-	    wanted = 1;
 	    break;
 	} else if (n < 0 && errno == EINTR) {
 	    continue;
@@ -194,25 +352,26 @@ FlushLocked(
 	    MilterServerLog(conn->server, MILTER_LOG_NOTICE,
 		    "connection %lu: write failed: %s", conn->id,
 		    strerror(errno));
-	    MilterBufReset(out);
-	    conn->eof = 1;
-	    break;
+	    conn->hangup = 1;
+	    EndInputLocked(conn, MILTER_LOG_NOTICE, NULL);
 	}
     }
-    MilterBufTrim(out, 65536);
-    if (wanted != conn->wantOut || conn->eof) {
-	conn->wantOut = wanted;
-	UpdateInterest(conn);
+    if (conn->hangup || conn->fd < 0) {
+	MilterBufReset(out);
     }
+    MilterBufTrim(out, OUTPUT_BOUND);
 }
 
 /*
  *----------------------------------------------------------------------
  *
- * MilterConnCloseLocked --
+ * CloseLocked --
  *
- *	The session is over: close the socket and queue the connection for
- *	the network thread to unlink and release.
+ *	The one way a connection's descriptor is closed: it leaves the
+ *	epoll set first (a forked child, e.g. of [exec], may hold a copy of
+ *	the descriptor, and the registration would outlive close()), is
+ *	shut down so the MTA sees the end whoever else holds a copy, and
+ *	the connection is handed back to the server to unlink.
  *
  * Results:
  *	None.
@@ -223,26 +382,71 @@ FlushLocked(
  *----------------------------------------------------------------------
  */
 
-void
-MilterConnCloseLocked(
+static void
+CloseLocked(
     MilterConn *conn)
 {
-    MilterServer *server = conn->server;
+    char discard[512];
+    int rounds;
 
-    if (conn->fd >= 0) {
-	close(conn->fd);	/* Also removes it from the epoll set. */
-	conn->fd = -1;
-	MilterServerLog(server, MILTER_LOG_INFO, "connection %lu closed",
-		conn->id);
+    if (conn->fd < 0) {
+	return;
     }
-    pthread_mutex_lock(&server->lock);
-    if (!conn->reaped) {
-	conn->reaped = 1;
-	conn->nextReap = server->reapList;
-	server->reapList = conn;
+    if (conn->registered) {
+	epoll_ctl(conn->server->epollFd, EPOLL_CTL_DEL, conn->fd, NULL);
+	conn->registered = 0;
+	conn->interest = 0;
     }
-    pthread_mutex_unlock(&server->lock);
-    MilterServerWake(server);
+
+    /*
+     * Unread input makes a TCP close send a reset, which can destroy
+     * replies still in flight to the MTA: drop what is readable first
+     * (a bounded amount, never waiting).
+     */
+
+    for (rounds = 0; rounds < 128; rounds++) {
+	if (recv(conn->fd, discard, sizeof(discard), MSG_DONTWAIT) <= 0) {
+	    break;
+	}
+    }
+    shutdown(conn->fd, SHUT_RDWR);
+    close(conn->fd);
+    conn->fd = -1;
+    conn->inputEnded = 1;
+    MilterBufReset(MilterSessionOutput(conn->session));
+    MilterServerLog(conn->server, MILTER_LOG_INFO, "connection %lu closed",
+	    conn->id);
+    MilterServerRetire(conn);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * FinishLocked --
+ *
+ *	The session is over: close now if nothing is owed to the MTA, else
+ *	keep the descriptor open for writing only until the replies are
+ *	out (MilterConnTick closes it if the MTA stops taking them).
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	May close the connection.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static void
+FinishLocked(
+    MilterConn *conn)
+{
+    FlushLocked(conn);
+    if (MilterBufLength(MilterSessionOutput(conn->session)) == 0) {
+	CloseLocked(conn);
+    } else {
+	UpdateInterest(conn);
+    }
 }
 
 /*
@@ -253,6 +457,12 @@ MilterConnCloseLocked(
  *	Gives the session the events to hand out: those with a callback,
  *	plus close whenever the owner has data to clean up.
  *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Changes the session's event mask.
+ *
  *----------------------------------------------------------------------
  */
 
@@ -260,13 +470,29 @@ static void
 SetWantedLocked(
     MilterConn *conn)
 {
-    unsigned mask = __atomic_load_n(&conn->server->wanted, __ATOMIC_RELAXED);
+    unsigned mask = ATOMIC_GET(&conn->server->wanted);
 
     if (conn->hasData) {
 	mask |= MILTER_EVBIT(MILTER_EV_CLOSE);
     }
     MilterSessionSetWanted(conn->session, mask);
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * NoteProblem --
+ *
+ *	Logs what the session found wrong with the last packet, if anything.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	A warning.
+ *
+ *----------------------------------------------------------------------
+ */
 
 static void
 NoteProblem(
@@ -283,11 +509,78 @@ NoteProblem(
 /*
  *----------------------------------------------------------------------
  *
+ * FeedLocked --
+ *
+ *	Frames the next packet of buffered input and gives it to the
+ *	session.
+ *
+ * Results:
+ *	The event the packet asks for, or NULL. *morePtr is set to 0 when
+ *	the input holds no whole packet.
+ *
+ * Side effects:
+ *	Consumes input; ends it on a malformed frame or, while stopping,
+ *	between messages.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static MilterEvent *
+FeedLocked(
+    MilterConn *conn,
+    int *morePtr)
+{
+    MilterServer *server = conn->server;
+    MilterEvent *ev = NULL;
+    MilterPacket pkt;
+    size_t used;
+    char why[160];
+
+    switch (MilterWireFrame(conn->in.bytes ? MilterBufData(&conn->in)
+	    : (const unsigned char *) "", MilterBufLength(&conn->in),
+	    server->config.maxData, &pkt, &used)) {
+    case MILTER_FRAME_OK:
+	if (MilterServerLogs(server, MILTER_LOG_DEBUG)) {
+	    MilterServerLog(server, MILTER_LOG_DEBUG, "connection %lu: "
+		    "command '%c' with %zu bytes", conn->id, pkt.cmd,
+		    pkt.len);
+	}
+	ev = MilterSessionFeed(conn->session, &pkt);
+	MilterBufConsume(&conn->in, used);
+	NoteProblem(conn);
+	break;
+    case MILTER_FRAME_SHORT:
+	if (ATOMIC_GET(&server->stopping)
+		&& !MilterSessionInMessage(conn->session)) {
+	    EndInputLocked(conn, MILTER_LOG_NOTICE,
+		    "closed by milter stop between messages");
+	} else {
+	    *morePtr = 0;
+	}
+	break;
+    case MILTER_FRAME_EMPTY:
+	EndInputLocked(conn, MILTER_LOG_WARNING,
+		"packet with length 0; closing");
+	break;
+    case MILTER_FRAME_TOOBIG:
+	snprintf(why, sizeof(why), "packet with %u data bytes exceeds "
+		"-maxdatasize %zu; closing",
+		(unsigned) MilterWireGet32(MilterBufData(&conn->in)) - 1,
+		server->config.maxData);
+	EndInputLocked(conn, MILTER_LOG_WARNING, why);
+	break;
+    }
+    return ev;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
  * PumpLocked --
  *
  *	Runs the session over buffered input until it needs a verdict, needs
- *	more input, or is over. Called with the lock held and the
- *	connection not busy.
+ *	more input, has queued as much output as the MTA may be owed, or is
+ *	over. Called with the lock held and the connection not busy.
  *
  * Results:
  *	An event (the connection is then busy and holds a reference for it),
@@ -303,97 +596,57 @@ static MilterEvent *
 PumpLocked(
     MilterConn *conn)
 {
-    MilterServer *server = conn->server;
     MilterEvent *ev = NULL;
+    int more = 1;
 
-    while (ev == NULL) {
-	MilterPacket pkt;
-	size_t used;
-	int stopping;
-
+    while (ev == NULL && more) {
 	if (MilterSessionClosed(conn->session)) {
-	    FlushLocked(conn);
-	    MilterConnCloseLocked(conn);
+	    FinishLocked(conn);
 	    return NULL;
 	}
 	SetWantedLocked(conn);
-	if (conn->eof) {
+	if (conn->inputEnded) {
 	    if (conn->ending) {
 		/* The end sequence finished without closing: cannot
 		 * happen, but never spin. */
-		MilterConnCloseLocked(conn);
+		CloseLocked(conn);
 		return NULL;
 	    }
 	    conn->ending = 1;
 	    ev = MilterSessionEnd(conn->session);
-	    continue;
-	}
-	switch (MilterWireFrame(conn->in.bytes ? MilterBufData(&conn->in)
-		: (const unsigned char *) "", MilterBufLength(&conn->in),
-		conn->server->config.maxData, &pkt, &used)) {
-	case MILTER_FRAME_OK:
-	    if (server->debugLevel >= 3) {
-		MilterServerLog(server, MILTER_LOG_DEBUG, "connection %lu: "
-			"command '%c' with %zu bytes", conn->id, pkt.cmd,
-			pkt.len);
-	    }
-	    ev = MilterSessionFeed(conn->session, &pkt);
-	    MilterBufConsume(&conn->in, used);
 	    NoteProblem(conn);
-	    break;
-	case MILTER_FRAME_SHORT:
-	    stopping = __atomic_load_n(&server->stopping, __ATOMIC_ACQUIRE);
-	    if (stopping && !MilterSessionInMessage(conn->session)) {
-		MilterServerLog(server, MILTER_LOG_NOTICE, "connection %lu: "
-			"closed by milter stop between messages", conn->id);
-		conn->eof = 1;
-		break;
-	    }
-	    MilterBufTrim(&conn->in, READ_CHUNK);
+	} else if (OutputFull(conn)) {
 	    FlushLocked(conn);
-	    if (conn->paused) {
-		conn->paused = 0;
-		UpdateInterest(conn);
+	    if (OutputFull(conn)) {
+		break;		/* Until the MTA takes its replies. */
 	    }
-	    return NULL;
-	case MILTER_FRAME_EMPTY:
-	    MilterServerLog(server, MILTER_LOG_WARNING, "connection %lu: "
-		    "packet with length 0; closing", conn->id);
-	    conn->eof = 1;
-	    UpdateInterest(conn);
-	    break;
-	case MILTER_FRAME_TOOBIG:
-	    MilterServerLog(server, MILTER_LOG_WARNING, "connection %lu: "
-		    "packet with %u data bytes exceeds -maxdatasize %zu; "
-		    "closing", conn->id,
-		    (unsigned) MilterWireGet32(MilterBufData(&conn->in)) - 1,
-		    server->config.maxData);
-	    conn->eof = 1;
-	    UpdateInterest(conn);
-	    break;
-	}
-	if (conn->ending) {
-	    NoteProblem(conn);
+	} else {
+	    ev = FeedLocked(conn, &more);
 	}
     }
     FlushLocked(conn);
-    conn->busy = 1;
-    __atomic_add_fetch(&conn->refs, 1, __ATOMIC_ACQ_REL);
+    if (ev != NULL) {
+	conn->busy = 1;
+	ATOMIC_ADD(&conn->refs, 1);
+    }
+    MilterBufTrim(&conn->in, READ_CHUNK);
+    UpdateInterest(conn);
     return ev;
 }
+
 /*
  *----------------------------------------------------------------------
  *
  * ReadLocked --
  *
- *	Reads what the socket has, up to a bound while the connection is
- *	busy, after which reading pauses until the verdict comes back.
+ *	Reads what the socket has while CanRead allows, at most READ_TURN
+ *	bytes, so one connection cannot keep the network thread to itself.
  *
  * Results:
  *	None.
  *
  * Side effects:
- *	Fills conn->in; sets eof on end of input or error.
+ *	Fills conn->in; ends input at end of file or on an error.
  *
  *----------------------------------------------------------------------
  */
@@ -402,21 +655,16 @@ static void
 ReadLocked(
     MilterConn *conn)
 {
-    size_t limit = conn->server->config.maxData + 5 + SLACK;
+    size_t turn = 0;
 
-    while (conn->fd >= 0 && !conn->eof) {
-	ssize_t n;
-
-	if (conn->busy && MilterBufLength(&conn->in) >= limit) {
-	    conn->paused = 1;
-	    UpdateInterest(conn);
-	    return;
-	}
-	n = recv(conn->fd, MilterBufReserve(&conn->in, READ_CHUNK),
+    while (CanRead(conn) && turn < READ_TURN) {
+	ssize_t n = recv(conn->fd, MilterBufReserve(&conn->in, READ_CHUNK),
 		READ_CHUNK, MSG_DONTWAIT);
+
 	if (n > 0) {
 	    conn->in.len += (size_t) n;
-	    conn->lastActive = MilterNow();
+	    turn += (size_t) n;
+	    conn->lastActive = MilterNowMs();
 	    if (n < READ_CHUNK) {
 		return;
 	    }
@@ -424,21 +672,20 @@ ReadLocked(
 	    return;
 	} else if (n < 0 && errno == EINTR) {
 	    continue;
+	} else if (n < 0) {
+	    MilterServerLog(conn->server, MILTER_LOG_NOTICE,
+		    "connection %lu: read failed: %s", conn->id,
+		    strerror(errno));
+	    conn->hangup = 1;
+	    EndInputLocked(conn, MILTER_LOG_NOTICE, NULL);
+	} else if (MilterBufLength(&conn->in) > 0) {
+	    EndInputLocked(conn, MILTER_LOG_NOTICE, "MTA closed the "
+		    "connection in the middle of a packet");
+	} else if (MilterSessionInMessage(conn->session)) {
+	    EndInputLocked(conn, MILTER_LOG_NOTICE, "MTA closed the "
+		    "connection during a message");
 	} else {
-	    if (n < 0) {
-		MilterServerLog(conn->server, MILTER_LOG_NOTICE,
-			"connection %lu: read failed: %s", conn->id,
-			strerror(errno));
-	    } else if (MilterBufLength(&conn->in) > 0
-		    || MilterSessionInMessage(conn->session)) {
-		MilterServerLog(conn->server, MILTER_LOG_NOTICE,
-			"connection %lu: MTA closed the connection %s",
-			conn->id, MilterBufLength(&conn->in) > 0
-			? "in the middle of a packet" : "during a message");
-	    }
-	    conn->eof = 1;
-	    UpdateInterest(conn);
-	    return;
+	    EndInputLocked(conn, MILTER_LOG_NOTICE, NULL);
 	}
     }
 }
@@ -448,10 +695,16 @@ ReadLocked(
  *
  * UnlockAndPump --
  *
- *	Called with conn->lock held, after new input or an end of input:
- *	unless an event is already out, takes the next event the session
- *	has ready, releases the lock, then queues that event for the owner
- *	(which may pick it up at once: it should not find the lock held).
+ *	Called with conn->lock held after anything changed: unless an event
+ *	is already out, takes the next event the session has ready;
+ *	releases the lock, then queues that event for the owner (which may
+ *	pick it up at once: it should not find the lock held).
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	See PumpLocked.
  *
  *----------------------------------------------------------------------
  */
@@ -464,6 +717,8 @@ UnlockAndPump(
 
     if (conn->fd >= 0 && !conn->busy) {
 	ev = PumpLocked(conn);
+    } else {
+	UpdateInterest(conn);
     }
     pthread_mutex_unlock(&conn->lock);
     if (ev != NULL) {
@@ -476,7 +731,13 @@ UnlockAndPump(
  *
  * MilterConnHandle --
  *
- *	One epoll report for a connection.
+ *	Network thread: one epoll report for a connection.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Reads, writes, runs the session.
  *
  *----------------------------------------------------------------------
  */
@@ -488,11 +749,14 @@ MilterConnHandle(
 {
     pthread_mutex_lock(&conn->lock);
     if (conn->fd >= 0) {
-	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
-	    ReadLocked(conn);
+	if (events & (EPOLLHUP | EPOLLERR)) {
+	    conn->hangup = 1;
 	}
 	if (events & EPOLLOUT) {
 	    FlushLocked(conn);
+	}
+	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+	    ReadLocked(conn);
 	}
     }
     UnlockAndPump(conn);
@@ -501,29 +765,69 @@ MilterConnHandle(
 /*
  *----------------------------------------------------------------------
  *
- * MilterConnEnd --
+ * MilterConnTick --
  *
- *	Ends a connection from the network thread's side (timeout, stop,
- *	drain deadline): no more input is read; once it is not busy its
- *	session runs its end sequence.
+ *	Network thread: the connection's timers. A hard stop closes it at
+ *	once; the stop deadline ends it; while stopping, it ends between
+ *	messages; an idle MTA is ended past -timeout; an MTA that stops
+ *	taking replies owed after the session is over is cut off after
+ *	-timeout (LINGER_AFTER_DEADLINE once the stop deadline passed).
+ *
+ * Results:
+ *	When this connection next needs a tick (monotonic ms), or 0 if
+ *	nothing of its own is due (a connection with an event out becomes
+ *	idle at a later time, which the server's tick interval covers).
+ *
+ * Side effects:
+ *	May end or close the connection and run its session.
  *
  *----------------------------------------------------------------------
  */
 
-void
-MilterConnEnd(
+int64_t
+MilterConnTick(
     MilterConn *conn,
-    const char *why)
+    const MilterTick *tickPtr)
 {
+    int64_t next = 0;
+
     pthread_mutex_lock(&conn->lock);
-    if (conn->fd >= 0 && !conn->eof) {
-	MilterServerLog(conn->server, MILTER_LOG_NOTICE, "connection %lu: %s",
-		conn->id, why);
-	conn->eof = 1;
-	UpdateInterest(conn);
+    if (tickPtr->hard) {
+	conn->dead = 1;		/* No callbacks any more, just close. */
+	CloseLocked(conn);
+    } else if (conn->fd >= 0 && MilterSessionClosed(conn->session)) {
+	int64_t limit = tickPtr->late ? LINGER_AFTER_DEADLINE
+		: tickPtr->timeout;
+
+	if (limit > 0 && tickPtr->now >= conn->lastActive + limit) {
+	    MilterServerLog(conn->server, MILTER_LOG_NOTICE, "connection %lu: "
+		    "MTA does not take its replies; closing", conn->id);
+	    CloseLocked(conn);
+	} else if (limit > 0) {
+	    next = conn->lastActive + limit;
+	}
+    } else if (conn->fd >= 0 && !conn->inputEnded) {
+	if (tickPtr->late) {
+	    ATOMIC_SET(&conn->expired, 1);
+	    EndInputLocked(conn, MILTER_LOG_NOTICE,
+		    "closed at the milter stop deadline");
+	} else if (tickPtr->stopping && !conn->busy
+		&& !MilterSessionInMessage(conn->session)) {
+	    EndInputLocked(conn, MILTER_LOG_NOTICE,
+		    "closed by milter stop between messages");
+	} else if (!conn->busy && tickPtr->timeout > 0) {
+	    if (tickPtr->now >= conn->lastActive + tickPtr->timeout) {
+		EndInputLocked(conn, MILTER_LOG_NOTICE,
+			"MTA silent past -timeout; closing");
+	    } else {
+		next = conn->lastActive + tickPtr->timeout;
+	    }
+	}
     }
     UnlockAndPump(conn);
+    return next;
 }
+
 /*
  *----------------------------------------------------------------------
  *
@@ -558,11 +862,12 @@ MilterConnResume(
 	NoteProblem(conn);
 	if (ev == NULL) {
 	    conn->busy = 0;
-	    conn->lastActive = MilterNow();	/* The MTA waited for us. */
+	    conn->lastActive = MilterNowMs();	/* The MTA waited for us. */
 	    ev = PumpLocked(conn);
 	} else {
 	    finished = 0;	/* Same event chain: keep its reference. */
 	    FlushLocked(conn);
+	    UpdateInterest(conn);
 	}
     } else {
 	conn->busy = 0;
@@ -583,6 +888,12 @@ MilterConnResume(
  *	modifications, progress, macros). Unlock can flush output that the
  *	call produced (progress).
  *
+ * Results:
+ *	Lock returns the session.
+ *
+ * Side effects:
+ *	Takes or releases the connection's lock; may write.
+ *
  *----------------------------------------------------------------------
  */
 
@@ -601,6 +912,7 @@ MilterConnUnlock(
 {
     if (flush) {
 	FlushLocked(conn);
+	UpdateInterest(conn);
     }
     pthread_mutex_unlock(&conn->lock);
 }
@@ -611,8 +923,9 @@ MilterConnUnlock(
  * MilterConnPeerGone --
  *
  *	Whether nothing more can reach the MTA on this connection: it hung
- *	up, a read or write failed, or the network thread ended the session
- *	(timeout, stop). Called between MilterConnLock and MilterConnUnlock.
+ *	up or closed its side, a read or write failed, or the network thread
+ *	ended the session (timeout, stop). Called between MilterConnLock and
+ *	MilterConnUnlock.
  *
  * Results:
  *	1 if the MTA is gone, else 0.
@@ -627,8 +940,26 @@ int
 MilterConnPeerGone(
     MilterConn *conn)
 {
-    return conn->eof || conn->fd < 0;
+    return conn->inputEnded || conn->hangup || conn->fd < 0;
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterConnGetData, MilterConnSetData, MilterConnExpired --
+ *
+ *	The owner's per-connection data, and whether the connection was
+ *	ended at a stop's deadline (its events then get -defaultreply
+ *	without running a script).
+ *
+ * Results:
+ *	GetData: the data. Expired: boolean.
+ *
+ * Side effects:
+ *	SetData: a connection with data always hands out its close event.
+ *
+ *----------------------------------------------------------------------
+ */
 
 void *
 MilterConnGetData(
@@ -652,12 +983,5 @@ int
 MilterConnExpired(
     MilterConn *conn)
 {
-    return __atomic_load_n(&conn->expired, __ATOMIC_ACQUIRE);
-}
-
-unsigned long
-MilterConnId(
-    MilterConn *conn)
-{
-    return conn->id;
+    return ATOMIC_GET(&conn->expired);
 }

@@ -3,11 +3,11 @@
  *
  *	The network thread: one epoll loop that accepts MTA connections,
  *	hands their readiness to milterConn.c (which reads, frames, runs
- *	the session and writes), enforces timeouts and the connection
- *	limit, and carries out stop and drain. Events that need a script go
- *	to a ready queue that the owner drains; the owner resumes the
- *	connection itself with the verdict (see MilterConnResume), so no
- *	thread ever waits for another.
+ *	the session and writes), runs the connections' timers at the next
+ *	real deadline, enforces the connection limit, and carries out stop
+ *	and drain. Events that need a script go to a ready queue that the
+ *	owner drains; the owner resumes the connection itself with the
+ *	verdict (see MilterConnResume), so no thread ever waits for another.
  *
  *	This is a plain pthread, not a Tcl thread: it never touches a Tcl
  *	object or interpreter, and the only Tcl call made on it is through
@@ -38,21 +38,45 @@
 #include <unistd.h>
 
 /*
+ * Epoll reports taken per epoll_wait, and how long accepting pauses after
+ * running out of descriptors (ms).
+ */
+
+#define EVENTS_PER_WAIT	64
+#define ACCEPT_PAUSE	100
+
+/*
+ * "No deadline".
+ */
+
+#define NEVER		INT64_MAX
+
+/*
  *----------------------------------------------------------------------
  *
- * MilterServerLog --
+ * MilterServerLogs, MilterServerLog --
  *
- *	Formats a log line and hands it to the log hook, if the debug level
- *	wants that level.
+ *	Whether the debug level wants lines of a level (errors and warnings
+ *	always, notices from level 1, info from 2, debug from 3); and
+ *	formatting a line and handing it to the log hook if so.
  *
  * Results:
- *	None.
+ *	Logs: boolean. Log: none.
  *
  * Side effects:
- *	Calls the hook.
+ *	Log calls the hook.
  *
  *----------------------------------------------------------------------
  */
+
+int
+MilterServerLogs(
+    MilterServer *server,
+    MilterLogLevel level)
+{
+    return level <= MILTER_LOG_WARNING
+	    || ATOMIC_GET(&server->debugLevel) >= (int) level - 1;
+}
 
 void
 MilterServerLog(
@@ -64,13 +88,7 @@ MilterServerLog(
     char msg[512];
     va_list args;
 
-    /*
-     * Errors and warnings always; notices from level 1, info from 2,
-     * debug from 3.
-     */
-
-    if ((int) level > MILTER_LOG_WARNING
-	    && server->debugLevel < (int) level - 1) {
+    if (!MilterServerLogs(server, level)) {
 	return;
     }
     va_start(args, format);
@@ -79,39 +97,49 @@ MilterServerLog(
     server->hooks.log(server->hooks.clientData, level, msg);
 }
 
-time_t
-MilterNow(void)
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterNowMs --
+ *
+ *	The monotonic clock, the one time base of the network side.
+ *
+ * Results:
+ *	Milliseconds.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
+int64_t
+MilterNowMs(void)
 {
     struct timespec ts;
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec;
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int
-Before(
-    const struct timespec *a,
-    const struct timespec *b)
-{
-    return a->tv_sec < b->tv_sec
-	    || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
-}
+/*
+ *----------------------------------------------------------------------
+ *
+ * Wake --
+ *
+ *	Wakes the network thread from epoll_wait.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Writes to the eventfd.
+ *
+ *----------------------------------------------------------------------
+ */
 
-static int
-MillisUntil(
-    const struct timespec *when)
-{
-    struct timespec now;
-    long ms;
-
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    ms = (when->tv_sec - now.tv_sec) * 1000
-	    + (when->tv_nsec - now.tv_nsec) / 1000000;
-    return ms < 0 ? 0 : (ms > 1000 ? 1000 : (int) ms + 1);
-}
-
-void
-MilterServerWake(
+static void
+Wake(
     MilterServer *server)
 {
     uint64_t one = 1;
@@ -119,6 +147,7 @@ MilterServerWake(
 
     (void) n;			/* A full counter already means "awake". */
 }
+
 /*
  *----------------------------------------------------------------------
  *
@@ -276,92 +305,50 @@ MoveHigh(
 /*
  *----------------------------------------------------------------------
  *
- * AcceptAll --
+ * MilterServerRetire --
  *
- *	Accepts every pending connection. Over -maxconnections a connection
- *	is closed at once (the MTA then applies its default action, e.g.
- *	Postfix's milter_default_action). Out of descriptors, accepting
- *	pauses for 100 ms instead of spinning.
+ *	Any thread: a closed connection asks to be unlinked; the network
+ *	thread does it (Reap) and drops its reference.
  *
  * Results:
  *	None.
  *
  * Side effects:
- *	Creates connections.
+ *	Wakes the network thread.
  *
  *----------------------------------------------------------------------
  */
 
-static void
-AcceptAll(
-    MilterServer *server)
+void
+MilterServerRetire(
+    MilterConn *conn)
 {
-    for (;;) {
-	struct epoll_event ev;
-	MilterConn *conn;
-	int fd, on = 1, full;
+    MilterServer *server = conn->server;
 
-	fd = accept4(server->listenFd, NULL, NULL,
-		SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (fd < 0) {
-	    if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS
-		    || errno == ENOMEM) {
-		MilterServerLog(server, MILTER_LOG_ERROR, "accept: %s; pausing",
-			strerror(errno));
-		epoll_ctl(server->epollFd, EPOLL_CTL_DEL, server->listenFd,
-			NULL);
-		server->acceptPaused = 1;
-		clock_gettime(CLOCK_MONOTONIC, &server->acceptResume);
-		server->acceptResume.tv_nsec += 100000000;
-		if (server->acceptResume.tv_nsec >= 1000000000) {
-		    server->acceptResume.tv_sec++;
-		    server->acceptResume.tv_nsec -= 1000000000;
-		}
-	    }
-	    return;
-	}
-	pthread_mutex_lock(&server->lock);
-	full = server->config.maxConnections > 0
-		&& server->connCount >= server->config.maxConnections;
-	pthread_mutex_unlock(&server->lock);
-	if (full) {
-	    MilterServerLog(server, MILTER_LOG_WARNING, "connection refused: "
-		    "-maxconnections %d reached",
-		    server->config.maxConnections);
-	    close(fd);
-	    continue;
-	}
-	fd = MoveHigh(fd);
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
-
-	conn = MilterConnNew(server, fd);
-
-	pthread_mutex_lock(&server->lock);
-	conn->id = ++server->nextId;
-	conn->next = server->conns;
-	if (server->conns != NULL) {
-	    server->conns->prev = conn;
-	}
-	server->conns = conn;
-	server->connCount++;
-	server->refs++;
-	pthread_mutex_unlock(&server->lock);
-
-	memset(&ev, 0, sizeof(ev));
-	ev.events = EPOLLIN | EPOLLRDHUP;
-	ev.data.ptr = conn;
-	conn->polled = 1;
-	epoll_ctl(server->epollFd, EPOLL_CTL_ADD, fd, &ev);
-	MilterServerLog(server, MILTER_LOG_INFO, "connection %lu accepted",
-		conn->id);
+    pthread_mutex_lock(&server->lock);
+    if (!conn->retired) {
+	conn->retired = 1;
+	conn->nextReap = server->reapList;
+	server->reapList = conn;
     }
+    pthread_mutex_unlock(&server->lock);
+    Wake(server);
 }
+
 /*
  *----------------------------------------------------------------------
  *
  * Reap --
  *
- *	Unlinks closed connections and drops the network thread's reference.
+ *	Network thread: unlinks retired connections and drops its reference
+ *	to each. Runs only between epoll batches, so no report in hand can
+ *	name a freed connection.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	May free connections.
  *
  *----------------------------------------------------------------------
  */
@@ -397,76 +384,254 @@ Reap(
 /*
  *----------------------------------------------------------------------
  *
- * Sweep --
+ * ListenerInterest --
  *
- *	Once a second, and whenever the stop state changes: end idle
- *	connections past -timeout, connections between messages while
- *	stopping, and every connection past the drain deadline.
+ *	Network thread: puts the listening socket in the epoll set or takes
+ *	it out (always before it is closed, see StopListening).
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	epoll_ctl.
  *
  *----------------------------------------------------------------------
  */
 
 static void
-Sweep(
+ListenerInterest(
     MilterServer *server,
-    int force,
-    int hard)
+    int fd,
+    int on)
+{
+    struct epoll_event ev;
+
+    memset(&ev, 0, sizeof(ev));
+    ev.events = EPOLLIN;
+    ev.data.ptr = &server->listener;
+    epoll_ctl(server->epollFd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, fd, &ev);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * AcceptAll --
+ *
+ *	Network thread: accepts every pending connection. Over
+ *	-maxconnections a connection is closed at once (the MTA then
+ *	applies its default action, e.g. Postfix's milter_default_action).
+ *	Out of descriptors, accepting pauses for ACCEPT_PAUSE ms instead of
+ *	spinning.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Creates connections.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static void
+AcceptAll(
+    MilterServer *server)
+{
+    int listenFd = server->listener.fd;	/* Only this thread closes it. */
+
+    for (;;) {
+	MilterConn *conn;
+	unsigned long id;
+	int fd, on = 1, full;
+
+	fd = accept4(listenFd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd < 0) {
+	    if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS
+		    || errno == ENOMEM) {
+		MilterServerLog(server, MILTER_LOG_ERROR, "accept: %s; pausing",
+			strerror(errno));
+		ListenerInterest(server, listenFd, 0);
+		server->acceptResume = MilterNowMs() + ACCEPT_PAUSE;
+	    }
+	    return;
+	}
+	pthread_mutex_lock(&server->lock);
+	full = server->config.maxConnections > 0
+		&& server->connCount >= server->config.maxConnections;
+	id = ++server->nextId;
+	pthread_mutex_unlock(&server->lock);
+	if (full) {
+	    MilterServerLog(server, MILTER_LOG_WARNING, "connection refused: "
+		    "-maxconnections %d reached",
+		    server->config.maxConnections);
+	    close(fd);
+	    continue;
+	}
+	fd = MoveHigh(fd);
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+
+	conn = MilterConnNew(server, fd, id);
+	pthread_mutex_lock(&server->lock);
+	conn->next = server->conns;
+	if (server->conns != NULL) {
+	    server->conns->prev = conn;
+	}
+	server->conns = conn;
+	server->connCount++;
+	server->refs++;
+	pthread_mutex_unlock(&server->lock);
+	MilterConnStart(conn);
+	MilterServerLog(server, MILTER_LOG_INFO, "connection %lu accepted", id);
+    }
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * StopListening --
+ *
+ *	Network thread, once a stop was asked: the listening socket leaves
+ *	the epoll set, is closed, and its socket file removed (if still
+ *	ours).
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Closes the listener.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static void
+StopListening(
+    MilterServer *server,
+    int count)
+{
+    MilterListener closing;
+
+    pthread_mutex_lock(&server->lock);
+    closing = server->listener;
+    server->listener.fd = -1;
+    pthread_mutex_unlock(&server->lock);
+    if (server->acceptResume == 0) {
+	ListenerInterest(server, closing.fd, 0);
+    }
+    server->acceptResume = 0;
+    server->listening = 0;
+    MilterSocketClose(&closing);
+    MilterServerLog(server, MILTER_LOG_NOTICE, "stopped listening on %s; "
+	    "%d connection(s) open", closing.address, count);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * Tick --
+ *
+ *	Network thread: runs every connection's timers (MilterConnTick)
+ *	and works out when the next one is due. Once a stop's deadline has
+ *	passed, tells the owner (the deadline hook) first.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Sets server->nextTick; may end and close connections.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static void
+Tick(
+    MilterServer *server)
 {
     MilterConn **list, *conn;
-    int n = 0, i, stopping, late;
-    time_t now = MilterNow();
-    struct timespec ts;
+    MilterTick tick;
+    int n = 0, i;
+    int64_t next = NEVER, deadline;
 
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    tick.now = MilterNowMs();
+    tick.timeout = (int64_t) server->config.timeout * 1000;
     pthread_mutex_lock(&server->lock);
-    stopping = server->stopping;
-    late = force || (stopping && !Before(&ts, &server->drainDeadline));
+    tick.stopping = server->stopping;
+    tick.hard = server->hard;
+    deadline = server->drainDeadline;
+    tick.late = tick.hard || (tick.stopping && tick.now >= deadline);
     list = MilterAlloc(sizeof(MilterConn *) * (server->connCount + 1));
     for (conn = server->conns; conn != NULL; conn = conn->next) {
-	__atomic_add_fetch(&conn->refs, 1, __ATOMIC_ACQ_REL);
+	MilterConnRetain(conn);
 	list[n++] = conn;
     }
     pthread_mutex_unlock(&server->lock);
-    if (late && stopping && !server->deadlineHookRun) {
-	server->deadlineHookRun = 1;
+
+    if (tick.late && tick.stopping && !server->lateSeen) {
+	server->lateSeen = 1;
 	if (server->hooks.deadline != NULL) {
 	    server->hooks.deadline(server->hooks.clientData);
 	}
     }
-
     for (i = 0; i < n; i++) {
-	const char *reason = NULL;
+	int64_t due = MilterConnTick(list[i], &tick);
 
-	conn = list[i];
-	pthread_mutex_lock(&conn->lock);
-	if (hard) {
-	    /*
-	     * Interpreter or process going away: no callbacks any more,
-	     * just close.
-	     */
-
-	    conn->dead = 1;
-	    conn->eof = 1;
-	    MilterConnCloseLocked(conn);
-	} else if (conn->fd >= 0 && !conn->eof) {
-	    if (late) {
-		reason = "closed at the milter stop deadline";
-		__atomic_store_n(&conn->expired, 1, __ATOMIC_RELEASE);
-	    } else if (stopping && !conn->busy
-		    && !MilterSessionInMessage(conn->session)) {
-		reason = "closed by milter stop between messages";
-	    } else if (!conn->busy && server->config.timeout > 0
-		    && now - conn->lastActive > server->config.timeout) {
-		reason = "MTA silent past -timeout; closing";
-	    }
+	if (due > 0 && due < next) {
+	    next = due;
 	}
-	pthread_mutex_unlock(&conn->lock);
-	if (reason != NULL) {
-	    MilterConnEnd(conn, reason);
-	}
-	MilterConnRelease(conn);
+	MilterConnRelease(list[i]);
     }
     MilterFree(list);
+
+    /*
+     * A connection with an event out, or accepted later, is due no
+     * sooner than a -timeout from now; past the stop deadline, lingering
+     * replies are due within LINGER_AFTER_DEADLINE.
+     */
+
+    if (tick.timeout > 0 && tick.now + tick.timeout < next) {
+	next = tick.now + tick.timeout;
+    }
+    if (tick.stopping && !tick.late && deadline < next) {
+	next = deadline;
+    }
+    if (tick.late && n > 0 && tick.now + LINGER_AFTER_DEADLINE < next) {
+	next = tick.now + LINGER_AFTER_DEADLINE;
+    }
+    server->nextTick = next;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * WaitMillis --
+ *
+ *	Network thread: how long epoll_wait may sleep, from the next real
+ *	deadline (a tick, or the end of an accept pause).
+ *
+ * Results:
+ *	Milliseconds, or -1 for no deadline.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+WaitMillis(
+    MilterServer *server)
+{
+    int64_t due = server->nextTick, wait;
+
+    if (server->acceptResume != 0 && server->acceptResume < due) {
+	due = server->acceptResume;
+    }
+    if (due == NEVER) {
+	return -1;
+    }
+    wait = due - MilterNowMs();
+    if (wait <= 0) {
+	return 0;
+    }
+    return wait > 60000 ? 60000 : (int) wait;
 }
 
 /*
@@ -474,7 +639,14 @@ Sweep(
  *
  * NetworkThread --
  *
- *	The epoll loop.
+ *	The epoll loop. Sleeps until a descriptor is ready, it is woken
+ *	(stop, a retired connection), or the next deadline.
+ *
+ * Results:
+ *	NULL.
+ *
+ * Side effects:
+ *	Everything on the network side.
  *
  *----------------------------------------------------------------------
  */
@@ -484,64 +656,37 @@ NetworkThread(
     void *arg)
 {
     MilterServer *server = arg;
-    struct epoll_event events[64];
-    time_t lastSweep = MilterNow();
-    int listening = 1;
+    struct epoll_event events[EVENTS_PER_WAIT];
+    int sawStop = 0, sawHard = 0;
 
+    server->listening = 1;
+    server->nextTick = NEVER;
+    Tick(server);
     for (;;) {
-	int n, i, timeout = 1000, stopping, hard, count;
+	int n, i, stopping, hard, count;
 
 	pthread_mutex_lock(&server->lock);
 	stopping = server->stopping;
 	hard = server->hard;
 	count = server->connCount;
 	pthread_mutex_unlock(&server->lock);
-	if (hard && count > 0 && !listening) {
-	    Sweep(server, 1, 1);
-	    Reap(server);
-	    continue;
+
+	if (stopping && server->listening) {
+	    StopListening(server, count);
 	}
-
-	if (stopping && listening) {
-	    int fd;
-
-	    listening = 0;
-	    pthread_mutex_lock(&server->lock);
-	    fd = server->listenFd;
-	    server->listenFd = -1;
-	    pthread_mutex_unlock(&server->lock);
-	    server->listener.fd = fd;
-	    MilterSocketClose(&server->listener);
-	    MilterServerLog(server, MILTER_LOG_NOTICE, "stopped listening on "
-		    "%s; %d connection(s) open", server->listener.address, count);
-	    Sweep(server, hard, hard);
+	if ((stopping && !sawStop) || (hard && !sawHard)) {
+	    sawStop = stopping;
+	    sawHard = hard;
+	    Tick(server);
 	    Reap(server);
 	    continue;
 	}
 	if (stopping && count == 0) {
 	    break;
 	}
-	if (stopping) {
-	    timeout = MillisUntil(&server->drainDeadline);
-	}
-	if (server->acceptPaused && listening) {
-	    int ms = MillisUntil(&server->acceptResume);
 
-	    if (ms <= 1) {
-		struct epoll_event lev;
-
-		memset(&lev, 0, sizeof(lev));
-		lev.events = EPOLLIN;
-		lev.data.ptr = &server->listenFd;
-		epoll_ctl(server->epollFd, EPOLL_CTL_ADD, server->listenFd,
-			&lev);
-		server->acceptPaused = 0;
-	    } else if (ms < timeout) {
-		timeout = ms;
-	    }
-	}
-
-	n = epoll_wait(server->epollFd, events, 64, timeout);
+	n = epoll_wait(server->epollFd, events, EVENTS_PER_WAIT,
+		WaitMillis(server));
 	for (i = 0; i < n; i++) {
 	    void *ptr = events[i].data.ptr;
 
@@ -550,8 +695,8 @@ NetworkThread(
 		ssize_t got = read(server->wakeFd, &value, sizeof(value));
 
 		(void) got;
-	    } else if (ptr == &server->listenFd) {
-		if (listening) {
+	    } else if (ptr == &server->listener) {
+		if (server->listening) {
 		    AcceptAll(server);
 		}
 	    } else {
@@ -559,9 +704,13 @@ NetworkThread(
 	    }
 	}
 	Reap(server);
-	if (stopping || MilterNow() != lastSweep) {
-	    lastSweep = MilterNow();
-	    Sweep(server, 0, hard);
+	if (server->acceptResume != 0
+		&& MilterNowMs() >= server->acceptResume) {
+	    server->acceptResume = 0;
+	    ListenerInterest(server, server->listener.fd, 1);
+	}
+	if (MilterNowMs() >= server->nextTick) {
+	    Tick(server);
 	    Reap(server);
 	}
     }
@@ -615,9 +764,8 @@ MilterServerStart(
 	setrlimit(RLIMIT_NOFILE, &rl);
     }
 
-    server->listenFd = MilterSocketListen(cfg->spec, cfg->backlog,
-	    cfg->socketMode, &server->listener, err, errLen);
-    if (server->listenFd < 0) {
+    if (MilterSocketListen(cfg->spec, cfg->backlog, cfg->socketMode,
+	    &server->listener, err, errLen) < 0) {
 	MilterServerRelease(server);
 	return NULL;
     }
@@ -632,8 +780,7 @@ MilterServerStart(
     ev.events = EPOLLIN;
     ev.data.ptr = &server->wakeFd;
     epoll_ctl(server->epollFd, EPOLL_CTL_ADD, server->wakeFd, &ev);
-    ev.data.ptr = &server->listenFd;
-    epoll_ctl(server->epollFd, EPOLL_CTL_ADD, server->listenFd, &ev);
+    ListenerInterest(server, server->listener.fd, 1);
 
     if (pthread_create(&server->thread, NULL, NetworkThread, server) != 0) {
 	snprintf(err, errLen, "cannot start the network thread");
@@ -674,20 +821,13 @@ MilterServerStop(
 {
     pthread_mutex_lock(&server->lock);
     if (!server->stopping) {
-	__atomic_store_n(&server->stopping, 1, __ATOMIC_RELEASE);
-	clock_gettime(CLOCK_MONOTONIC, &server->drainDeadline);
-	server->drainDeadline.tv_sec += server->config.drainTimeout / 1000;
-	server->drainDeadline.tv_nsec +=
-		(long) (server->config.drainTimeout % 1000) * 1000000;
-	if (server->drainDeadline.tv_nsec >= 1000000000) {
-	    server->drainDeadline.tv_sec++;
-	    server->drainDeadline.tv_nsec -= 1000000000;
-	}
+	server->drainDeadline = MilterNowMs() + server->config.drainTimeout;
+	ATOMIC_SET(&server->stopping, 1);
     }
     if (hard) {
 	server->hard = 1;
     }
-    if (server->listenFd >= 0) {
+    if (server->listener.fd >= 0) {
 	/*
 	 * Refuse new connections before returning, not when the network
 	 * thread gets round to closing the socket: a shut-down listening
@@ -695,10 +835,10 @@ MilterServerStop(
 	 * the descriptor stays valid until the network thread closes it.
 	 */
 
-	shutdown(server->listenFd, SHUT_RDWR);
+	shutdown(server->listener.fd, SHUT_RDWR);
     }
     pthread_mutex_unlock(&server->lock);
-    MilterServerWake(server);
+    Wake(server);
 }
 
 /*
@@ -726,7 +866,16 @@ MilterServerJoin(
 /*
  *----------------------------------------------------------------------
  *
- * Small setters and getters --
+ * MilterServerSetWanted, MilterServerSetDebug --
+ *
+ *	Any thread: the events that have a callback, and the debug level;
+ *	both take effect with the next command read.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Atomic stores.
  *
  *----------------------------------------------------------------------
  */
@@ -736,7 +885,7 @@ MilterServerSetWanted(
     MilterServer *server,
     unsigned mask)
 {
-    __atomic_store_n(&server->wanted, mask, __ATOMIC_RELAXED);
+    ATOMIC_SET(&server->wanted, mask);
 }
 
 void
@@ -744,8 +893,25 @@ MilterServerSetDebug(
     MilterServer *server,
     int level)
 {
-    __atomic_store_n(&server->debugLevel, level, __ATOMIC_RELAXED);
+    ATOMIC_SET(&server->debugLevel, level);
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterServerAddress, MilterServerStopping, MilterServerReadyCount --
+ *
+ *	What the owner may ask: the spec actually bound, whether a stop was
+ *	asked, and how many connections wait in the ready queue.
+ *
+ * Results:
+ *	As named.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
 
 const char *
 MilterServerAddress(
@@ -755,22 +921,10 @@ MilterServerAddress(
 }
 
 int
-MilterServerConnections(
-    MilterServer *server)
-{
-    int count;
-
-    pthread_mutex_lock(&server->lock);
-    count = server->connCount;
-    pthread_mutex_unlock(&server->lock);
-    return count;
-}
-
-int
 MilterServerStopping(
     MilterServer *server)
 {
-    return __atomic_load_n(&server->stopping, __ATOMIC_ACQUIRE);
+    return ATOMIC_GET(&server->stopping);
 }
 
 int

@@ -2,8 +2,11 @@
  * milterServerInt.h --
  *
  *	What the network thread (milterServer.c) and the connections it
- *	serves (milterConn.c) share: both structures and the functions one
- *	calls in the other. Nothing outside unix/ includes this file.
+ *	serves (milterConn.c) share: both structures and the few functions
+ *	one calls in the other. Each structure has one owner: milterServer.c
+ *	writes the fields of MilterServer and the server's links in a
+ *	MilterConn; milterConn.c writes everything else of a MilterConn.
+ *	Nothing outside unix/ includes this file.
  *
  * Copyright (c) 2026 The TclMilter developers.
  *
@@ -18,58 +21,98 @@
 
 #include <pthread.h>
 #include <stdint.h>
-#include <time.h>
 
 /*
- * Bytes read per read() call, and how much input may wait while a
- * connection's event is with the owner before reading pauses.
+ * Bounds of one connection (documented in doc/tclmilter.n, LIMITS).
+ *   READ_CHUNK:	bytes asked of one recv().
+ *   READ_TURN:		bytes read from one connection per turn of the
+ *			network thread, so a flood cannot starve the rest.
+ *   OUTPUT_BOUND:	replies queued for an MTA that does not read them;
+ *			past it the connection is neither read nor run
+ *			until the MTA has taken them.
+ * Input is read while less than -maxdatasize + a packet header is
+ * buffered, so at most one packet plus one READ_CHUNK waits.
  */
 
 #define READ_CHUNK	16384
-#define SLACK		4096
+#define READ_TURN	(4 * READ_CHUNK)
+#define OUTPUT_BOUND	65536
 
 /*
- * One MTA connection. Fields below 'lock' are guarded by it; the list
- * links by the server's lock; 'clientData' belongs to the owner thread.
+ * Milliseconds an MTA that has stopped reading may hold a connection with
+ * replies still owed once a stop's -draintimeout has passed.
+ */
+
+#define LINGER_AFTER_DEADLINE	1000
+
+/*
+ * Atomics, in one style: fields shared without a lock are read and written
+ * only through these.
+ */
+
+#define ATOMIC_GET(p)		__atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define ATOMIC_SET(p, v)	__atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#define ATOMIC_ADD(p, v)	__atomic_add_fetch((p), (v), __ATOMIC_ACQ_REL)
+
+/*
+ * What the network thread's timer pass tells each connection
+ * (MilterConnTick).
+ */
+
+typedef struct MilterTick {
+    int64_t now;		/* Monotonic milliseconds. */
+    int64_t timeout;		/* -timeout in ms; 0 means none. */
+    int stopping;		/* A stop was requested. */
+    int late;			/* ... and its -draintimeout has passed. */
+    int hard;			/* Close at once, no more callbacks. */
+} MilterTick;
+
+/*
+ * One MTA connection. The fields under "server" belong to milterServer.c
+ * and are guarded by the server's lock; the rest belong to milterConn.c
+ * and are guarded by 'lock' unless marked otherwise.
  */
 
 struct MilterConn {
     pthread_mutex_t lock;
     MilterServer *server;	/* Never changes. */
     unsigned long id;		/* Never changes. */
-    int refs;			/* Network thread's own, one per event
+    int refs;			/* The network thread's, one per event
 				 * handed out; atomic. */
-    int dead;			/* Killed by a hard stop. */
-    int expired;		/* Ended at the stop deadline (atomic). */
+
+    /* server: */
+    MilterConn *prev, *next;	/* Live connections. */
+    MilterConn *nextReap;	/* Retired, waiting to be unlinked. */
+    int retired;		/* On the reap list. */
+    MilterConn *nextReady;	/* Ready queue link. */
+    MilterEvent *readyEvent;	/* Event waiting in the ready queue. */
+
     int fd;			/* -1 once closed. */
+    int registered;		/* The descriptor is in the epoll set ... */
+    uint32_t interest;		/* ... with this event mask. */
     MilterSession *session;
     MilterBuf in;		/* Bytes read and not yet processed. */
     int busy;			/* An event is out for a verdict. */
-    int eof;			/* No more input: end the session. */
+    int inputEnded;		/* No more input: end the session. */
     int ending;			/* MilterSessionEnd has been called. */
-    int paused;			/* Reading paused (input backlog). */
-    int wantOut;		/* Waiting for the socket to drain. */
-    int polled;			/* The descriptor is in the epoll set. */
+    int hangup;			/* epoll reported a hang-up or error. */
+    int dead;			/* Hard stop: abandoned, no callbacks. */
+    int expired;		/* Ended at the stop deadline (atomic). */
     int hasData;		/* The owner attached data. */
-    int reaped;			/* Queued for removal (server lock). */
-    time_t lastActive;		/* Monotonic seconds of the last read. */
+    int64_t lastActive;		/* Monotonic ms of the last byte moved. */
     void *clientData;		/* The owner's per-connection data. */
-    MilterEvent *readyEvent;	/* Event waiting in the ready queue. */
-    MilterConn *nextReady;	/* Ready queue link (server lock). */
-    MilterConn *prev, *next;	/* Live connections (server lock). */
-    MilterConn *nextReap;	/* Reap list link (server lock). */
 };
 
 /*
- * The server. 'lock' guards the lists, the counters and the flags; the
- * configuration never changes after start.
+ * The server. 'lock' guards the lists, the counters and the stop state;
+ * the configuration and descriptors never change after start, and the
+ * fields marked "network thread" are touched by that thread only.
  */
 
 struct MilterServer {
     MilterServerConfig config;
     MilterServerHooks hooks;
     MilterListener listener;	/* What MilterSocketListen bound. */
-    int listenFd;		/* -1 once closed (written under lock). */
     int epollFd;
     int wakeFd;			/* eventfd that wakes the network thread. */
     pthread_t thread;
@@ -82,16 +125,21 @@ struct MilterServer {
     MilterConn *readyHead, *readyTail;
     int readyCount;		/* Length of the ready queue. */
     MilterConn *reapList;
-    int stopping;		/* Stop requested: drain. */
+    int stopping;		/* Stop requested: drain (also atomic). */
     int hard;			/* Close everything now. */
+    int64_t drainDeadline;	/* Monotonic ms, once stopping. */
     unsigned long nextId;
 
-    volatile unsigned wanted;	/* Events with a callback (atomic). */
-    volatile int debugLevel;	/* Atomic. */
-    struct timespec drainDeadline;
-    struct timespec acceptResume;
-    int acceptPaused;
-    int deadlineHookRun;	/* Network thread only. */
+    unsigned wanted;		/* Events with a callback (atomic). */
+    int debugLevel;		/* Atomic. */
+
+    int listening;		/* Network thread. */
+    int64_t acceptResume;	/* Network thread: 0, or when to accept
+				 * again after running out of
+				 * descriptors. */
+    int64_t nextTick;		/* Network thread: next timer pass. */
+    int lateSeen;		/* Network thread: the drain deadline
+				 * passed and was handled. */
 };
 
 /*
@@ -104,18 +152,22 @@ MODULE_SCOPE void	MilterServerLog(MilterServer *server,
 			    __attribute__((format(printf, 3, 4)))
 #endif
 			    ;
-MODULE_SCOPE time_t	MilterNow(void);
-MODULE_SCOPE void	MilterServerWake(MilterServer *server);
+MODULE_SCOPE int	MilterServerLogs(MilterServer *server,
+			    MilterLogLevel level);
+MODULE_SCOPE int64_t	MilterNowMs(void);
 MODULE_SCOPE void	MilterServerEnqueue(MilterConn *conn,
 			    MilterEvent *ev);
+MODULE_SCOPE void	MilterServerRetire(MilterConn *conn);
 
 /*
  * milterConn.c
  */
 
-MODULE_SCOPE MilterConn *MilterConnNew(MilterServer *server, int fd);
-MODULE_SCOPE void	MilterConnCloseLocked(MilterConn *conn);
+MODULE_SCOPE MilterConn *MilterConnNew(MilterServer *server, int fd,
+			    unsigned long id);
+MODULE_SCOPE void	MilterConnStart(MilterConn *conn);
 MODULE_SCOPE void	MilterConnHandle(MilterConn *conn, uint32_t events);
-MODULE_SCOPE void	MilterConnEnd(MilterConn *conn, const char *why);
+MODULE_SCOPE int64_t	MilterConnTick(MilterConn *conn,
+			    const MilterTick *tickPtr);
 
 #endif /* MILTER_SERVER_INT_H */
