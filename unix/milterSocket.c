@@ -67,6 +67,58 @@ typedef enum PathKind {
 /*
  *----------------------------------------------------------------------
  *
+ * PortIsValid --
+ *
+ *	Whether the port of an inet or inet6 spec is a decimal number from
+ *	0 to 65535 or has the form of a service name (a letter, then
+ *	letters, digits, '-' or '_'), which getaddrinfo resolves at start.
+ *	A number out of range must not reach getaddrinfo, which truncates
+ *	it to 16 bits.
+ *
+ * Results:
+ *	1 if valid, else 0.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+PortIsValid(
+    const char *port)
+{
+    const char *p;
+    long value = 0;
+
+    if (port[0] >= '0' && port[0] <= '9') {
+	for (p = port; *p != '\0'; p++) {
+	    if (*p < '0' || *p > '9') {
+		return 0;
+	    }
+	    value = value * 10 + (*p - '0');
+	    if (value > 65535) {
+		return 0;
+	    }
+	}
+	return 1;
+    }
+    if (!((port[0] >= 'a' && port[0] <= 'z')
+	    || (port[0] >= 'A' && port[0] <= 'Z'))) {
+	return 0;
+    }
+    for (p = port; *p != '\0'; p++) {
+	if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+		|| (*p >= '0' && *p <= '9') || *p == '-' || *p == '_')) {
+	    return 0;
+	}
+    }
+    return 1;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
  * ParseSpec --
  *
  *	Splits "proto:address" into a Spec.
@@ -139,6 +191,12 @@ ParseSpec(
 	}
 	memcpy(specPtr->port, rest, portLen);
 	memcpy(specPtr->host, host, hostLen);
+	if (!PortIsValid(specPtr->port)) {
+	    snprintf(err, errLen, "bad port \"%s\" in \"%s\": must be an "
+		    "integer from 0 to 65535 or a service name",
+		    specPtr->port, spec);
+	    return 0;
+	}
     }
     return 1;
 }
