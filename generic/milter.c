@@ -772,8 +772,17 @@ Milter_SafeInit(
  *
  * Milter_Unload --
  *
- *	Refuses to unload while the milter runs (its thread executes our
- *	code); otherwise removes the commands.
+ *	[unload]: refuses while the interpreter's milter runs (its network
+ *	thread and callbacks run our code); otherwise removes the commands
+ *	and the milter state. When the library leaves the process, also
+ *	removes the process exit handler, refusing if any milter of the
+ *	process still runs.
+ *
+ * Results:
+ *	TCL_OK, or TCL_ERROR with errorCode MILTER STATE RUNNING.
+ *
+ * Side effects:
+ *	Deletes the ::milter namespace and the interpreter's milter state.
  *
  *----------------------------------------------------------------------
  */
@@ -781,19 +790,24 @@ Milter_SafeInit(
 int
 Milter_Unload(
     Tcl_Interp *interp,
-    int flags)			/* Not used. */
+    int flags)			/* TCL_UNLOAD_DETACH_FROM_INTERP or
+				 * TCL_UNLOAD_DETACH_FROM_PROCESS. */
 {
     MilterState *statePtr = Tcl_GetAssocData(interp, "milter", NULL);
+    Tcl_Namespace *nsPtr;
 
-    (void) flags;
-    if (statePtr != NULL && statePtr->status != MILTER_IDLE) {
+    if ((statePtr != NULL && statePtr->status != MILTER_IDLE)
+	    || ((flags & TCL_UNLOAD_DETACH_FROM_PROCESS)
+		&& !MilterDeleteExitHandler())) {
 	Tcl_SetObjResult(interp, Tcl_NewStringObj(
 		"cannot unload TclMilter while the milter is running", -1));
 	Tcl_SetErrorCode(interp, "MILTER", "STATE", "RUNNING", NULL);
 	return TCL_ERROR;
     }
-    Tcl_DeleteNamespace(Tcl_FindNamespace(interp, "::milter", NULL,
-	    TCL_GLOBAL_ONLY));
+    nsPtr = Tcl_FindNamespace(interp, "::milter", NULL, TCL_GLOBAL_ONLY);
+    if (nsPtr != NULL) {
+	Tcl_DeleteNamespace(nsPtr);
+    }
     Tcl_DeleteAssocData(interp, "milter");
     return TCL_OK;
 }

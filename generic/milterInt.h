@@ -148,6 +148,7 @@ MODULE_SCOPE int	MilterStopObjCmd(ClientData clientData,
 			    Tcl_Obj *const objv[]);
 MODULE_SCOPE void	MilterShutdown(MilterState *statePtr);
 MODULE_SCOPE void	MilterInitExitHandler(void);
+MODULE_SCOPE int	MilterDeleteExitHandler(void);
 MODULE_SCOPE void	MilterLog(MilterState *statePtr, MilterLogLevel level,
 			    const char *msg);
 

@@ -715,10 +715,17 @@ MilterShutdown(
 /*
  *----------------------------------------------------------------------
  *
- * ProcessExit, MilterInitExitHandler --
+ * ProcessExit --
  *
- *	On exit no interpreter is deleted, so a process exit handler stops
- *	and joins every network thread before Tcl finalizes.
+ *	Process exit handler. On exit no interpreter is deleted, so this
+ *	stops and joins every network thread before Tcl finalizes.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Answers what the exiting thread's milters hold; closes every MTA
+ *	connection of the process.
  *
  *----------------------------------------------------------------------
  */
@@ -743,6 +750,23 @@ ProcessExit(
     Tcl_MutexUnlock(&registryLock);
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterInitExitHandler --
+ *
+ *	Registers ProcessExit once per process (each load of the package
+ *	calls this).
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	May create the exit handler.
+ *
+ *----------------------------------------------------------------------
+ */
+
 void
 MilterInitExitHandler(void)
 {
@@ -752,4 +776,43 @@ MilterInitExitHandler(void)
 	Tcl_CreateExitHandler(ProcessExit, NULL);
     }
     Tcl_MutexUnlock(&registryLock);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterDeleteExitHandler --
+ *
+ *	The library is about to leave the process (unload): removes the
+ *	exit handler, which would otherwise call into unmapped code at
+ *	exit, and forgets the registry mutex, which Tcl would otherwise
+ *	finalize through a pointer into the unmapped library. Refused while
+ *	any milter of the process runs.
+ *
+ * Results:
+ *	1 when done, so that the library may go; 0 if a milter runs.
+ *
+ * Side effects:
+ *	Deletes the exit handler and resets the flag, so that a later load
+ *	registers it again.
+ *
+ *----------------------------------------------------------------------
+ */
+
+int
+MilterDeleteExitHandler(void)
+{
+    int idle;
+
+    Tcl_MutexLock(&registryLock);
+    idle = (running == NULL);
+    if (idle && exitHandlerSet) {
+	exitHandlerSet = 0;
+	Tcl_DeleteExitHandler(ProcessExit, NULL);
+    }
+    Tcl_MutexUnlock(&registryLock);
+    if (idle) {
+	Tcl_MutexFinalize(&registryLock);
+    }
+    return idle;
 }

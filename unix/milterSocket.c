@@ -3,8 +3,12 @@
  *
  *	Connection specs and listening sockets: unix:/path and local:/path
  *	(a bare path too, as libmilter allows), inet:port@host and
- *	inet6:port@host. A stale unix socket file is replaced; a path that is
- *	not a socket is never removed or followed.
+ *	inet6:port@host. At start, whatever sits at a unix socket path is
+ *	probed: only a socket that provably has no listener (connect()
+ *	refused) is replaced; a live socket, a path that is not a socket or
+ *	one that cannot be probed is an error and is left alone, and a
+ *	symbolic link is never followed. At stop, only the socket file this
+ *	listener created is removed.
  *
  * Copyright (c) 2026 The TclMilter developers.
  *
@@ -19,6 +23,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +42,79 @@ typedef struct Spec {
     char port[32];		/* Port number or service name. */
     char host[256];		/* Host, or "" for any address. */
 } Spec;
+
+/*
+ * What ProbePath finds at a unix socket path.
+ */
+
+typedef enum PathKind {
+    PATH_ABSENT,		/* Nothing: the path is free. */
+    PATH_STALE,			/* A socket nobody listens on: connect()
+				 * was refused. */
+    PATH_LIVE,			/* A socket a process listens on, even one
+				 * whose queue is full. */
+    PATH_NOT_SOCKET,		/* Anything else, a symbolic link too. */
+    PATH_ERROR			/* Cannot tell; never touched. */
+} PathKind;
+
+/*
+ * How long the probe waits for a connect() in progress, in milliseconds.
+ * Still in progress after that means a listener exists.
+ */
+
+#define PROBE_WAIT_MS	500
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * PortIsValid --
+ *
+ *	Whether the port of an inet or inet6 spec is a decimal number from
+ *	0 to 65535 or has the form of a service name (a letter, then
+ *	letters, digits, '-' or '_'), which getaddrinfo resolves at start.
+ *	A number out of range must not reach getaddrinfo, which truncates
+ *	it to 16 bits.
+ *
+ * Results:
+ *	1 if valid, else 0.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+PortIsValid(
+    const char *port)
+{
+    const char *p;
+    long value = 0;
+
+    if (port[0] >= '0' && port[0] <= '9') {
+	for (p = port; *p != '\0'; p++) {
+	    if (*p < '0' || *p > '9') {
+		return 0;
+	    }
+	    value = value * 10 + (*p - '0');
+	    if (value > 65535) {
+		return 0;
+	    }
+	}
+	return 1;
+    }
+    if (!((port[0] >= 'a' && port[0] <= 'z')
+	    || (port[0] >= 'A' && port[0] <= 'Z'))) {
+	return 0;
+    }
+    for (p = port; *p != '\0'; p++) {
+	if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+		|| (*p >= '0' && *p <= '9') || *p == '-' || *p == '_')) {
+	    return 0;
+	}
+    }
+    return 1;
+}
 
 /*
  *----------------------------------------------------------------------
@@ -113,6 +191,12 @@ ParseSpec(
 	}
 	memcpy(specPtr->port, rest, portLen);
 	memcpy(specPtr->host, host, hostLen);
+	if (!PortIsValid(specPtr->port)) {
+	    snprintf(err, errLen, "bad port \"%s\" in \"%s\": must be an "
+		    "integer from 0 to 65535 or a service name",
+		    specPtr->port, spec);
+	    return 0;
+	}
     }
     return 1;
 }
@@ -147,72 +231,119 @@ MilterSocketCheckSpec(
 /*
  *----------------------------------------------------------------------
  *
- * ClearStaleSocket --
+ * ProbePath --
  *
- *	Before binding a unix socket: a leftover socket file that nobody
- *	listens on is removed. A live socket, or anything that is not a
- *	socket, is an error; a symbolic link is not followed.
+ *	Classifies what sits at a unix socket path, without following a
+ *	symbolic link: nothing, a stale socket, a live socket, something
+ *	that is not a socket, or a socket that cannot be probed. A socket
+ *	is probed with a non-blocking connect(): only ECONNREFUSED proves
+ *	that nobody listens. A connect() that would block (EAGAIN, or
+ *	EINPROGRESS for longer than PROBE_WAIT_MS) means a listener whose
+ *	queue is full. Any other failure, such as EACCES for another
+ *	user's socket, proves nothing.
  *
  * Results:
- *	1 if the path is free, else 0 with a message.
+ *	The kind of path; with PATH_STALE the socket's stat in *stPtr; with
+ *	PATH_LIVE, PATH_NOT_SOCKET and PATH_ERROR a message in 'err'.
  *
  * Side effects:
- *	May unlink a stale socket file.
+ *	Connects to the socket, if any, and closes the connection at once.
  *
  *----------------------------------------------------------------------
  */
 
-static int
-ClearStaleSocket(
-    const char *path,
+static PathKind
+ProbePath(
+    const char *path,		/* Absolute, shorter than sun_path. */
+    struct stat *stPtr,
     char *err,
     size_t errLen)
 {
-    struct stat st;
     struct sockaddr_un sun;
-    int probe, live;
+    struct pollfd pfd;
+    socklen_t len;
+    int probe, error, ready;
 
-    if (lstat(path, &st) != 0) {
-	return 1;
+    if (lstat(path, stPtr) != 0) {
+	if (errno == ENOENT) {
+	    return PATH_ABSENT;
+	}
+	snprintf(err, errLen, "cannot examine \"%s\": %s", path,
+		strerror(errno));
+	return PATH_ERROR;
     }
-    if (!S_ISSOCK(st.st_mode)) {
+    if (!S_ISSOCK(stPtr->st_mode)) {
 	snprintf(err, errLen, "\"%s\" exists and is not a socket", path);
-	return 0;
+	return PATH_NOT_SOCKET;
     }
     memset(&sun, 0, sizeof(sun));
     sun.sun_family = AF_UNIX;
     strcpy(sun.sun_path, path);
-    probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (probe < 0) {
 	snprintf(err, errLen, "socket: %s", strerror(errno));
-	return 0;
+	return PATH_ERROR;
     }
-    live = connect(probe, (struct sockaddr *) &sun, sizeof(sun)) == 0;
+    error = 0;
+    if (connect(probe, (struct sockaddr *) &sun, sizeof(sun)) != 0) {
+	error = errno;
+    }
+    if (error == EINPROGRESS || error == EINTR) {
+	pfd.fd = probe;
+	pfd.events = POLLOUT;
+	pfd.revents = 0;
+	ready = poll(&pfd, 1, PROBE_WAIT_MS);
+	if (ready == 0) {
+	    error = EAGAIN;		/* Still waiting for the listener. */
+	} else if (ready < 0) {
+	    error = errno;
+	} else {
+	    len = sizeof(error);
+	    if (getsockopt(probe, SOL_SOCKET, SO_ERROR, &error, &len) != 0) {
+		error = errno;
+	    }
+	}
+    }
     close(probe);
-    if (live) {
-	snprintf(err, errLen, "another process is listening on \"%s\"", path);
-	return 0;
+    switch (error) {
+    case 0:
+    case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+    case EWOULDBLOCK:
+#endif
+	snprintf(err, errLen, "another process is listening on \"%s\"",
+		path);
+	return PATH_LIVE;
+    case ECONNREFUSED:
+	return PATH_STALE;
+    case ENOENT:
+	return PATH_ABSENT;		/* Removed since the lstat(). */
+    default:
+	snprintf(err, errLen, "cannot tell whether \"%s\" is in use: %s",
+		path, strerror(error));
+	return PATH_ERROR;
     }
-    if (unlink(path) != 0 && errno != ENOENT) {
-	snprintf(err, errLen, "cannot remove stale socket \"%s\": %s", path,
-		strerror(errno));
-	return 0;
-    }
-    return 1;
 }
 
 /*
  *----------------------------------------------------------------------
  *
- * ListenUnix, ListenInet --
+ * ListenPrivately --
  *
- *	Create, bind and listen, non-blocking and close-on-exec.
+ *	Binds a unix socket inside a private 0700 directory beside the
+ *	target, sets its mode, listens, then links it into place: it is
+ *	never reachable with the umask's mode, connecting to the path never
+ *	finds it bound but not yet listening, and link() refuses to replace
+ *	whatever may have appeared at the path meanwhile.
  *
  * Results:
- *	The descriptor, or -1 with a message.
+ *	1 on success, with the device and inode of the socket file in
+ *	*lPtr (from the private name, which only we can change, so they
+ *	are those of the file we linked); else 0 with a message.
  *
  * Side effects:
- *	Creates a socket (and a socket file for unix).
+ *	Creates the socket file at 'path'; creates and removes the
+ *	private directory.
  *
  *----------------------------------------------------------------------
  */
@@ -223,10 +354,12 @@ ListenPrivately(
     const char *path,		/* Absolute (checked by the spec parser). */
     int mode,
     int backlog,
+    MilterListener *lPtr,
     char *err,
     size_t errLen)
 {
     struct sockaddr_un sun;
+    struct stat st;
     char dir[sizeof(sun.sun_path)];
     const char *slash = strrchr(path, '/');
     size_t dirLen = (size_t) (slash - path);
@@ -257,6 +390,11 @@ ListenPrivately(
 	failed = "cannot bind";
     }
     error = errno;
+    if (failed == NULL && lstat(sun.sun_path, &st) == 0) {
+	lPtr->ownsPath = 1;
+	lPtr->dev = (unsigned long long) st.st_dev;
+	lPtr->ino = (unsigned long long) st.st_ino;
+    }
     unlink(sun.sun_path);
     rmdir(dir);
     if (failed != NULL) {
@@ -267,6 +405,24 @@ ListenPrivately(
     return 1;
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * ListenUnix --
+ *
+ *	Opens a listening unix socket, non-blocking and close-on-exec, at
+ *	the spec's path: a stale socket there is replaced, anything else
+ *	already there is an error and is left alone.
+ *
+ * Results:
+ *	The descriptor, or -1 with a message.
+ *
+ * Side effects:
+ *	Creates the socket file; may unlink a stale one.
+ *
+ *----------------------------------------------------------------------
+ */
+
 static int
 ListenUnix(
     const Spec *specPtr,
@@ -276,10 +432,28 @@ ListenUnix(
     char *err,
     size_t errLen)
 {
-    struct stat st;
+    const char *path = specPtr->path;
+    struct stat st, now;
     int fd;
 
-    if (!ClearStaleSocket(specPtr->path, err, errLen)) {
+    switch (ProbePath(path, &st, err, errLen)) {
+    case PATH_ABSENT:
+	break;
+    case PATH_STALE:
+	/*
+	 * Remove it only if it is still the socket probed; if anything
+	 * else took its place meanwhile, link() below refuses it.
+	 */
+
+	if (lstat(path, &now) == 0 && now.st_dev == st.st_dev
+		&& now.st_ino == st.st_ino && unlink(path) != 0
+		&& errno != ENOENT) {
+	    snprintf(err, errLen, "cannot remove stale socket \"%s\": %s",
+		    path, strerror(errno));
+	    return -1;
+	}
+	break;
+    default:
 	return -1;
     }
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -287,27 +461,31 @@ ListenUnix(
 	snprintf(err, errLen, "socket: %s", strerror(errno));
 	return -1;
     }
-    /*
-     * Bind inside a private 0700 directory beside the target, set the
-     * mode, listen, then link the socket into place: it is never
-     * reachable with the umask's mode, connecting to the path never
-     * finds it bound but not yet listening, and link() refuses to
-     * replace whatever may have appeared at the path meanwhile.
-     */
-
-    if (!ListenPrivately(fd, specPtr->path, mode, backlog, err, errLen)) {
+    if (!ListenPrivately(fd, path, mode, backlog, lPtr, err, errLen)) {
 	close(fd);
 	return -1;
     }
-    snprintf(lPtr->address, sizeof(lPtr->address), "unix:%s",
-	    specPtr->path);
-    if (lstat(specPtr->path, &st) == 0) {
-	lPtr->ownsPath = 1;
-	lPtr->dev = (unsigned long long) st.st_dev;
-	lPtr->ino = (unsigned long long) st.st_ino;
-    }
+    snprintf(lPtr->address, sizeof(lPtr->address), "unix:%s", path);
     return fd;
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * ListenInet --
+ *
+ *	Opens a listening TCP socket, non-blocking and close-on-exec, on
+ *	the first address the spec's host and port resolve to.
+ *
+ * Results:
+ *	The descriptor, with the address actually bound in lPtr->address;
+ *	or -1 with a message.
+ *
+ * Side effects:
+ *	Creates a socket.
+ *
+ *----------------------------------------------------------------------
+ */
 
 static int
 ListenInet(
