@@ -387,12 +387,12 @@ set_cmd() {
 
 # scen_run SCENARIO TAG CONC KIND RUN: one load run of a scenario (TAG is
 # slowDELAY or cpu) over a unix socket; appends to $RESULTS the fields of
-# one_run plus threads and lookups per message (slow only, NA for cpu).
-# In the slow scenario every message must have been looked up: fewer
-# repsvc queries than messages fail the run.
+# one_run plus threads, lookups per message and whether there were enough
+# (slow only; NA and - for cpu). In the slow scenario every message must
+# have been looked up: fewer repsvc queries than messages fail the run.
 scen_run() {
     local scen=$1 tag=$2 conc=$3 kind=$4 run=$5 dur=$DURATION line rc
-    local stats q tm lookups=NA
+    local stats q tm lookups=NA lookok=-
     new_spec unix
     echo "=== $tag c=$conc $kind run $run ($SPEC)" >>"$OUT/milter-$kind.log"
     if [ "$scen" = slow ]; then
@@ -427,23 +427,26 @@ scen_run() {
 	echo "repsvc label=$tag/$conc/$kind/$run $stats" >>"$OUT/loadgen.log"
 	q=$(kv " $stats" queries)
 	tm=$(kv "$line" total_msgs)
+	lookok=1
 	if [ "$q" = NA ] || [ "$tm" = NA ] || [ "$q" -lt "$tm" ]; then
 	    echo "error: $tag c=$conc $kind run $run: $q lookups for" \
 		"$tm messages" | tee -a "$OUT/loadgen.log" >&2
 	    FAILED=1
+	    lookok=0
 	fi
 	if [ "$q" != NA ] && [ "$tm" != NA ] && [ "$tm" -gt 0 ]; then
 	    lookups=$(awk -v q="$q" -v m="$tm" \
 		'BEGIN { printf "%.2f", q / m }')
 	fi
     fi
-    printf '%s %s %s %s %s %s %s %s %s %s %s %s %s %s %s\n' "$tag" "$conc" \
+    printf '%s %s %s %s %s %s %s %s %s %s %s %s %s %s %s %s\n' "$tag" \
+	"$conc" \
 	"$kind" "$run" "$(kv "$line" msgs_per_s)" "$(kv "$line" p50_us)" \
 	"$(kv "$line" p99_us)" "$(kv "$line" cpu_us_per_msg)" \
 	"$(kv "$line" rss_kib)" "$(kv "$line" hwm_kib)" \
 	"$(kv "$line" errors)" "$(kv "$line" protocol)" \
 	"$(kv "$line" reject_at)" "$(kv "$line" threads)" "$lookups" \
-	>>"$RESULTS"
+	"$lookok" >>"$RESULTS"
     printf '  %-8s c=%-3s %-10s run %s: %s msgs/s, p99 %s us, errors %s\n' \
 	"$tag" "$conc" "$(kind_name "$kind")" "$run" \
 	"$(kv "$line" msgs_per_s)" "$(kv "$line" p99_us)" \
@@ -681,6 +684,12 @@ scen_row() {
 	return
     fi
     e=$(errs "$tag" "$conc" "$kind")
+    # a run with too few lookups is an error of the cell too
+    if [ "$e" = 0 ] && awk -v s="$tag" -v c="$conc" -v k="$kind" '
+	    $1 == s && $2 == c && $3 == k && $16 == "0" { bad = 1 }
+	    END { exit !bad }' "$RESULTS"; then
+	e=FAIL
+    fi
     [ "$e" != 0 ] && FAILED=1
     printf '%5s %5s %-13s %8s %8s %8s %8s %7s %7s %6s %5s\n' "$4" "$conc" \
 	"$name" "$(fmt 1 0 "$(med "$tag" "$conc" "$kind" 5)")" \
