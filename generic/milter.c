@@ -48,16 +48,16 @@ static const char *const optionNames[] = {
     "-backlog", "-connection", "-debuglevel", "-defaultreply",
     "-draintimeout", "-encoding", "-leadingspace", "-logcommand",
     "-maxconnections", "-maxdatasize", "-name", "-socketmode", "-timeout",
-    NULL
+    "-workerinit", "-workers", NULL
 };
 enum Option {
     OPT_BACKLOG, OPT_CONNECTION, OPT_DEBUGLEVEL, OPT_DEFAULTREPLY,
     OPT_DRAINTIMEOUT, OPT_ENCODING, OPT_LEADINGSPACE, OPT_LOGCOMMAND,
     OPT_MAXCONNECTIONS, OPT_MAXDATASIZE, OPT_NAME, OPT_SOCKETMODE,
-    OPT_TIMEOUT
+    OPT_TIMEOUT, OPT_WORKERINIT, OPT_WORKERS
 };
 static const int optionIsStatic[] = {
-    1, 1, 0, 0, 1, 0, 1, 0, 1, 1, 1, 1, 1
+    1, 1, 0, 0, 1, 0, 1, 0, 1, 1, 1, 1, 1, 0, 1
 };
 
 static void		DeleteState(ClientData clientData, Tcl_Interp *interp);
@@ -165,6 +165,9 @@ FreeState(
     }
     Tcl_DecrRefCount(statePtr->nameObj);
     Tcl_DecrRefCount(statePtr->connectionObj);
+    if (statePtr->workerInitObj != NULL) {
+	Tcl_DecrRefCount(statePtr->workerInitObj);
+    }
     if (statePtr->logCommandObj != NULL) {
 	Tcl_DecrRefCount(statePtr->logCommandObj);
     }
@@ -224,6 +227,10 @@ OptionValue(
     case OPT_SOCKETMODE:
 	return Tcl_ObjPrintf("0%o", (unsigned) statePtr->socketMode);
     case OPT_TIMEOUT:	return Tcl_NewIntObj(statePtr->timeout);
+    case OPT_WORKERINIT:
+	return statePtr->workerInitObj ? statePtr->workerInitObj
+		: Tcl_NewObj();
+    case OPT_WORKERS:	return Tcl_NewIntObj(statePtr->workers);
     }
     return Tcl_NewObj();
 }
@@ -376,6 +383,11 @@ ValidateOption(
     case OPT_TIMEOUT:
 	return GetIntInRange(interp, option, valueObj, 0, 100000000,
 		"a non-negative number of seconds", nPtr);
+    case OPT_WORKERINIT:
+	return TCL_OK;
+    case OPT_WORKERS:
+	return GetIntInRange(interp, option, valueObj, 0, 1024,
+		"an integer from 0 to 1024", nPtr);
     }
     return TCL_OK;
 }
@@ -430,19 +442,10 @@ ApplyPending(
 	    break;
 	case OPT_DEFAULTREPLY:	statePtr->defaultReply = n;	break;
 	case OPT_DRAINTIMEOUT:	statePtr->drainTimeout = n;	break;
-	case OPT_ENCODING: {
-	    const char *name;
-
-	    Tcl_FreeEncoding(statePtr->encoding);
-	    statePtr->encoding = pPtr->encoding;
+	case OPT_ENCODING:
+	    MilterUseEncoding(statePtr, pPtr->encoding);
 	    pPtr->encoding = NULL;
-	    name = Tcl_GetEncodingName(statePtr->encoding);
-	    statePtr->asciiCompatible = strcmp(name, "unicode") != 0
-		    && strncmp(name, "ucs-2", 5) != 0
-		    && strncmp(name, "utf-16", 6) != 0
-		    && strncmp(name, "utf-32", 6) != 0;
 	    break;
-	}
 	case OPT_LEADINGSPACE:	statePtr->leadingSpace = n;	break;
 	case OPT_LOGCOMMAND:
 	    ReplaceObj(&statePtr->logCommandObj,
@@ -462,6 +465,12 @@ ApplyPending(
 	    break;
 	case OPT_SOCKETMODE:	statePtr->socketMode = n;	break;
 	case OPT_TIMEOUT:	statePtr->timeout = n;		break;
+	case OPT_WORKERINIT:
+	    ReplaceObj(&statePtr->workerInitObj,
+		    Tcl_GetCharLength(pPtr->obj[option]) > 0
+		    ? pPtr->obj[option] : NULL);
+	    break;
+	case OPT_WORKERS:	statePtr->workers = n;		break;
 	}
     }
 }
@@ -544,6 +553,7 @@ ConfigureObjCmd(
 	}
     }
     ApplyPending(statePtr, &pending);
+    MilterPoolSync(statePtr);
     return TCL_OK;
 
   error:
@@ -613,6 +623,7 @@ RegisterObjCmd(
     if (statePtr->server != NULL) {
 	MilterServerSetWanted(statePtr->server, statePtr->wanted);
     }
+    MilterPoolSync(statePtr);
     return TCL_OK;
 }
 
@@ -702,6 +713,7 @@ Milter_Init(
 	{"::milter::main", MilterMainObjCmd},
 	{"::milter::register", RegisterObjCmd},
 	{"::milter::start", MilterStartObjCmd},
+	{"::milter::reload", MilterReloadObjCmd},
 	{"::milter::status", StatusObjCmd},
 	{"::milter::stop", MilterStopObjCmd},
     };

@@ -46,6 +46,8 @@ typedef enum MilterStatus {
 } MilterStatus;
 
 typedef struct MilterCtx MilterCtx;
+typedef struct MilterPool MilterPool;
+typedef struct MilterWorker MilterWorker;
 
 /*
  * A connection whose event a callback on the owner's stack is deciding
@@ -82,12 +84,19 @@ typedef struct MilterState {
     int socketMode;		/* -socketmode */
     int maxDataSize;		/* -maxdatasize */
     int leadingSpace;		/* -leadingspace */
+    int workers;		/* -workers */
+    Tcl_Obj *workerInitObj;	/* -workerinit, or NULL */
 
     Tcl_Obj *callbacks[MILTER_EV_COUNT];
 				/* Command prefixes, or NULL. */
     unsigned wanted;		/* MILTER_EVBIT mask of the above. */
 
-    MilterServer *server;	/* While not idle. */
+    MilterServer *server;	/* While not idle (owner only). */
+    MilterQueue *queue;		/* The ready queue this interpreter
+				 * drains, while not idle. */
+    MilterPool *pool;		/* Owner with -workers, while not idle. */
+    MilterWorker *workerPtr;	/* Set in a worker's interpreter. */
+    unsigned configEpoch;	/* Worker: the pool configuration it has. */
     MilterStatus status;
     int inMain;			/* milter main is waiting. */
     int draining;		/* Nesting depth of ready-queue drains. */
@@ -151,6 +160,25 @@ MODULE_SCOPE void	MilterInitExitHandler(void);
 MODULE_SCOPE int	MilterDeleteExitHandler(void);
 MODULE_SCOPE void	MilterLog(MilterState *statePtr, MilterLogLevel level,
 			    const char *msg);
+MODULE_SCOPE void	MilterReadyHook(void *clientData);
+MODULE_SCOPE int	MilterReloadObjCmd(ClientData clientData,
+			    Tcl_Interp *interp, int objc,
+			    Tcl_Obj *const objv[]);
+
+/*
+ * milterWorker.c
+ */
+
+MODULE_SCOPE int	MilterPoolStart(Tcl_Interp *interp,
+			    MilterState *statePtr);
+MODULE_SCOPE int	MilterPoolReload(Tcl_Interp *interp,
+			    MilterState *statePtr);
+MODULE_SCOPE void	MilterPoolStop(MilterState *statePtr);
+MODULE_SCOPE void	MilterPoolSync(MilterState *statePtr);
+MODULE_SCOPE MilterQueue *MilterPoolAssign(MilterPool *poolPtr);
+MODULE_SCOPE int	MilterPoolWorkers(MilterPool *poolPtr, int *connsPtr);
+MODULE_SCOPE void	MilterWorkerBeforeDrain(MilterState *statePtr);
+MODULE_SCOPE void	MilterWorkerDetach(MilterState *statePtr);
 
 /*
  * milterCallback.c
@@ -185,6 +213,8 @@ MODULE_SCOPE Tcl_Obj *	MilterNewTextObj(MilterState *statePtr,
 MODULE_SCOPE const char *MilterTextBytes(MilterState *statePtr,
 			    Tcl_Obj *objPtr, Tcl_DString *dsPtr,
 			    size_t *lenPtr);
+MODULE_SCOPE void	MilterUseEncoding(MilterState *statePtr,
+			    Tcl_Encoding encoding);
 MODULE_SCOPE const unsigned char *MilterBodyBytes(MilterState *statePtr,
 			    Tcl_Obj *objPtr, Tcl_DString *dsPtr,
 			    size_t *lenPtr);

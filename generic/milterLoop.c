@@ -97,9 +97,38 @@ PostDrainLocked(
 /*
  *----------------------------------------------------------------------
  *
+ * MilterReadyHook --
+ *
+ *	A ready queue's hook (any thread, with the queue's lock held): the
+ *	interpreter that drains it has work, or its last connection went.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Queues the drain event to that interpreter's thread.
+ *
+ *----------------------------------------------------------------------
+ */
+
+void
+MilterReadyHook(
+    void *clientData)
+{
+    MilterState *statePtr = clientData;
+
+    Tcl_MutexLock(&statePtr->lock);
+    PostDrainLocked(statePtr);
+    Tcl_MutexUnlock(&statePtr->lock);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
  * Server hooks --
  *
- *	ReadyHook: the ready queue has work (network thread).
+ *	AssignHook: a new connection's ready queue (network thread): a
+ *	    worker's, or the owner's.
  *	StoppedHook: every connection is gone after a stop.
  *	LogHook: a log line from any thread.
  *	ThreadExitHook: the network thread ends; release what ckalloc kept
@@ -108,15 +137,26 @@ PostDrainLocked(
  *----------------------------------------------------------------------
  */
 
-static void
-ReadyHook(
+static MilterQueue *
+AssignHook(
     void *clientData)
 {
     MilterState *statePtr = clientData;
+    MilterQueue *queue = NULL;
 
-    Tcl_MutexLock(&statePtr->lock);
-    PostDrainLocked(statePtr);
-    Tcl_MutexUnlock(&statePtr->lock);
+    if (statePtr->pool != NULL) {
+	queue = MilterPoolAssign(statePtr->pool);
+    }
+    if (queue == NULL) {
+	/*
+	 * Owner mode; or no worker serves right now, and the owner's
+	 * queue, closed in worker mode, answers with -defaultreply.
+	 */
+
+	queue = statePtr->queue;
+	MilterQueuePin(queue);
+    }
+    return queue;
 }
 
 static void
@@ -278,6 +318,33 @@ Unregister(
 /*
  *----------------------------------------------------------------------
  *
+ * ReleaseQueue --
+ *
+ *	Lets go of the interpreter's ready queue (the connections pinned to
+ *	it hold their own references).
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Clears statePtr->queue.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static void
+ReleaseQueue(
+    MilterState *statePtr)
+{
+    if (statePtr->queue != NULL) {
+	MilterQueueRelease(statePtr->queue);
+	statePtr->queue = NULL;
+    }
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
  * FinishStop --
  *
  *	The network thread reported that every connection is gone: join it
@@ -305,9 +372,11 @@ FinishStop(
     }
     Unregister(statePtr);
     MilterServerJoin(server);
-    while ((conn = MilterServerNextReady(server, &ev)) != NULL) {
+    while ((conn = MilterQueuePop(statePtr->queue, &ev)) != NULL) {
 	MilterRunConn(statePtr, conn, ev);
     }
+    MilterPoolStop(statePtr);
+    ReleaseQueue(statePtr);
     statePtr->server = NULL;
     statePtr->status = MILTER_IDLE;
     Tcl_MutexLock(&statePtr->lock);
@@ -370,15 +439,16 @@ DrainEventProc(
      * event, so timers and file events get their turn in between.
      */
 
+    MilterWorkerBeforeDrain(statePtr);
     statePtr->draining++;
-    budget = statePtr->server ? MilterServerReadyCount(statePtr->server) : 0;
-    while (budget-- > 0 && !statePtr->shutDown && statePtr->server != NULL
-	    && (conn = MilterServerNextReady(statePtr->server, &ev)) != NULL) {
+    budget = statePtr->queue ? MilterQueueLength(statePtr->queue) : 0;
+    while (budget-- > 0 && !statePtr->shutDown && statePtr->queue != NULL
+	    && (conn = MilterQueuePop(statePtr->queue, &ev)) != NULL) {
 	MilterRunConn(statePtr, conn, ev);
     }
     statePtr->draining--;
-    if (!statePtr->shutDown && statePtr->server != NULL
-	    && MilterServerReadyCount(statePtr->server) > 0) {
+    if (!statePtr->shutDown && statePtr->queue != NULL
+	    && MilterQueueLength(statePtr->queue) > 0) {
 	Tcl_MutexLock(&statePtr->lock);
 	PostDrainLocked(statePtr);
 	Tcl_MutexUnlock(&statePtr->lock);
@@ -426,6 +496,12 @@ MilterStart(
 	Tcl_SetErrorCode(interp, "MILTER", "STATE", "RUNNING", NULL);
 	return TCL_ERROR;
     }
+    if (statePtr->workerPtr != NULL) {
+	Tcl_SetObjResult(interp, Tcl_NewStringObj(
+		"a worker interpreter cannot start a milter", -1));
+	Tcl_SetErrorCode(interp, "MILTER", "STATE", "WORKER", NULL);
+	return TCL_ERROR;
+    }
     memset(&cfg, 0, sizeof(cfg));
     cfg.spec = Tcl_GetString(statePtr->connectionObj);
     cfg.backlog = statePtr->backlog;
@@ -438,7 +514,7 @@ MilterStart(
     cfg.debugLevel = statePtr->debugLevel;
 
     hooks.clientData = statePtr;
-    hooks.ready = ReadyHook;
+    hooks.assign = AssignHook;
     hooks.log = LogHook;
     hooks.stopped = StoppedHook;
     hooks.threadExit = ThreadExitHook;
@@ -448,9 +524,19 @@ MilterStart(
     statePtr->useLogCommand = statePtr->logCommandObj != NULL;
     Tcl_MutexUnlock(&statePtr->lock);
 
+    statePtr->queue = MilterQueueNew(MilterReadyHook, statePtr);
+    if (statePtr->workers > 0) {
+	if (MilterPoolStart(interp, statePtr) != TCL_OK) {
+	    ReleaseQueue(statePtr);
+	    return TCL_ERROR;
+	}
+	MilterQueueClose(statePtr->queue, statePtr->defaultReply);
+    }
     err[0] = '\0';
     statePtr->server = MilterServerStart(&cfg, &hooks, err, sizeof(err));
     if (statePtr->server == NULL) {
+	MilterPoolStop(statePtr);
+	ReleaseQueue(statePtr);
 	Tcl_SetObjResult(interp, Tcl_ObjPrintf(
 		"couldn't open milter socket: %s", err));
 	Tcl_SetErrorCode(interp, "MILTER", "SOCKET",
@@ -620,6 +706,58 @@ MilterStopObjCmd(
 /*
  *----------------------------------------------------------------------
  *
+ * MilterReloadObjCmd --
+ *
+ *	milter reload
+ *
+ *	With -workers: a fresh generation of workers from the current
+ *	-workerinit takes the new connections; sessions in progress finish
+ *	on the old one, which then ends. If the new -workerinit fails, the
+ *	old generation keeps serving and the error is returned.
+ *
+ * Results:
+ *	A standard Tcl result; MILTER STATE IDLE when the milter does not
+ *	run, MILTER STATE NOWORKERS without -workers, MILTER WORKERINIT when
+ *	the new generation failed.
+ *
+ * Side effects:
+ *	Starts and retires worker threads.
+ *
+ *----------------------------------------------------------------------
+ */
+
+int
+MilterReloadObjCmd(
+    ClientData clientData,	/* Not used. */
+    Tcl_Interp *interp,
+    int objc,
+    Tcl_Obj *const objv[])
+{
+    MilterState *statePtr = MilterGetState(interp);
+
+    (void) clientData;
+    if (objc != 1) {
+	Tcl_WrongNumArgs(interp, 1, objv, NULL);
+	return TCL_ERROR;
+    }
+    if (statePtr->status != MILTER_RUNNING) {
+	Tcl_SetObjResult(interp, Tcl_NewStringObj(
+		"the milter is not running", -1));
+	Tcl_SetErrorCode(interp, "MILTER", "STATE", "IDLE", NULL);
+	return TCL_ERROR;
+    }
+    if (statePtr->pool == NULL) {
+	Tcl_SetObjResult(interp, Tcl_NewStringObj(
+		"nothing to reload: the milter runs without -workers", -1));
+	Tcl_SetErrorCode(interp, "MILTER", "STATE", "NOWORKERS", NULL);
+	return TCL_ERROR;
+    }
+    return MilterPoolReload(interp, statePtr);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
  * DeleteDrainEvent --
  *
  *	Tcl_DeleteEvents predicate: our queued drain events.
@@ -680,14 +818,22 @@ MilterShutdown(
 	 */
 
 	MilterServerStop(server, 0);
-	while ((conn = MilterServerNextReady(server, &ev)) != NULL) {
+	while ((conn = MilterQueuePop(statePtr->queue, &ev)) != NULL) {
 	    MilterRunConn(statePtr, conn, ev);
 	}
 	MilterServerStop(server, 1);
 	MilterServerJoin(server);
-	while ((conn = MilterServerNextReady(server, &ev)) != NULL) {
-	    MilterConnRelease(conn);
-	}
+	MilterPoolStop(statePtr);
+    }
+    MilterWorkerDetach(statePtr);
+    if (statePtr->queue != NULL) {
+	/*
+	 * What still waits, and whatever comes later for a worker's
+	 * connections, gets -defaultreply.
+	 */
+
+	MilterQueueClose(statePtr->queue, statePtr->defaultReply);
+	ReleaseQueue(statePtr);
     }
     Tcl_MutexLock(&statePtr->lock);
     statePtr->dead = 1;

@@ -29,6 +29,7 @@
 
 typedef struct MilterServer MilterServer;
 typedef struct MilterConn MilterConn;
+typedef struct MilterQueue MilterQueue;
 
 /*
  * Log levels, most severe first.
@@ -49,9 +50,11 @@ typedef enum MilterLogLevel {
 
 typedef struct MilterServerHooks {
     void *clientData;
-    void (*ready)(void *clientData);
-				/* The ready queue went from empty to not
-				 * empty; the owner should drain it. */
+    MilterQueue *(*assign)(void *clientData);
+				/* A new connection: the ready queue (already
+				 * pinned with MilterQueuePin) whose
+				 * interpreter will decide its events for the
+				 * whole session. */
     void (*log)(void *clientData, MilterLogLevel level, const char *msg);
 				/* Any thread. */
     void (*stopped)(void *clientData);
@@ -93,9 +96,6 @@ MODULE_SCOPE void	MilterServerSetWanted(MilterServer *server,
 			    unsigned mask);
 MODULE_SCOPE void	MilterServerSetDebug(MilterServer *server, int level);
 MODULE_SCOPE const char *MilterServerAddress(MilterServer *server);
-MODULE_SCOPE MilterConn *MilterServerNextReady(MilterServer *server,
-			    MilterEvent **evPtr);
-MODULE_SCOPE int	MilterServerReadyCount(MilterServer *server);
 MODULE_SCOPE int	MilterServerStopping(MilterServer *server);
 
 /*
@@ -113,6 +113,23 @@ MODULE_SCOPE int	MilterConnPeerGone(MilterConn *conn);
 MODULE_SCOPE void *	MilterConnGetData(MilterConn *conn);
 MODULE_SCOPE void	MilterConnSetData(MilterConn *conn, void *data);
 MODULE_SCOPE int	MilterConnExpired(MilterConn *conn);
+
+/*
+ * Ready queues (unix/milterQueue.c): where events wait for the
+ * interpreter that decides them. The ready hook is called, with the
+ * queue's lock held, when a queue goes from empty to not empty, and when
+ * the last connection pinned to it goes.
+ */
+
+MODULE_SCOPE MilterQueue *MilterQueueNew(void (*ready)(void *clientData),
+			    void *clientData);
+MODULE_SCOPE void	MilterQueueRelease(MilterQueue *queue);
+MODULE_SCOPE void	MilterQueuePin(MilterQueue *queue);
+MODULE_SCOPE MilterConn *MilterQueuePop(MilterQueue *queue,
+			    MilterEvent **evPtr);
+MODULE_SCOPE void	MilterQueueClose(MilterQueue *queue, int verdict);
+MODULE_SCOPE int	MilterQueueLength(MilterQueue *queue);
+MODULE_SCOPE int	MilterQueueConnections(MilterQueue *queue);
 
 /*
  * Sockets (unix/milterSocket.c). A listener remembers what it bound so

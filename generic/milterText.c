@@ -171,3 +171,38 @@ MilterBodyBytes(
     *lenPtr = (size_t) len;
     return s;
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterUseEncoding --
+ *
+ *	Makes 'encoding' the one that header values, envelope arguments and
+ *	macros are decoded and encoded with, and notes whether it maps ASCII
+ *	to itself (the 16- and 32-bit Unicode encodings do not).
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Takes over the caller's reference to 'encoding'; frees the old one.
+ *
+ *----------------------------------------------------------------------
+ */
+
+void
+MilterUseEncoding(
+    MilterState *statePtr,
+    Tcl_Encoding encoding)
+{
+    const char *name = Tcl_GetEncodingName(encoding);
+
+    if (statePtr->encoding != NULL) {
+	Tcl_FreeEncoding(statePtr->encoding);
+    }
+    statePtr->encoding = encoding;
+    statePtr->asciiCompatible = strcmp(name, "unicode") != 0
+	    && strncmp(name, "ucs-2", 5) != 0
+	    && strncmp(name, "utf-16", 6) != 0
+	    && strncmp(name, "utf-32", 6) != 0;
+}

@@ -60,7 +60,7 @@ namespace eval ::robust {
 	-backlog 0 -debuglevel 0 -defaultreply SMFIS_TEMPFAIL
 	-draintimeout 5 -encoding utf-8 -leadingspace 0 -logcommand {}
 	-maxconnections 0 -maxdatasize 65535 -name TclMilter
-	-socketmode 0660 -timeout 7210
+	-socketmode 0660 -timeout 7210 -workerinit {} -workers 0
     }
     variable savedBgerror {}
     variable good {}		;# the well-behaved session command

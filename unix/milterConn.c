@@ -66,7 +66,8 @@ MilterConn *
 MilterConnNew(
     MilterServer *server,
     int fd,
-    unsigned long id)
+    unsigned long id,
+    MilterQueue *queue)		/* Pinned for this connection. */
 {
     MilterConn *conn = MilterAlloc(sizeof(MilterConn));
 
@@ -74,6 +75,7 @@ MilterConnNew(
     pthread_mutex_init(&conn->lock, NULL);
     conn->server = server;
     conn->id = id;
+    conn->queue = queue;
     conn->refs = 1;
     conn->fd = fd;
     conn->session = MilterSessionNew(server->config.maxData);
@@ -152,6 +154,7 @@ MilterConnRelease(
     MilterSessionFree(conn->session);
     MilterBufFree(&conn->in);
     pthread_mutex_destroy(&conn->lock);
+    MilterQueueUnpin(conn->queue);
     MilterFree(conn);
     MilterServerRelease(server);
 }
@@ -722,7 +725,7 @@ UnlockAndPump(
     }
     pthread_mutex_unlock(&conn->lock);
     if (ev != NULL) {
-	MilterServerEnqueue(conn, ev);
+	MilterQueuePush(conn->queue, conn, ev);
     }
 }
 

@@ -5,9 +5,10 @@
  *	hands their readiness to milterConn.c (which reads, frames, runs
  *	the session and writes), runs the connections' timers at the next
  *	real deadline, enforces the connection limit, and carries out stop
- *	and drain. Events that need a script go to a ready queue that the
- *	owner drains; the owner resumes the connection itself with the
- *	verdict (see MilterConnResume), so no thread ever waits for another.
+ *	and drain. Events that need a script go to the ready queue the
+ *	connection is pinned to (milterQueue.c), whose interpreter resumes
+ *	the connection itself with the verdict (see MilterConnResume), so no
+ *	thread ever waits for another.
  *
  *	This is a plain pthread, not a Tcl thread: it never touches a Tcl
  *	object or interpreter, and the only Tcl call made on it is through
@@ -185,85 +186,6 @@ MilterServerRelease(
     pthread_mutex_destroy(&server->lock);
     MilterFree((void *) server->config.spec);
     MilterFree(server);
-}
-/*
- *----------------------------------------------------------------------
- *
- * MilterServerEnqueue --
- *
- *	Puts a busy connection's event on the ready queue and tells the
- *	owner when the queue was empty.
- *
- * Results:
- *	None.
- *
- * Side effects:
- *	Calls the ready hook.
- *
- *----------------------------------------------------------------------
- */
-
-void
-MilterServerEnqueue(
-    MilterConn *conn,
-    MilterEvent *ev)
-{
-    MilterServer *server = conn->server;
-    int wasEmpty;
-
-    pthread_mutex_lock(&server->lock);
-    conn->readyEvent = ev;
-    conn->nextReady = NULL;
-    wasEmpty = server->readyHead == NULL;
-    if (wasEmpty) {
-	server->readyHead = conn;
-    } else {
-	server->readyTail->nextReady = conn;
-    }
-    server->readyTail = conn;
-    server->readyCount++;
-    pthread_mutex_unlock(&server->lock);
-    if (wasEmpty) {
-	server->hooks.ready(server->hooks.clientData);
-    }
-}
-
-/*
- *----------------------------------------------------------------------
- *
- * MilterServerNextReady --
- *
- *	Takes the next connection off the ready queue (owner thread).
- *
- * Results:
- *	The connection and its event, or NULL when the queue is empty.
- *
- * Side effects:
- *	None beyond the queue.
- *
- *----------------------------------------------------------------------
- */
-
-MilterConn *
-MilterServerNextReady(
-    MilterServer *server,
-    MilterEvent **evPtr)
-{
-    MilterConn *conn;
-
-    pthread_mutex_lock(&server->lock);
-    conn = server->readyHead;
-    if (conn != NULL) {
-	server->readyHead = conn->nextReady;
-	if (server->readyHead == NULL) {
-	    server->readyTail = NULL;
-	}
-	server->readyCount--;
-	*evPtr = conn->readyEvent;
-	conn->readyEvent = NULL;
-    }
-    pthread_mutex_unlock(&server->lock);
-    return conn;
 }
 /*
  *----------------------------------------------------------------------
@@ -469,7 +391,8 @@ AcceptAll(
 	fd = MoveHigh(fd);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 
-	conn = MilterConnNew(server, fd, id);
+	conn = MilterConnNew(server, fd, id,
+		server->hooks.assign(server->hooks.clientData));
 	pthread_mutex_lock(&server->lock);
 	conn->next = server->conns;
 	if (server->conns != NULL) {
@@ -899,10 +822,10 @@ MilterServerSetDebug(
 /*
  *----------------------------------------------------------------------
  *
- * MilterServerAddress, MilterServerStopping, MilterServerReadyCount --
+ * MilterServerAddress, MilterServerStopping --
  *
- *	What the owner may ask: the spec actually bound, whether a stop was
- *	asked, and how many connections wait in the ready queue.
+ *	What the owner may ask: the spec actually bound, and whether a stop
+ *	was asked.
  *
  * Results:
  *	As named.
@@ -927,14 +850,3 @@ MilterServerStopping(
     return ATOMIC_GET(&server->stopping);
 }
 
-int
-MilterServerReadyCount(
-    MilterServer *server)
-{
-    int count;
-
-    pthread_mutex_lock(&server->lock);
-    count = server->readyCount;
-    pthread_mutex_unlock(&server->lock);
-    return count;
-}

@@ -84,8 +84,10 @@ struct MilterConn {
     MilterConn *prev, *next;	/* Live connections. */
     MilterConn *nextReap;	/* Retired, waiting to be unlinked. */
     int retired;		/* On the reap list. */
-    MilterConn *nextReady;	/* Ready queue link. */
-    MilterEvent *readyEvent;	/* Event waiting in the ready queue. */
+
+    MilterQueue *queue;		/* Where its events go; never changes. */
+    MilterConn *nextReady;	/* The queue's link (its lock). */
+    MilterEvent *readyEvent;	/* Event waiting there (its lock). */
 
     int fd;			/* -1 once closed. */
     int registered;		/* The descriptor is in the epoll set ... */
@@ -122,8 +124,6 @@ struct MilterServer {
     int refs;			/* The creator's, one per connection. */
     MilterConn *conns;		/* Live connections. */
     int connCount;
-    MilterConn *readyHead, *readyTail;
-    int readyCount;		/* Length of the ready queue. */
     MilterConn *reapList;
     int stopping;		/* Stop requested: drain (also atomic). */
     int hard;			/* Close everything now. */
@@ -155,16 +155,22 @@ MODULE_SCOPE void	MilterServerLog(MilterServer *server,
 MODULE_SCOPE int	MilterServerLogs(MilterServer *server,
 			    MilterLogLevel level);
 MODULE_SCOPE int64_t	MilterNowMs(void);
-MODULE_SCOPE void	MilterServerEnqueue(MilterConn *conn,
-			    MilterEvent *ev);
 MODULE_SCOPE void	MilterServerRetire(MilterConn *conn);
+
+/*
+ * milterQueue.c
+ */
+
+MODULE_SCOPE void	MilterQueuePush(MilterQueue *queue, MilterConn *conn,
+			    MilterEvent *ev);
+MODULE_SCOPE void	MilterQueueUnpin(MilterQueue *queue);
 
 /*
  * milterConn.c
  */
 
 MODULE_SCOPE MilterConn *MilterConnNew(MilterServer *server, int fd,
-			    unsigned long id);
+			    unsigned long id, MilterQueue *queue);
 MODULE_SCOPE void	MilterConnStart(MilterConn *conn);
 MODULE_SCOPE void	MilterConnHandle(MilterConn *conn, uint32_t events);
 MODULE_SCOPE int64_t	MilterConnTick(MilterConn *conn,

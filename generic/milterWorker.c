@@ -1,0 +1,889 @@
+/*
+ * milterWorker.c --
+ *
+ *	Worker interpreters (-workers N -workerinit script), in the manner
+ *	of NaviServer's connection threads and the Thread package's tpool:
+ *	N threads, each with its own interpreter that has TclMilter loaded
+ *	and has evaluated -workerinit, each draining its own ready queue.
+ *	A connection is pinned to one worker for its session (the least
+ *	loaded of the current generation, MilterPoolAssign), so its context
+ *	command and private data are ordinary objects of one interpreter.
+ *	Blocking in a callback holds up only the connections of that worker.
+ *
+ *	The owner keeps the configuration; what the workers need of it (the
+ *	callbacks, by name, and the dynamic options) is copied into the pool
+ *	as C strings and picked up by each worker before it runs its next
+ *	callbacks: no Tcl_Obj ever crosses a thread.
+ *
+ *	A worker whose interpreter dies (deleted, or [exit], which in a
+ *	worker ends only that worker, as thread::exit does) answers what it
+ *	holds with -defaultreply and starts its replacement. [milter reload]
+ *	starts a new generation from the current -workerinit; new
+ *	connections go to it, and each old worker ends once its last
+ *	connection is gone.
+ *
+ *	Locking: the pool's mutex guards the worker list, the generations
+ *	and the shared configuration; it is taken before a queue's mutex
+ *	(MilterPoolAssign pins under it) and never held while a script runs
+ *	or a thread is joined.
+ *
+ * Copyright (c) 2026 The TclMilter developers.
+ *
+ * See the file "license.terms" for information on usage and redistribution
+ * of this file, and for a DISCLAIMER OF ALL WARRANTIES.
+ */
+
+#include "milterInt.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/*
+ * Life of a worker (MilterWorker.phase).
+ */
+
+typedef enum WorkerPhase {
+    WORKER_STARTING,		/* Evaluating -workerinit. */
+    WORKER_READY,		/* Serving. */
+    WORKER_FAILED,		/* -workerinit failed; the thread ends. */
+    WORKER_EXITED		/* The thread has ended its work. */
+} WorkerPhase;
+
+/*
+ * One worker thread. Fields below 'phase' are guarded by the pool's
+ * mutex; 'interp' and 'statePtr' belong to the worker thread.
+ */
+
+typedef struct MilterWorker {
+    struct MilterPool *poolPtr;
+    Tcl_ThreadId thread;
+    int generation;		/* Which [milter reload] made it. */
+    Tcl_Interp *interp;		/* Worker thread only. */
+    MilterState *statePtr;	/* Its milter state (worker thread). */
+
+    WorkerPhase phase;
+    MilterQueue *queue;		/* Its ready queue, once READY. */
+    int quit;			/* End now (stop). */
+    int retire;			/* End once no connection is pinned. */
+    int joined;			/* The thread was joined. */
+    char *error;		/* -workerinit's error ... */
+    char *errorInfo;		/* ... and its errorInfo (ckalloc'ed). */
+    struct MilterWorker *nextPtr;
+} MilterWorker;
+
+/*
+ * The pool of an owner whose milter runs with -workers.
+ */
+
+struct MilterPool {
+    MilterState *ownerPtr;	/* Owner thread's state. */
+    Tcl_Mutex lock;
+    Tcl_Condition changed;	/* A worker changed phase. */
+    MilterWorker *workers;	/* Every worker not yet joined. */
+    int size;			/* -workers. */
+    int generation;		/* The current generation. */
+    int stopping;		/* No replacements any more. */
+    char *initScript;		/* The current generation's -workerinit. */
+
+    /* The owner's configuration, as the workers need it. */
+    unsigned epoch;		/* Bumped on every change. */
+    char *callbacks[MILTER_EV_COUNT];
+    int defaultReply;
+    char encoding[64];
+};
+
+/*
+ * A no-op event that wakes a worker's Tcl_DoOneEvent so that it looks at
+ * its quit and retire flags.
+ */
+
+typedef struct WakeEvent {
+    Tcl_Event header;		/* Must be first. */
+} WakeEvent;
+
+static Tcl_ThreadCreateType WorkerThread(ClientData clientData);
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * CopyString --
+ *
+ *	A ckalloc'ed copy of a string, or NULL for NULL.
+ *
+ * Results:
+ *	The copy.
+ *
+ * Side effects:
+ *	Allocates memory.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static char *
+CopyString(
+    const char *s)
+{
+    char *copy;
+
+    if (s == NULL) {
+	return NULL;
+    }
+    copy = ckalloc(strlen(s) + 1);
+    strcpy(copy, s);
+    return copy;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterPoolSync --
+ *
+ *	Owner thread: copies what the workers need of the configuration
+ *	(callbacks by name, -defaultreply, -encoding) into the pool; each
+ *	worker takes it over before its next callbacks (SyncWorker).
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Bumps the pool's epoch.
+ *
+ *----------------------------------------------------------------------
+ */
+
+void
+MilterPoolSync(
+    MilterState *statePtr)
+{
+    MilterPool *poolPtr = statePtr->pool;
+    int i;
+
+    if (poolPtr == NULL) {
+	return;
+    }
+    Tcl_MutexLock(&poolPtr->lock);
+    for (i = 0; i < MILTER_EV_COUNT; i++) {
+	if (poolPtr->callbacks[i] != NULL) {
+	    ckfree(poolPtr->callbacks[i]);
+	}
+	poolPtr->callbacks[i] = statePtr->callbacks[i] == NULL ? NULL
+		: CopyString(Tcl_GetString(statePtr->callbacks[i]));
+    }
+    poolPtr->defaultReply = statePtr->defaultReply;
+    snprintf(poolPtr->encoding, sizeof(poolPtr->encoding), "%s",
+	    Tcl_GetEncodingName(statePtr->encoding));
+    poolPtr->epoch++;
+    Tcl_MutexUnlock(&poolPtr->lock);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * SyncWorker --
+ *
+ *	Worker thread: takes over the owner's configuration if it changed
+ *	since last time, building this interpreter's own objects from the
+ *	pool's strings.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Replaces the worker state's callbacks and options.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static void
+SyncWorker(
+    MilterState *statePtr)
+{
+    MilterPool *poolPtr = statePtr->workerPtr->poolPtr;
+    int i;
+
+    Tcl_MutexLock(&poolPtr->lock);
+    if (statePtr->configEpoch != poolPtr->epoch) {
+	statePtr->configEpoch = poolPtr->epoch;
+	for (i = 0; i < MILTER_EV_COUNT; i++) {
+	    if (statePtr->callbacks[i] != NULL) {
+		Tcl_DecrRefCount(statePtr->callbacks[i]);
+		statePtr->callbacks[i] = NULL;
+	    }
+	    if (poolPtr->callbacks[i] != NULL) {
+		statePtr->callbacks[i] =
+			Tcl_NewStringObj(poolPtr->callbacks[i], -1);
+		Tcl_IncrRefCount(statePtr->callbacks[i]);
+	    }
+	}
+	statePtr->defaultReply = poolPtr->defaultReply;
+	if (strcmp(poolPtr->encoding,
+		Tcl_GetEncodingName(statePtr->encoding)) != 0) {
+	    Tcl_Encoding encoding = Tcl_GetEncoding(NULL, poolPtr->encoding);
+
+	    if (encoding != NULL) {
+		MilterUseEncoding(statePtr, encoding);
+	    }
+	}
+    }
+    Tcl_MutexUnlock(&poolPtr->lock);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterWorkerBeforeDrain --
+ *
+ *	Worker thread, before it drains its queue: the configuration is
+ *	brought up to date.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	See SyncWorker.
+ *
+ *----------------------------------------------------------------------
+ */
+
+void
+MilterWorkerBeforeDrain(
+    MilterState *statePtr)
+{
+    if (statePtr->workerPtr != NULL) {
+	SyncWorker(statePtr);
+    }
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterWorkerDetach --
+ *
+ *	Worker thread, as its interpreter goes: no new connection is
+ *	assigned to its queue from now on.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Clears the worker's queue in the pool.
+ *
+ *----------------------------------------------------------------------
+ */
+
+void
+MilterWorkerDetach(
+    MilterState *statePtr)
+{
+    MilterWorker *wPtr = statePtr->workerPtr;
+
+    if (wPtr == NULL) {
+	return;
+    }
+    Tcl_MutexLock(&wPtr->poolPtr->lock);
+    wPtr->queue = NULL;
+    Tcl_MutexUnlock(&wPtr->poolPtr->lock);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * WakeEventProc, WakeWorker --
+ *
+ *	Wake a worker's event loop so that it looks at its flags. A bare
+ *	Tcl_ThreadAlert does not end Tcl_DoOneEvent; a queued event does.
+ *
+ * Results:
+ *	WakeEventProc: 1 (handled).
+ *
+ * Side effects:
+ *	Queues an event to the worker's thread.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+WakeEventProc(
+    Tcl_Event *evPtr,		/* Not used. */
+    int flags)			/* Not used. */
+{
+    (void) evPtr;
+    (void) flags;
+    return 1;
+}
+
+static void
+WakeWorker(
+    MilterWorker *wPtr)
+{
+    WakeEvent *evPtr = (WakeEvent *) ckalloc(sizeof(WakeEvent));
+
+    evPtr->header.proc = WakeEventProc;
+    Tcl_ThreadQueueEvent(wPtr->thread, (Tcl_Event *) evPtr, TCL_QUEUE_TAIL);
+    Tcl_ThreadAlert(wPtr->thread);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * WorkerExitObjCmd --
+ *
+ *	[exit] in a worker interpreter ends that worker only (the pool
+ *	starts a replacement); [milter stop] in the owner ends the milter.
+ *
+ * Results:
+ *	TCL_OK; the interpreter is deleted, so nothing more runs in it.
+ *
+ * Side effects:
+ *	Deletes the interpreter.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+WorkerExitObjCmd(
+    ClientData clientData,	/* Not used. */
+    Tcl_Interp *interp,
+    int objc,			/* Not used: any status is accepted. */
+    Tcl_Obj *const objv[])	/* Not used. */
+{
+    (void) clientData;
+    (void) objc;
+    (void) objv;
+    Tcl_DeleteInterp(interp);
+    return TCL_OK;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * StartWorker --
+ *
+ *	Starts a worker thread of the given generation. Called with the
+ *	pool's mutex held.
+ *
+ * Results:
+ *	The worker (phase STARTING), or NULL if no thread could be made.
+ *
+ * Side effects:
+ *	Creates a thread and links the worker into the pool.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static MilterWorker *
+StartWorker(
+    MilterPool *poolPtr,
+    int generation)
+{
+    MilterWorker *wPtr = (MilterWorker *) ckalloc(sizeof(MilterWorker));
+
+    memset(wPtr, 0, sizeof(MilterWorker));
+    wPtr->poolPtr = poolPtr;
+    wPtr->generation = generation;
+    wPtr->phase = WORKER_STARTING;
+    if (Tcl_CreateThread(&wPtr->thread, WorkerThread, wPtr,
+	    TCL_THREAD_STACK_DEFAULT, TCL_THREAD_JOINABLE) != TCL_OK) {
+	ckfree(wPtr);
+	return NULL;
+    }
+    wPtr->nextPtr = poolPtr->workers;
+    poolPtr->workers = wPtr;
+    return wPtr;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * InitWorker --
+ *
+ *	Worker thread: makes the interpreter, loads TclMilter into it,
+ *	gives it its own ready queue and evaluates -workerinit.
+ *
+ * Results:
+ *	TCL_OK, or TCL_ERROR with the error in the interpreter (or, if no
+ *	interpreter could be set up, in wPtr->error).
+ *
+ * Side effects:
+ *	Sets wPtr->interp and wPtr->statePtr.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+InitWorker(
+    MilterWorker *wPtr,
+    const char *script)
+{
+    Tcl_Interp *interp = Tcl_CreateInterp();
+    MilterState *statePtr;
+
+    wPtr->interp = interp;
+    if (Tcl_Init(interp) != TCL_OK || Milter_Init(interp) != TCL_OK) {
+	return TCL_ERROR;
+    }
+    statePtr = MilterGetState(interp);
+    statePtr->workerPtr = wPtr;
+    statePtr->queue = MilterQueueNew(MilterReadyHook, statePtr);
+    wPtr->statePtr = statePtr;
+    SyncWorker(statePtr);
+    Tcl_CreateObjCommand(interp, "::exit", WorkerExitObjCmd, NULL, NULL);
+    return Tcl_EvalEx(interp, script, -1, TCL_EVAL_GLOBAL);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * WorkerShouldEnd --
+ *
+ *	Worker thread: whether to leave the event loop.
+ *
+ * Results:
+ *	Boolean.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+WorkerShouldEnd(
+    MilterWorker *wPtr)
+{
+    MilterPool *poolPtr = wPtr->poolPtr;
+    int end;
+
+    if (Tcl_InterpDeleted(wPtr->interp)) {
+	return 1;
+    }
+    Tcl_MutexLock(&poolPtr->lock);
+    end = wPtr->quit || (wPtr->retire && wPtr->queue != NULL
+	    && MilterQueueConnections(wPtr->queue) == 0);
+    Tcl_MutexUnlock(&poolPtr->lock);
+    return end;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * WorkerThread --
+ *
+ *	A worker's life: set up (reporting success or the error of
+ *	-workerinit to whoever waits), run the event loop until told to
+ *	end or until its interpreter dies, answer what it still holds with
+ *	-defaultreply, and, if it died while the pool goes on, start its
+ *	replacement.
+ *
+ * Results:
+ *	None (the thread ends).
+ *
+ * Side effects:
+ *	Runs scripts.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static Tcl_ThreadCreateType
+WorkerThread(
+    ClientData clientData)
+{
+    MilterWorker *wPtr = clientData;
+    MilterPool *poolPtr = wPtr->poolPtr;
+    char *script;
+    int code, died;
+
+    Tcl_MutexLock(&poolPtr->lock);
+    script = CopyString(poolPtr->initScript);
+    Tcl_MutexUnlock(&poolPtr->lock);
+
+    code = InitWorker(wPtr, script);
+    ckfree(script);
+    Tcl_MutexLock(&poolPtr->lock);
+    if (code != TCL_OK) {
+	Tcl_Obj *infoObj = Tcl_GetVar2Ex(wPtr->interp, "errorInfo", NULL,
+		TCL_GLOBAL_ONLY);
+
+	wPtr->error = CopyString(Tcl_GetStringResult(wPtr->interp));
+	wPtr->errorInfo = CopyString(infoObj ? Tcl_GetString(infoObj)
+		: wPtr->error);
+	wPtr->phase = WORKER_FAILED;
+    } else {
+	wPtr->queue = wPtr->statePtr->queue;
+	wPtr->phase = WORKER_READY;
+    }
+    Tcl_ConditionNotify(&poolPtr->changed);
+    Tcl_MutexUnlock(&poolPtr->lock);
+
+    while (code == TCL_OK && !WorkerShouldEnd(wPtr)) {
+	Tcl_DoOneEvent(TCL_ALL_EVENTS);
+    }
+
+    /*
+     * Deleting the interpreter answers what this worker holds (its
+     * callbacks on the stack, its queue) with -defaultreply, and closes
+     * its queue so that its connections' later events get the same.
+     */
+
+    died = code == TCL_OK && Tcl_InterpDeleted(wPtr->interp);
+    if (!Tcl_InterpDeleted(wPtr->interp)) {
+	Tcl_DeleteInterp(wPtr->interp);
+    }
+    Tcl_MutexLock(&poolPtr->lock);
+    wPtr->phase = code == TCL_OK ? WORKER_EXITED : WORKER_FAILED;
+    wPtr->queue = NULL;
+    if (died && !wPtr->quit && !poolPtr->stopping) {
+	MilterWorker *newPtr = StartWorker(poolPtr, wPtr->generation);
+
+	if (newPtr != NULL && wPtr->retire) {
+	    newPtr->retire = 1;
+	}
+    }
+    Tcl_ConditionNotify(&poolPtr->changed);
+    Tcl_MutexUnlock(&poolPtr->lock);
+    Tcl_ExitThread(0);
+    TCL_THREAD_CREATE_RETURN;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * StartGeneration --
+ *
+ *	Owner thread: starts poolPtr->size workers of a new generation
+ *	from 'script' and waits until each is serving or has failed. On a
+ *	failure, the new workers are told to end.
+ *
+ * Results:
+ *	TCL_OK, or TCL_ERROR with the first failure's message and
+ *	errorInfo in the interpreter (errorCode MILTER WORKERINIT).
+ *
+ * Side effects:
+ *	Creates threads; on success the new generation becomes current.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+StartGeneration(
+    Tcl_Interp *interp,
+    MilterPool *poolPtr,
+    const char *script)
+{
+    MilterWorker *wPtr, *failed = NULL;
+    int generation, i, started = 0, waiting;
+
+    Tcl_MutexLock(&poolPtr->lock);
+    generation = poolPtr->generation + 1;
+    if (poolPtr->initScript != NULL) {
+	ckfree(poolPtr->initScript);
+    }
+    poolPtr->initScript = CopyString(script);
+    for (i = 0; i < poolPtr->size; i++) {
+	if (StartWorker(poolPtr, generation) != NULL) {
+	    started++;
+	}
+    }
+    do {
+	waiting = 0;
+	for (wPtr = poolPtr->workers; wPtr != NULL; wPtr = wPtr->nextPtr) {
+	    if (wPtr->generation != generation) {
+		continue;
+	    }
+	    if (wPtr->phase == WORKER_STARTING) {
+		waiting = 1;
+	    } else if (wPtr->phase == WORKER_FAILED && failed == NULL) {
+		failed = wPtr;
+	    }
+	}
+	if (waiting) {
+	    Tcl_ConditionWait(&poolPtr->changed, &poolPtr->lock, NULL);
+	}
+    } while (waiting);
+
+    if (failed == NULL && started == poolPtr->size) {
+	for (wPtr = poolPtr->workers; wPtr != NULL; wPtr = wPtr->nextPtr) {
+	    if (wPtr->generation < generation) {
+		wPtr->retire = 1;
+		WakeWorker(wPtr);
+	    }
+	}
+	poolPtr->generation = generation;
+	Tcl_MutexUnlock(&poolPtr->lock);
+	return TCL_OK;
+    }
+
+    for (wPtr = poolPtr->workers; wPtr != NULL; wPtr = wPtr->nextPtr) {
+	if (wPtr->generation == generation && wPtr->phase == WORKER_READY) {
+	    wPtr->quit = 1;
+	    WakeWorker(wPtr);
+	}
+    }
+    if (failed != NULL) {
+	Tcl_SetObjResult(interp, Tcl_NewStringObj(failed->error, -1));
+	Tcl_AddErrorInfo(interp, failed->errorInfo);
+	Tcl_AddErrorInfo(interp, "\n    (milter -workerinit)");
+    } else {
+	Tcl_SetObjResult(interp, Tcl_NewStringObj(
+		"cannot start a worker thread", -1));
+    }
+    Tcl_SetErrorCode(interp, "MILTER", "WORKERINIT", NULL);
+    Tcl_MutexUnlock(&poolPtr->lock);
+    return TCL_ERROR;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * JoinEnded --
+ *
+ *	Owner thread: joins and frees the workers whose threads have ended
+ *	(all of them with 'all' set, after telling them to end).
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Joins threads; frees workers.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static void
+JoinEnded(
+    MilterPool *poolPtr,
+    int all)
+{
+    for (;;) {
+	MilterWorker **linkPtr, *wPtr = NULL;
+	int result;
+
+	Tcl_MutexLock(&poolPtr->lock);
+	for (linkPtr = &poolPtr->workers; *linkPtr != NULL;
+		linkPtr = &(*linkPtr)->nextPtr) {
+	    if (all || (*linkPtr)->phase == WORKER_EXITED
+		    || (*linkPtr)->phase == WORKER_FAILED) {
+		wPtr = *linkPtr;
+		*linkPtr = wPtr->nextPtr;
+		break;
+	    }
+	}
+	Tcl_MutexUnlock(&poolPtr->lock);
+	if (wPtr == NULL) {
+	    return;
+	}
+	Tcl_JoinThread(wPtr->thread, &result);
+	if (wPtr->error != NULL) {
+	    ckfree(wPtr->error);
+	    ckfree(wPtr->errorInfo);
+	}
+	ckfree(wPtr);
+    }
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterPoolStart --
+ *
+ *	Owner thread, at milter start with -workers > 0: the pool and its
+ *	first generation.
+ *
+ * Results:
+ *	A standard Tcl result; on failure nothing is left running.
+ *
+ * Side effects:
+ *	Sets statePtr->pool.
+ *
+ *----------------------------------------------------------------------
+ */
+
+int
+MilterPoolStart(
+    Tcl_Interp *interp,
+    MilterState *statePtr)
+{
+    MilterPool *poolPtr = (MilterPool *) ckalloc(sizeof(MilterPool));
+
+    memset(poolPtr, 0, sizeof(MilterPool));
+    poolPtr->ownerPtr = statePtr;
+    poolPtr->size = statePtr->workers;
+    statePtr->pool = poolPtr;
+    MilterPoolSync(statePtr);
+    if (StartGeneration(interp, poolPtr, statePtr->workerInitObj
+	    ? Tcl_GetString(statePtr->workerInitObj) : "") != TCL_OK) {
+	MilterPoolStop(statePtr);
+	return TCL_ERROR;
+    }
+    return TCL_OK;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterPoolReload --
+ *
+ *	Owner thread: [milter reload]. A new generation from the current
+ *	-workerinit; the old one keeps its connections and ends with the
+ *	last of them. If the new generation fails to start, the old one
+ *	goes on serving.
+ *
+ * Results:
+ *	A standard Tcl result.
+ *
+ * Side effects:
+ *	Starts and retires threads.
+ *
+ *----------------------------------------------------------------------
+ */
+
+int
+MilterPoolReload(
+    Tcl_Interp *interp,
+    MilterState *statePtr)
+{
+    int code;
+
+    JoinEnded(statePtr->pool, 0);
+    MilterPoolSync(statePtr);
+    code = StartGeneration(interp, statePtr->pool, statePtr->workerInitObj
+	    ? Tcl_GetString(statePtr->workerInitObj) : "");
+    JoinEnded(statePtr->pool, 0);
+    return code;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterPoolAssign --
+ *
+ *	Network thread, for a new connection: the ready queue of the
+ *	current generation's worker with the fewest connections, pinned.
+ *
+ * Results:
+ *	The queue, or NULL when no worker serves (the pool is stopping).
+ *
+ * Side effects:
+ *	Pins the queue.
+ *
+ *----------------------------------------------------------------------
+ */
+
+MilterQueue *
+MilterPoolAssign(
+    MilterPool *poolPtr)
+{
+    MilterWorker *wPtr;
+    MilterQueue *best = NULL;
+    int bestCount = 0;
+
+    Tcl_MutexLock(&poolPtr->lock);
+    for (wPtr = poolPtr->workers; wPtr != NULL; wPtr = wPtr->nextPtr) {
+	int count;
+
+	if (wPtr->generation != poolPtr->generation
+		|| wPtr->phase != WORKER_READY || wPtr->quit
+		|| wPtr->queue == NULL) {
+	    continue;
+	}
+	count = MilterQueueConnections(wPtr->queue);
+	if (best == NULL || count < bestCount) {
+	    best = wPtr->queue;
+	    bestCount = count;
+	}
+    }
+    if (best != NULL) {
+	MilterQueuePin(best);
+    }
+    Tcl_MutexUnlock(&poolPtr->lock);
+    return best;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterPoolStop --
+ *
+ *	Owner thread: ends every worker (each finishes the callback it is
+ *	running) and frees the pool. Called once no connection is left, or
+ *	at teardown after the network thread was joined.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Joins threads; clears statePtr->pool.
+ *
+ *----------------------------------------------------------------------
+ */
+
+void
+MilterPoolStop(
+    MilterState *statePtr)
+{
+    MilterPool *poolPtr = statePtr->pool;
+    MilterWorker *wPtr;
+    int i;
+
+    if (poolPtr == NULL) {
+	return;
+    }
+    Tcl_MutexLock(&poolPtr->lock);
+    poolPtr->stopping = 1;
+    for (wPtr = poolPtr->workers; wPtr != NULL; wPtr = wPtr->nextPtr) {
+	wPtr->quit = 1;
+	if (wPtr->phase == WORKER_READY) {
+	    WakeWorker(wPtr);
+	}
+    }
+    Tcl_MutexUnlock(&poolPtr->lock);
+    JoinEnded(poolPtr, 1);
+    statePtr->pool = NULL;
+    for (i = 0; i < MILTER_EV_COUNT; i++) {
+	if (poolPtr->callbacks[i] != NULL) {
+	    ckfree(poolPtr->callbacks[i]);
+	}
+    }
+    if (poolPtr->initScript != NULL) {
+	ckfree(poolPtr->initScript);
+    }
+    Tcl_ConditionFinalize(&poolPtr->changed);
+    Tcl_MutexFinalize(&poolPtr->lock);
+    ckfree(poolPtr);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterPoolWorkers --
+ *
+ *	How many workers serve, and how many connections they hold.
+ *
+ * Results:
+ *	The number of serving workers; *connsPtr gets their connections.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
+int
+MilterPoolWorkers(
+    MilterPool *poolPtr,
+    int *connsPtr)
+{
+    MilterWorker *wPtr;
+    int n = 0, conns = 0;
+
+    Tcl_MutexLock(&poolPtr->lock);
+    for (wPtr = poolPtr->workers; wPtr != NULL; wPtr = wPtr->nextPtr) {
+	if (wPtr->phase == WORKER_READY && wPtr->queue != NULL) {
+	    n++;
+	    conns += MilterQueueConnections(wPtr->queue);
+	}
+    }
+    Tcl_MutexUnlock(&poolPtr->lock);
+    *connsPtr = conns;
+    return n;
+}

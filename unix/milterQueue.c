@@ -1,0 +1,316 @@
+/*
+ * milterQueue.c --
+ *
+ *	Ready queues: where a connection's event waits for the interpreter
+ *	that decides it. The owner has one; with -workers, every worker has
+ *	its own, and a connection is pinned to one queue for its whole
+ *	session (MilterQueueAssign at accept). A queue tells its consumer
+ *	when it goes from empty to not empty; the consumer pops events and
+ *	resumes their connections itself (MilterConnResume). A closed queue
+ *	(its interpreter is gone) answers every event it gets, now and
+ *	later, with a fixed verdict.
+ *
+ *	Threads: any thread may push, pop or close; a queue's mutex guards
+ *	its list and the queue links of the connections on it. The ready
+ *	hook is called with it held (so that once MilterQueueClose returns,
+ *	no hook call is under way and its client data may go): the hook may
+ *	take its own consumer's lock but nothing else of ours. The mutex is
+ *	never held while resuming a connection.
+ *
+ * Copyright (c) 2026 The TclMilter developers.
+ *
+ * See the file "license.terms" for information on usage and redistribution
+ * of this file, and for a DISCLAIMER OF ALL WARRANTIES.
+ */
+
+#include "milterServerInt.h"
+
+#include <pthread.h>
+#include <string.h>
+
+/*
+ * A queue. Fields below 'lock' are guarded by it.
+ */
+
+struct MilterQueue {
+    void (*ready)(void *clientData);
+				/* Called (queue lock held) when the queue
+				 * goes from empty to not empty, and when its
+				 * last connection lets go. */
+    void *clientData;
+    pthread_mutex_t lock;
+    int refs;			/* The creator's, one per pinned
+				 * connection. */
+    int conns;			/* Connections pinned to this queue. */
+    MilterConn *head, *tail;	/* Waiting connections, oldest first. */
+    int length;
+    int closed;			/* Answer everything with 'verdict'. */
+    int verdict;
+};
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterQueueNew --
+ *
+ *	A new, empty queue.
+ *
+ * Results:
+ *	The queue, with one reference for the caller.
+ *
+ * Side effects:
+ *	Allocates memory.
+ *
+ *----------------------------------------------------------------------
+ */
+
+MilterQueue *
+MilterQueueNew(
+    void (*ready)(void *clientData),
+    void *clientData)
+{
+    MilterQueue *queue = MilterAlloc(sizeof(MilterQueue));
+
+    memset(queue, 0, sizeof(MilterQueue));
+    queue->ready = ready;
+    queue->clientData = clientData;
+    queue->refs = 1;
+    pthread_mutex_init(&queue->lock, NULL);
+    return queue;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterQueueRelease --
+ *
+ *	Drops a reference; the last one frees the queue.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	May free the queue.
+ *
+ *----------------------------------------------------------------------
+ */
+
+void
+MilterQueueRelease(
+    MilterQueue *queue)
+{
+    int refs;
+
+    pthread_mutex_lock(&queue->lock);
+    refs = --queue->refs;
+    pthread_mutex_unlock(&queue->lock);
+    if (refs == 0) {
+	pthread_mutex_destroy(&queue->lock);
+	MilterFree(queue);
+    }
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterQueuePin, MilterQueueUnpin --
+ *
+ *	A connection is pinned to the queue for its session, and lets go
+ *	when it is freed. Unpin calls the ready hook when the last
+ *	connection goes, so that a retiring consumer notices.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Counts; Unpin drops the connection's reference.
+ *
+ *----------------------------------------------------------------------
+ */
+
+void
+MilterQueuePin(
+    MilterQueue *queue)
+{
+    pthread_mutex_lock(&queue->lock);
+    queue->refs++;
+    queue->conns++;
+    pthread_mutex_unlock(&queue->lock);
+}
+
+void
+MilterQueueUnpin(
+    MilterQueue *queue)
+{
+    pthread_mutex_lock(&queue->lock);
+    if (--queue->conns == 0 && !queue->closed && queue->ready != NULL) {
+	queue->ready(queue->clientData);
+    }
+    pthread_mutex_unlock(&queue->lock);
+    MilterQueueRelease(queue);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterQueuePush --
+ *
+ *	Puts a busy connection's event on its queue. On a closed queue the
+ *	event, and every further one the connection hands out, is answered
+ *	at once with the queue's verdict.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	May call the ready hook, or resume the connection.
+ *
+ *----------------------------------------------------------------------
+ */
+
+void
+MilterQueuePush(
+    MilterQueue *queue,
+    MilterConn *conn,
+    MilterEvent *ev)
+{
+    int wasEmpty, closed, verdict;	/* As found under the lock. */
+
+    pthread_mutex_lock(&queue->lock);
+    closed = queue->closed;
+    verdict = queue->verdict;
+    wasEmpty = queue->head == NULL;
+    if (!closed) {
+	conn->readyEvent = ev;
+	conn->nextReady = NULL;
+	if (wasEmpty) {
+	    queue->head = conn;
+	} else {
+	    queue->tail->nextReady = conn;
+	}
+	queue->tail = conn;
+	queue->length++;
+	if (wasEmpty && queue->ready != NULL) {
+	    queue->ready(queue->clientData);
+	}
+    }
+    pthread_mutex_unlock(&queue->lock);
+    while (closed && ev != NULL) {
+	ev = MilterConnResume(conn, verdict);
+    }
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterQueuePop --
+ *
+ *	Takes the oldest waiting connection off the queue.
+ *
+ * Results:
+ *	The connection and its event, or NULL when the queue is empty.
+ *
+ * Side effects:
+ *	None beyond the queue.
+ *
+ *----------------------------------------------------------------------
+ */
+
+MilterConn *
+MilterQueuePop(
+    MilterQueue *queue,
+    MilterEvent **evPtr)
+{
+    MilterConn *conn;
+
+    pthread_mutex_lock(&queue->lock);
+    conn = queue->head;
+    if (conn != NULL) {
+	queue->head = conn->nextReady;
+	if (queue->head == NULL) {
+	    queue->tail = NULL;
+	}
+	queue->length--;
+	*evPtr = conn->readyEvent;
+	conn->readyEvent = NULL;
+    }
+    pthread_mutex_unlock(&queue->lock);
+    return conn;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterQueueClose --
+ *
+ *	The queue's interpreter is gone: answer what waits with 'verdict',
+ *	and so every event pushed from now on.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Resumes connections.
+ *
+ *----------------------------------------------------------------------
+ */
+
+void
+MilterQueueClose(
+    MilterQueue *queue,
+    int verdict)
+{
+    MilterEvent *ev;
+    MilterConn *conn;
+
+    pthread_mutex_lock(&queue->lock);
+    queue->verdict = verdict;
+    queue->closed = 1;
+    pthread_mutex_unlock(&queue->lock);
+    while ((conn = MilterQueuePop(queue, &ev)) != NULL) {
+	while (ev != NULL) {
+	    ev = MilterConnResume(conn, verdict);
+	}
+    }
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterQueueLength, MilterQueueConnections --
+ *
+ *	How many connections wait on the queue, and how many are pinned to
+ *	it.
+ *
+ * Results:
+ *	The counts.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
+int
+MilterQueueLength(
+    MilterQueue *queue)
+{
+    int n;
+
+    pthread_mutex_lock(&queue->lock);
+    n = queue->length;
+    pthread_mutex_unlock(&queue->lock);
+    return n;
+}
+
+int
+MilterQueueConnections(
+    MilterQueue *queue)
+{
+    int n;
+
+    pthread_mutex_lock(&queue->lock);
+    n = queue->conns;
+    pthread_mutex_unlock(&queue->lock);
+    return n;
+}
