@@ -43,7 +43,7 @@ namespace eval ::tmtest {
 	    -debuglevel 0 -defaultreply SMFIS_TEMPFAIL -draintimeout 5.0
 	    -encoding utf-8 -leadingspace 0 -logcommand {}
 	    -maxconnections 0 -maxdatasize 65535 -name TclMilter
-	    -socketmode 0660 -timeout 7210}
+	    -socketmode 0660 -timeout 7210 -workerinit {} -workers 0}
 
     variable dir {}		;# temporary directory of this test file
     variable seq 0		;# socket file counter
