@@ -1627,11 +1627,18 @@ CheckCommand(
     int closed)
 {
     unsigned char cmd = m->cmd;
-    int i = 0, v, own = OwnEvent(cmd), mustClose;
+    int i = 0, v, own = OwnEvent(cmd), mustClose, abortOwed;
     unsigned char letter;
     int nr = (m->agreed.protocol & NrBit(cmd)) != 0;
     int inMsg = MilterSessionInMessage(m->s);
 
+    /*
+     * A message decided by a deferred verdict (pendingBefore) gets no
+     * abort: no callback runs for a decided message.
+     */
+
+    abortOwed = wasInMsg && pendingBefore < 0
+	    && (m->wantedAtFeed & EV(ABORT)) != 0;
     mustClose = MustClose(m, wasInMsg);
     if (mustClose == 1) {
 	CHECK(closed);
@@ -1641,8 +1648,7 @@ CheckCommand(
     if (closed) {
 	/* A failure, QUIT or the end: no output; abort, then close. */
 	CHECK(m->nOut == 0);
-	TakeEvent(m, &i, MILTER_EV_ABORT,
-		wasInMsg && (m->wantedAtFeed & EV(ABORT)));
+	TakeEvent(m, &i, MILTER_EV_ABORT, abortOwed);
 	TakeOptionalClose(m, &i);
 	return;
     }
@@ -1653,15 +1659,13 @@ CheckCommand(
 	return;
     case 'A':
 	CHECK(m->nOut == 0);
-	TakeEvent(m, &i, MILTER_EV_ABORT,
-		wasInMsg && (m->wantedAtFeed & EV(ABORT)));
+	TakeEvent(m, &i, MILTER_EV_ABORT, abortOwed);
 	CHECK(i == m->nEvents);
 	CHECK(!inMsg);
 	return;
     case 'K':
 	CHECK(m->nOut == 0);
-	TakeEvent(m, &i, MILTER_EV_ABORT,
-		wasInMsg && (m->wantedAtFeed & EV(ABORT)));
+	TakeEvent(m, &i, MILTER_EV_ABORT, abortOwed);
 	TakeOptionalClose(m, &i);
 	CHECK(!inMsg);
 	return;
@@ -1674,8 +1678,7 @@ CheckCommand(
     /* C H M R T U L N B: the replying commands. */
     CHECK(own >= 0);
     if (cmd == 'H' || cmd == 'M') {
-	TakeEvent(m, &i, MILTER_EV_ABORT,
-		wasInMsg && (m->wantedAtFeed & EV(ABORT)));
+	TakeEvent(m, &i, MILTER_EV_ABORT, abortOwed);
     }
     if (IsContentCmd(cmd) && pendingBefore >= 0) {
 	v = TakeEvent(m, &i, own, 0);
