@@ -9,7 +9,9 @@
  *	out the script may also call the modification, reply, progress,
  *	symlist and macro functions, as the Tcl context commands do, and
  *	discard the queued modifications, as the Tcl layer does when an eom
- *	callback fails. The output is checked after every step against a
+ *	callback fails, and now and then say that the MTA hung up
+ *	(MilterSessionSetPeerGone), as the Tcl layer does when it finds the
+ *	connection gone. The output is checked after every step against a
  *	model of the protocol (section 1 of the protocol notes and
  *	notes/api.md):
  *
@@ -24,11 +26,15 @@
  *	    travels with the next replying content command);
  *	  - modifications and progress come only during end of message,
  *	    before its final reply, exactly as queued, the replaced body
- *	    last; never when the message was not accepted;
- *	  - REPLYCODE text is the text set, well formed;
+ *	    last; never when the message was not accepted; header
+ *	    modifications carry a field name and a value folded with LF
+ *	    only, addresses and reasons are never empty;
+ *	  - REPLYCODE text is the text set, in the form Postfix accepts
+ *	    (never a bare code; a digit after "ddd " or "ddd-" only as an
+ *	    enhanced code of the reply's class);
  *	  - the events are the ones the command calls for, only for wanted
  *	    callbacks, with arguments copied correctly; one close per
- *	    session;
+ *	    session; no abort for a message a deferred verdict decided;
  *	  - macros are visible with the lifetimes libmilter gives them;
  *	  - after MilterSessionClosed nothing more comes out.
  *
@@ -142,6 +148,8 @@ typedef struct Model {
     int pending;		/* Verdict deferred at a no-reply stage. */
     int skip;			/* Body skipped. */
     char *replyText;		/* Last reply text set, or NULL. */
+    int peerGone;		/* MilterSessionSetPeerGone was called:
+				 * allowed actions now fail CLOSED. */
     MilterBuf expMods;		/* Modifications queued in this EOM. */
     MilterBuf expBody;		/* Replacement body queued. */
     int progressCalls;		/* Successful progress calls. */
@@ -297,6 +305,54 @@ CountStrings(
 	n += d[i] == '\0';
     }
     return n;
+}
+
+/*
+ * Header rules, written again: a name is 1+ bytes of 33..126 but ':';
+ * in a value every LF is followed by SP or HT, every CR by LF, no NUL,
+ * and it does not end in a line break. 'sent' asks for the form on the
+ * wire, where folds are LF only.
+ */
+
+static NO_COVERAGE int
+RefHeaderName(
+    const unsigned char *d,
+    size_t len)
+{
+    size_t i;
+
+    if (len == 0) {
+	return 0;
+    }
+    for (i = 0; i < len; i++) {
+	if (d[i] <= ' ' || d[i] >= 127 || d[i] == ':') {
+	    return 0;
+	}
+    }
+    return 1;
+}
+
+static NO_COVERAGE int
+RefHeaderValue(
+    const unsigned char *d,
+    size_t len,
+    int sent)
+{
+    size_t i;
+
+    for (i = 0; i < len; i++) {
+	if (d[i] == '\0') {
+	    return 0;
+	}
+	if (d[i] == '\r' && (sent || i + 1 == len || d[i + 1] != '\n')) {
+	    return 0;
+	}
+	if (d[i] == '\n' && (i + 1 == len
+		|| (d[i + 1] != ' ' && d[i + 1] != '\t'))) {
+	    return 0;
+	}
+    }
+    return 1;
 }
 
 static int
@@ -643,8 +699,46 @@ IsPercentSafe(
 }
 
 /*
+ * An enhanced status code n.n.n (1, 1-3, 1-3 digits) of class 'cls'.
+ */
+
+static NO_COVERAGE int
+RefEnhanced(
+    const unsigned char *x,
+    size_t len,
+    char cls)
+{
+    size_t i = 0;
+    int part;
+
+    if (len == 0 || x[0] != (unsigned char) cls) {
+	return 0;
+    }
+    for (part = 0; part < 3; part++) {
+	size_t digits = 0;
+
+	while (i < len && x[i] >= '0' && x[i] <= '9') {
+	    i++;
+	    digits++;
+	}
+	if (digits < 1 || digits > 3 || (part == 0 && digits != 1)) {
+	    return 0;
+	}
+	if (part < 2) {
+	    if (i == len || x[i] != '.') {
+		return 0;
+	    }
+	    i++;
+	}
+    }
+    return i == len;
+}
+
+/*
  * REPLYCODE text: lines joined by CRLF, each "ddd-" but the last
- * "ddd " (or a bare "ddd" alone), the same 4xx/5xx code throughout.
+ * "ddd ", the same 4xx/5xx code throughout, and a digit after the
+ * separator only as the first of an enhanced code of the same class
+ * (what Postfix requires; a bare "ddd" it refuses).
  */
 
 static NO_COVERAGE void
@@ -669,12 +763,20 @@ CheckReplyText(
 		break;
 	    }
 	}
-	CHECK(len - p >= 3);
+	CHECK(len - p >= 4);
 	CHECK(memcmp(d + p, d, 3) == 0);
 	CHECK(d[p + 1] >= '0' && d[p + 1] <= '9');
 	CHECK(d[p + 2] >= '0' && d[p + 2] <= '9');
+	if (p + 4 < len && d[p + 4] >= '0' && d[p + 4] <= '9') {
+	    size_t w = p + 4;
+
+	    while (w < len && d[w] != ' ' && d[w] != '\r') {
+		w++;
+	    }
+	    CHECK(RefEnhanced(d + p + 4, w - (p + 4), (char) d[0]));
+	}
 	if (crlf == NULL) {
-	    CHECK(len - p == 3 || d[p + 3] == ' ');
+	    CHECK(d[p + 3] == ' ');
 	    CHECK(memchr(d + p, '\r', len - p) == NULL);
 	    CHECK(memchr(d + p, '\n', len - p) == NULL);
 	    break;
@@ -706,18 +808,31 @@ CheckOutPacket(
 	CHECK(!m->everOutput);
 	CHECK(len >= 12);
 	break;
-    case 'h':
-	CHECK(n == 2);
+    case 'h': case 'i': case 'm': {
+	const unsigned char *name = d, *value;
+	size_t nameLen;
+
+	if (cmd == 'h') {
+	    CHECK(n == 2);
+	} else {
+	    CHECK(len >= 4);
+	    CHECK(CountStrings(d + 4, len - 4) == 2);
+	    name += 4;
+	}
+	/* Only well-formed header lines reach the MTA. */
+	nameLen = strlen((const char *) name);
+	value = name + nameLen + 1;
+	CHECK(RefHeaderName(name, nameLen));
+	CHECK(RefHeaderValue(value, strlen((const char *) value), 1));
 	break;
-    case 'i': case 'm':
-	CHECK(len >= 4);
-	CHECK(CountStrings(d + 4, len - 4) == 2);
-	break;
+    }
     case 'e': case '2':
 	CHECK(n == 1 || n == 2);
+	CHECK(d[0] != '\0');		/* Never an empty address. */
 	break;
     case '+': case '-': case 'q':
 	CHECK(n == 1);
+	CHECK(d[0] != '\0');
 	break;
     case 'b':
 	CHECK(len <= MILTER_CHUNK_SIZE);
@@ -791,8 +906,10 @@ ForgetOutput(
  *
  *	Each mirrors a context command and checks the error class the
  *	session gives against the rules: modifications and progress only in
- *	EOM and only for granted actions; setsymlist only in negotiate,
- *	once per stage; setreply validated as libmilter does.
+ *	EOM and only for granted actions, well-formed headers (folds sent
+ *	as LF), no empty address or reason; setsymlist only in negotiate,
+ *	once per stage; setreply validated as libmilter does, and made
+ *	into a reply Postfix accepts.
  *
  *----------------------------------------------------------------------
  */
@@ -833,7 +950,7 @@ DoModify(
     static char bufs[3][2100];
     unsigned char cmd = cmds[Next(m) % 8];
     MilterStr strs[3];
-    int count, useIndex = 0, i;
+    int count, useIndex = 0, i, isHeader;
     uint32_t index = 0;
     const char *msg = NULL;
     MilterSessionError err, expect;
@@ -858,10 +975,53 @@ DoModify(
 	strs[i].len = GenString(m, bufs[i], sizeof(bufs[i]));
 	strs[i].ptr = bufs[i];
     }
+    isHeader = cmd == 'h' || cmd == 'i' || cmd == 'm';
+    if (isHeader && ((strs[0].len ^ strs[1].len) & 1)) {
+	/*
+	 * Mostly random bytes make bad headers: half the time, make
+	 * these good ones (any LF left is a fold, CR LF sometimes).
+	 */
+
+	char *name = bufs[0], *value = bufs[1];
+	size_t j;
+
+	for (j = 0; j < strs[0].len; j++) {
+	    unsigned char c = (unsigned char) name[j];
+
+	    name[j] = (char) (c <= ' ' || c >= 127 || c == ':' ? 'X' : c);
+	}
+	for (j = 0; j < strs[1].len; j++) {
+	    int fold = j + 1 < strs[1].len
+		    && (value[j + 1] == ' ' || value[j + 1] == '\t');
+
+	    if (value[j] == '\r') {
+		value[j] = ' ';
+	    } else if (value[j] == '\n' && !fold) {
+		value[j] = ' ';
+	    } else if (value[j] == '\n' && j > 0 && (value[j - 1] & 1)) {
+		value[j - 1] = '\r';
+	    }
+	}
+	if (strs[0].len == 0) {
+	    strs[0].len = 1;
+	    name[0] = 'X';
+	    name[1] = '\0';
+	}
+    }
     if (m->currentType != MILTER_EV_EOM) {
 	expect = MILTER_ERR_STATE;
     } else if ((m->agreed.actions & ActionOf(cmd)) == 0) {
 	expect = MILTER_ERR_ACTION;
+    } else if (isHeader
+	    && (!RefHeaderName((const unsigned char *) strs[0].ptr,
+		    strs[0].len)
+	    || !RefHeaderValue((const unsigned char *) strs[1].ptr,
+		    strs[1].len, 0))) {
+	expect = MILTER_ERR_VALUE;
+    } else if (!isHeader && strs[0].len == 0) {
+	expect = MILTER_ERR_VALUE;
+    } else if (m->peerGone) {
+	expect = MILTER_ERR_CLOSED;
     } else {
 	expect = MILTER_ERR_NONE;
     }
@@ -869,6 +1029,18 @@ DoModify(
     CHECK(err == expect);
     CHECK(err == MILTER_ERR_NONE || msg != NULL);
     if (err == MILTER_ERR_NONE) {
+	if (isHeader) {
+	    /* On the wire the folds are LF only. */
+	    size_t j, n = 0;
+
+	    for (j = 0; j < strs[1].len; j++) {
+		if (bufs[1][j] != '\r') {
+		    bufs[2][n++] = bufs[1][j];
+		}
+	    }
+	    strs[1].ptr = bufs[2];
+	    strs[1].len = n;
+	}
 	AppendExpected(&m->expMods, cmd, useIndex, index, strs, count);
     }
 }
@@ -888,6 +1060,8 @@ DoReplaceBody(
 	expect = MILTER_ERR_STATE;
     } else if ((m->agreed.actions & SMFIF_CHGBODY) == 0) {
 	expect = MILTER_ERR_ACTION;
+    } else if (m->peerGone) {
+	expect = MILTER_ERR_CLOSED;
     } else {
 	expect = MILTER_ERR_NONE;
     }
@@ -907,8 +1081,8 @@ DoProgress(
     int before = m->nOut;
     MilterSessionError err = MilterSessionProgress(m->s, &msg);
 
-    CHECK(err == (m->currentType == MILTER_EV_EOM ? MILTER_ERR_NONE
-	    : MILTER_ERR_STATE));
+    CHECK(err == (m->currentType != MILTER_EV_EOM ? MILTER_ERR_STATE
+	    : m->peerGone ? MILTER_ERR_CLOSED : MILTER_ERR_NONE));
     Collect(m);
     if (err == MILTER_ERR_NONE) {
 	m->progressCalls++;
@@ -917,36 +1091,6 @@ DoProgress(
 	CHECK(msg != NULL);
 	CHECK(m->nOut == before);
     }
-}
-
-static int
-RefEnhanced(
-    const char *x,
-    char cls)
-{
-    int part;
-
-    if (x[0] != cls) {
-	return 0;
-    }
-    for (part = 0; part < 3; part++) {
-	int digits = 0;
-
-	while (*x >= '0' && *x <= '9') {
-	    x++;
-	    digits++;
-	}
-	if (digits < 1 || digits > 3 || (part == 0 && digits != 1)) {
-	    return 0;
-	}
-	if (part < 2) {
-	    if (*x != '.') {
-		return 0;
-	    }
-	    x++;
-	}
-    }
-    return *x == '\0';
 }
 
 static void
@@ -961,7 +1105,7 @@ DoSetReply(
 	"4.7.1x", "55.1.1", "5.1.1.", "4.0.0"
     };
     static char lineBufs[36][1100];
-    MilterStr lines[36];
+    MilterStr lineStrs[36], *lines = lineStrs, fallback;
     char raw[4];
     const char *rcode = rcodes[Next(m) % 8];
     const char *xcode = xcodes[Next(m) % 12];
@@ -1000,16 +1144,37 @@ DoSetReply(
 	lines[i].ptr = lineBufs[i];
 	lines[i].len = len;
     }
+    if (count > 0 && lines[0].len > 0 && (lineBufs[0][0] & 3) == 0) {
+	/*
+	 * A text that begins with something like an enhanced code (chosen
+	 * by the text itself: no more script bytes are used than before).
+	 */
+
+	static const char *const starts[8] = {
+	    "5.7.1 ", "4.7.1 ", "5.7 ", "2 ", "5.1.10", "4.0.0x", "9.9.9 ",
+	    "5.1234.1 "
+	};
+	const char *start = starts[(lineBufs[0][0] >> 2) & 7];
+	size_t n = strlen(start);
+
+	if (lines[0].len < n) {
+	    lines[0].len = n;
+	}
+	memcpy(lineBufs[0], start, n);
+    }
 
     /*
-     * Validity by the rules, and the text libmilter would send.
+     * The call, then validity by the rules and the text that should be
+     * sent.
      */
 
+    err = MilterSessionSetReply(m->s, rcode, xcode, lines, count, &msg);
     if (strlen(rcode) != 3 || (rcode[0] != '4' && rcode[0] != '5')
 	    || rcode[1] < '0' || rcode[1] > '9'
 	    || rcode[2] < '0' || rcode[2] > '9') {
 	valid = 0;
-    } else if (xcode[0] != '\0' && !RefEnhanced(xcode, rcode[0])) {
+    } else if (xcode[0] != '\0' && !RefEnhanced(
+	    (const unsigned char *) xcode, strlen(xcode), rcode[0])) {
 	valid = 0;
     } else if (count > 32) {
 	valid = 0;
@@ -1021,32 +1186,59 @@ DoSetReply(
 	    valid = 0;
 	}
     }
-    err = MilterSessionSetReply(m->s, rcode, xcode, lines, count, &msg);
-    CHECK(err == (valid ? MILTER_ERR_NONE : MILTER_ERR_VALUE));
-    if (!valid) {
-	CHECK(msg != NULL);
-	return;
-    }
-    if (count > 1 && xcode[0] == '\0') {
+    if (valid && (count == 0 || (count == 1 && lines[0].len == 0))) {
+	/* No text: the MTAs' own. */
+	if (xcode[0] == '\0') {
+	    xcode = rcode[0] == '4' ? "4.7.1" : "5.7.1";
+	}
+	fallback.ptr = rcode[0] == '4'
+		? "Service unavailable - try again later" : "Command rejected";
+	fallback.len = strlen(fallback.ptr);
+	lines = &fallback;
+	count = 1;
+    } else if (valid && count == 1 && xcode[0] == '\0'
+	    && lines[0].ptr[0] >= '0' && lines[0].ptr[0] <= '9') {
+	size_t word = 0, j;
+	int onlyCode = 1, dots = 0;
+
+	while (word < lines[0].len && lines[0].ptr[word] != ' ') {
+	    word++;
+	}
+	for (j = 0; j < word; j++) {
+	    if (lines[0].ptr[j] == '.') {
+		dots++;
+	    } else if (lines[0].ptr[j] < '0' || lines[0].ptr[j] > '9') {
+		onlyCode = 0;
+	    }
+	}
+	if (RefEnhanced((const unsigned char *) lines[0].ptr, word,
+		rcode[0])) {
+	    /* The text's own code. */
+	} else if (onlyCode && dots > 0) {
+	    valid = 0;
+	} else {
+	    xcode = rcode[0] == '4' ? "4.0.0" : "5.0.0";
+	}
+    } else if (count > 1 && xcode[0] == '\0') {
 	xcode = rcode[0] == '4' ? "4.0.0" : "5.0.0";
     }
+    CHECK(err == (!valid ? MILTER_ERR_VALUE
+	    : m->peerGone ? MILTER_ERR_CLOSED : MILTER_ERR_NONE));
+    if (err != MILTER_ERR_NONE) {
+	CHECK(msg != NULL);
+	return;			/* The previous reply stays. */
+    }
     MilterBufInit(&text);
-    for (i = 0; i < (count ? count : 1); i++) {
+    for (i = 0; i < count; i++) {
 	size_t j;
 
 	MilterBufAppend(&text, rcode, 3);
-	if (i < count - 1) {
-	    MilterBufAppend(&text, "-", 1);
-	} else if (xcode[0] != '\0' || count > 0) {
-	    MilterBufAppend(&text, " ", 1);
-	}
+	MilterBufAppend(&text, i < count - 1 ? "-" : " ", 1);
 	if (xcode[0] != '\0') {
 	    MilterBufAppend(&text, xcode, strlen(xcode));
-	    if (count > 0) {
-		MilterBufAppend(&text, " ", 1);
-	    }
+	    MilterBufAppend(&text, " ", 1);
 	}
-	for (j = 0; count > 0 && j < lines[i].len; j++) {
+	for (j = 0; j < lines[i].len; j++) {
 	    if (lines[i].ptr[j] == '%') {
 		MilterBufAppend(&text, "%", 1);
 	    }
@@ -1094,6 +1286,8 @@ DoSetSymlist(
 	expect = MILTER_ERR_ACTION;	/* The MTA would not read them. */
     } else if (m->symlists[stage] != NULL) {
 	expect = MILTER_ERR_VALUE;
+    } else if (m->peerGone) {
+	expect = MILTER_ERR_CLOSED;
     } else {
 	expect = MILTER_ERR_NONE;
     }
@@ -1278,6 +1472,15 @@ Decide(
     nActs = (int) ((b >> 3) & 7);
     Trace("  event %d -> verdict %d, %d calls\n", (int) ev->type, verdict,
 	    nActs);
+    if ((b >> 6) == 3 && nActs == 7) {
+	/*
+	 * The MTA hangs up while this event is out (the top bits of the
+	 * same byte: the script is read as before).
+	 */
+
+	MilterSessionSetPeerGone(m->s);
+	m->peerGone = 1;
+    }
     for (i = 0; i < nActs; i++) {
 	switch (Next(m) % 8) {
 	case 0: DoModify(m); break;
@@ -1627,11 +1830,18 @@ CheckCommand(
     int closed)
 {
     unsigned char cmd = m->cmd;
-    int i = 0, v, own = OwnEvent(cmd), mustClose;
+    int i = 0, v, own = OwnEvent(cmd), mustClose, abortOwed;
     unsigned char letter;
     int nr = (m->agreed.protocol & NrBit(cmd)) != 0;
     int inMsg = MilterSessionInMessage(m->s);
 
+    /*
+     * A message decided by a deferred verdict (pendingBefore) gets no
+     * abort: no callback runs for a decided message.
+     */
+
+    abortOwed = wasInMsg && pendingBefore < 0
+	    && (m->wantedAtFeed & EV(ABORT)) != 0;
     mustClose = MustClose(m, wasInMsg);
     if (mustClose == 1) {
 	CHECK(closed);
@@ -1641,8 +1851,7 @@ CheckCommand(
     if (closed) {
 	/* A failure, QUIT or the end: no output; abort, then close. */
 	CHECK(m->nOut == 0);
-	TakeEvent(m, &i, MILTER_EV_ABORT,
-		wasInMsg && (m->wantedAtFeed & EV(ABORT)));
+	TakeEvent(m, &i, MILTER_EV_ABORT, abortOwed);
 	TakeOptionalClose(m, &i);
 	return;
     }
@@ -1653,15 +1862,13 @@ CheckCommand(
 	return;
     case 'A':
 	CHECK(m->nOut == 0);
-	TakeEvent(m, &i, MILTER_EV_ABORT,
-		wasInMsg && (m->wantedAtFeed & EV(ABORT)));
+	TakeEvent(m, &i, MILTER_EV_ABORT, abortOwed);
 	CHECK(i == m->nEvents);
 	CHECK(!inMsg);
 	return;
     case 'K':
 	CHECK(m->nOut == 0);
-	TakeEvent(m, &i, MILTER_EV_ABORT,
-		wasInMsg && (m->wantedAtFeed & EV(ABORT)));
+	TakeEvent(m, &i, MILTER_EV_ABORT, abortOwed);
 	TakeOptionalClose(m, &i);
 	CHECK(!inMsg);
 	return;
@@ -1674,8 +1881,7 @@ CheckCommand(
     /* C H M R T U L N B: the replying commands. */
     CHECK(own >= 0);
     if (cmd == 'H' || cmd == 'M') {
-	TakeEvent(m, &i, MILTER_EV_ABORT,
-		wasInMsg && (m->wantedAtFeed & EV(ABORT)));
+	TakeEvent(m, &i, MILTER_EV_ABORT, abortOwed);
     }
     if (IsContentCmd(cmd) && pendingBefore >= 0) {
 	v = TakeEvent(m, &i, own, 0);

@@ -182,10 +182,45 @@ CtxCmdDeleted(
 /*
  *----------------------------------------------------------------------
  *
- * SessionError --
+ * ClosedError --
  *
- *	Reports an error from a session call: errorCode MILTER CONTEXT
- *	STATE|ACTION|VALUE subcommand.
+ *	Reports that the MTA can no longer be reached through this context:
+ *	its session ended, or the MTA hung up while a callback ran.
+ *
+ * Results:
+ *	TCL_ERROR.
+ *
+ * Side effects:
+ *	Sets the interpreter's result and errorCode MILTER CONTEXT CLOSED.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+ClosedError(
+    Tcl_Interp *interp)
+{
+    Tcl_SetObjResult(interp, Tcl_NewStringObj(
+	    "the MTA connection of this context is closed", -1));
+    Tcl_SetErrorCode(interp, "MILTER", "CONTEXT", "CLOSED", NULL);
+    return TCL_ERROR;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * SessionError, ValueError --
+ *
+ *	Report an error from a session call: "cannot subcommand: msg" with
+ *	errorCode MILTER CONTEXT STATE|ACTION|VALUE subcommand (always the
+ *	full subcommand name, however it was abbreviated), or the CLOSED
+ *	error.
+ *
+ * Results:
+ *	TCL_ERROR.
+ *
+ * Side effects:
+ *	Sets the interpreter's result and errorCode.
  *
  *----------------------------------------------------------------------
  */
@@ -199,6 +234,9 @@ SessionError(
 {
     static const char *const classes[] = {"NONE", "STATE", "ACTION", "VALUE"};
 
+    if (err == MILTER_ERR_CLOSED) {
+	return ClosedError(interp);
+    }
     Tcl_SetObjResult(interp, Tcl_ObjPrintf("cannot %s: %s",
 	    subCommands[subCmd], msg));
     Tcl_SetErrorCode(interp, "MILTER", "CONTEXT", classes[err],
@@ -218,9 +256,155 @@ ValueError(
 /*
  *----------------------------------------------------------------------
  *
+ * LockSession --
+ *
+ *	MilterConnLock for a subcommand that would send something to the
+ *	MTA: if nothing can reach the MTA any more, the session is told so
+ *	first, and its action then fails with MILTER_ERR_CLOSED (after its
+ *	own state, action and value checks, so that a call that is wrong
+ *	anyway fails the same way whenever the MTA hangs up).
+ *
+ * Results:
+ *	The session, locked; release it with MilterConnUnlock.
+ *
+ * Side effects:
+ *	Locks the connection.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static MilterSession *
+LockSession(
+    MilterCtx *ctxPtr)
+{
+    MilterSession *s = MilterConnLock(ctxPtr->conn);
+
+    if (MilterConnPeerGone(ctxPtr->conn)) {
+	MilterSessionSetPeerGone(s);
+    }
+    return s;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * QuotedValue --
+ *
+ *	A value as an error message quotes it: control characters written
+ *	as \n, \r, \t or \xHH, so that the message stays one line, and at
+ *	most 60 characters, then "...".
+ *
+ * Results:
+ *	A new object (refcount 0).
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static Tcl_Obj *
+QuotedValue(
+    Tcl_Obj *objPtr)
+{
+    Tcl_Size len;
+    const char *p = Tcl_GetStringFromObj(objPtr, &len);
+    const char *end = p + len;
+    Tcl_Obj *resultPtr = Tcl_NewObj();
+    int chars = 0;
+
+    while (p < end) {
+	Tcl_UniChar ch = 0;
+	int n = Tcl_UtfToUniChar(p, &ch);
+
+	if (++chars > 60) {
+	    Tcl_AppendToObj(resultPtr, "...", 3);
+	    break;
+	}
+	switch (ch) {
+	case '\n':
+	    Tcl_AppendToObj(resultPtr, "\\n", 2);
+	    break;
+	case '\r':
+	    Tcl_AppendToObj(resultPtr, "\\r", 2);
+	    break;
+	case '\t':
+	    Tcl_AppendToObj(resultPtr, "\\t", 2);
+	    break;
+	default:
+	    if (ch < 0x20 || ch == 0x7F) {
+		Tcl_AppendPrintfToObj(resultPtr, "\\x%02X", (unsigned) ch);
+	    } else {
+		Tcl_AppendToObj(resultPtr, p, n);
+	    }
+	    break;
+	}
+	p += n;
+    }
+    return resultPtr;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * HeaderError --
+ *
+ *	Checks the encoded name and value of a header modification, the
+ *	bytes that would be sent (see MilterHeaderNameProblem).
+ *
+ * Results:
+ *	TCL_OK, or TCL_ERROR with 'bad header name "...": ...' or 'bad
+ *	header value "...": ...' and errorCode MILTER CONTEXT VALUE
+ *	subcommand.
+ *
+ * Side effects:
+ *	May set the interpreter's result and errorCode.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+HeaderError(
+    Tcl_Interp *interp,
+    int subCmd,
+    Tcl_Obj *const strObjs[],
+    const MilterStr strs[])
+{
+    const char *problem, *what = "name";
+    Tcl_Obj *badObj = strObjs[0], *quotedObj;
+
+    problem = MilterHeaderNameProblem(strs[0].ptr, strs[0].len);
+    if (problem == NULL) {
+	problem = MilterHeaderValueProblem(strs[1].ptr, strs[1].len);
+	what = "value";
+	badObj = strObjs[1];
+    }
+    if (problem == NULL) {
+	return TCL_OK;
+    }
+    quotedObj = QuotedValue(badObj);
+    Tcl_IncrRefCount(quotedObj);
+    Tcl_SetObjResult(interp, Tcl_ObjPrintf("bad header %s \"%s\": %s", what,
+	    Tcl_GetString(quotedObj), problem));
+    Tcl_DecrRefCount(quotedObj);
+    Tcl_SetErrorCode(interp, "MILTER", "CONTEXT", "VALUE",
+	    subCommands[subCmd], NULL);
+    return TCL_ERROR;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
  * Modify --
  *
- *	Encodes string arguments and queues one modification packet.
+ *	Encodes string arguments and queues one modification packet;
+ *	headers are checked first (HeaderError).
+ *
+ * Results:
+ *	A standard Tcl result.
+ *
+ * Side effects:
+ *	Grows the session's pending modifications.
  *
  *----------------------------------------------------------------------
  */
@@ -251,7 +435,13 @@ Modify(
 	    goto done;
 	}
     }
-    err = MilterSessionModify(MilterConnLock(ctxPtr->conn), cmd, useIndex,
+    if ((cmd == SMFIR_ADDHEADER || cmd == SMFIR_INSHEADER
+	    || cmd == SMFIR_CHGHEADER)
+	    && HeaderError(interp, subCmd, strObjs, strs) != TCL_OK) {
+	code = TCL_ERROR;
+	goto done;
+    }
+    err = MilterSessionModify(LockSession(ctxPtr), cmd, useIndex,
 	    (uint32_t) index, strs, count, &msg);
     MilterConnUnlock(ctxPtr->conn, 0);
     if (err != MILTER_ERR_NONE) {
@@ -268,7 +458,16 @@ Modify(
 /*
  *----------------------------------------------------------------------
  *
- * Header index helpers: "name ?index? value" with a default index.
+ * HeaderArgs --
+ *
+ *	The arguments "name ?index? value" of insheader and chgheader, with
+ *	a default index.
+ *
+ * Results:
+ *	A standard Tcl result; the index and the name and value objects.
+ *
+ * Side effects:
+ *	None.
  *
  *----------------------------------------------------------------------
  */
@@ -276,6 +475,7 @@ Modify(
 static int
 HeaderArgs(
     Tcl_Interp *interp,
+    int subCmd,
     int objc,
     Tcl_Obj *const objv[],
     uint32_t defaultIndex,
@@ -299,7 +499,7 @@ HeaderArgs(
 		    "bad header index \"%s\": must be from 0 to 4294967295",
 		    Tcl_GetString(objv[3])));
 	    Tcl_SetErrorCode(interp, "MILTER", "CONTEXT", "VALUE",
-		    Tcl_GetString(objv[1]), NULL);
+		    subCommands[subCmd], NULL);
 	    return TCL_ERROR;
 	}
     }
@@ -458,7 +658,7 @@ SetReply(
 	    goto done;
 	}
     }
-    err = MilterSessionSetReply(MilterConnLock(ctxPtr->conn),
+    err = MilterSessionSetReply(LockSession(ctxPtr),
 	    Tcl_GetString(objv[2]), xcode, lines, count, &msg);
     MilterConnUnlock(ctxPtr->conn, 0);
     if (err != MILTER_ERR_NONE) {
@@ -512,10 +712,7 @@ CtxObjCmd(
 	return TCL_ERROR;
     }
     if (ctxPtr->deleted || ctxPtr->conn == NULL) {
-	Tcl_SetObjResult(interp, Tcl_NewStringObj(
-		"the MTA connection of this context is closed", -1));
-	Tcl_SetErrorCode(interp, "MILTER", "CONTEXT", "CLOSED", NULL);
-	return TCL_ERROR;
+	return ClosedError(interp);
     }
 
     switch ((enum SubCommand) subCmd) {
@@ -575,7 +772,7 @@ CtxObjCmd(
      */
 
     case CTX_INSHEADER:
-	if (HeaderArgs(interp, objc, objv, 0, &index, strs) != TCL_OK) {
+	if (HeaderArgs(interp, subCmd, objc, objv, 0, &index, strs) != TCL_OK) {
 	    return TCL_ERROR;
 	}
 	return Modify(interp, ctxPtr, subCmd, SMFIR_INSHEADER, 1, index, strs,
@@ -588,7 +785,7 @@ CtxObjCmd(
      */
 
     case CTX_CHGHEADER:
-	if (HeaderArgs(interp, objc, objv, 1, &index, strs) != TCL_OK) {
+	if (HeaderArgs(interp, subCmd, objc, objv, 1, &index, strs) != TCL_OK) {
 	    return TCL_ERROR;
 	}
 	return Modify(interp, ctxPtr, subCmd, SMFIR_CHGHEADER, 1, index, strs,
@@ -666,7 +863,7 @@ CtxObjCmd(
 	    return TCL_ERROR;
 	}
 	bytes = MilterBodyBytes(statePtr, objv[2], &ds, &len);
-	err = MilterSessionReplaceBody(MilterConnLock(ctxPtr->conn), bytes,
+	err = MilterSessionReplaceBody(LockSession(ctxPtr), bytes,
 		len, &msg);
 	MilterConnUnlock(ctxPtr->conn, 0);
 	Tcl_DStringFree(&ds);
@@ -687,7 +884,7 @@ CtxObjCmd(
 	    Tcl_WrongNumArgs(interp, 2, objv, NULL);
 	    return TCL_ERROR;
 	}
-	err = MilterSessionProgress(MilterConnLock(ctxPtr->conn), &msg);
+	err = MilterSessionProgress(LockSession(ctxPtr), &msg);
 	MilterConnUnlock(ctxPtr->conn, 1);
 	if (err != MILTER_ERR_NONE) {
 	    return SessionError(interp, subCmd, err, msg);
@@ -731,7 +928,7 @@ CtxObjCmd(
 		Tcl_DStringAppend(&list, name, len);
 	    }
 	}
-	err = MilterSessionSetSymlist(MilterConnLock(ctxPtr->conn), stage,
+	err = MilterSessionSetSymlist(LockSession(ctxPtr), stage,
 		Tcl_DStringValue(&list), &msg);
 	MilterConnUnlock(ctxPtr->conn, 0);
 	Tcl_DStringFree(&list);

@@ -402,6 +402,34 @@ IsContent(
 /*
  *----------------------------------------------------------------------
  *
+ * AbortOwed --
+ *
+ *	Whether ending the current transaction now calls for an ABORT event:
+ *	a message is open, nothing has decided it yet, and the abort event
+ *	has a callback. A final verdict given at a no-reply stage (pending)
+ *	has decided the message already, and no callback runs for a decided
+ *	message, even if the MTA aborts it before that verdict was sent.
+ *
+ * Results:
+ *	1 if the ABORT event is to be handed out, else 0.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+AbortOwed(
+    const MilterSession *s)
+{
+    return s->inMessage && s->pending < 0
+	    && (s->wanted & MILTER_EVBIT(MILTER_EV_ABORT));
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
  * WriteVerdict --
  *
  *	Appends the reply packet for a verdict. A pending reply text is sent
@@ -629,7 +657,8 @@ RunOptneg(
  * RunEnd --
  *
  *	The end of an SMTP session: QUIT, QUIT_NC, EOF or a failure. Hands
- *	out ABORT if a transaction is open, then CLOSE once per session.
+ *	out ABORT if a transaction is open and undecided (AbortOwed), then
+ *	CLOSE once per session.
  *
  * Results:
  *	An event, or NULL when done.
@@ -648,7 +677,7 @@ RunEnd(
     switch (s->phase) {
     case 0:
 	s->phase = 1;
-	if (s->inMessage && (s->wanted & MILTER_EVBIT(MILTER_EV_ABORT))) {
+	if (AbortOwed(s)) {
 	    return NewEvent(MILTER_EV_ABORT, 0, NULL, 0);
 	}
 	/* FALLTHRU */
@@ -776,7 +805,7 @@ RunCommand(
 	    int keepFrom = s->cmd == SMFIC_MAIL ? SMFIM_ENVRCPT
 		    : SMFIM_ENVFROM;
 
-	    if (s->wanted & MILTER_EVBIT(MILTER_EV_ABORT)) {
+	    if (AbortOwed(s)) {
 		s->inMessage = 0;
 		s->verdict = keepFrom;
 		return NewEvent(MILTER_EV_ABORT, 0, NULL, 0);
@@ -872,7 +901,7 @@ Run(
     case SMFIC_ABORT:
 	if (s->phase == 0 && s->inMessage) {
 	    s->phase = 1;
-	    if (s->wanted & MILTER_EVBIT(MILTER_EV_ABORT)) {
+	    if (AbortOwed(s)) {
 		return NewEvent(MILTER_EV_ABORT, 0, NULL, 0);
 	    }
 	}

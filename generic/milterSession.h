@@ -98,7 +98,9 @@ typedef enum MilterSessionError {
     MILTER_ERR_NONE,
     MILTER_ERR_STATE,		/* Not allowed in the current callback. */
     MILTER_ERR_ACTION,		/* The action was not negotiated. */
-    MILTER_ERR_VALUE		/* A malformed argument. */
+    MILTER_ERR_VALUE,		/* A malformed argument. */
+    MILTER_ERR_CLOSED		/* Allowed, but nothing can reach the MTA
+				 * any more (MilterSessionSetPeerGone). */
 } MilterSessionError;
 
 /*
@@ -124,6 +126,7 @@ MODULE_SCOPE void	MilterSessionSetWanted(MilterSession *s,
 			    unsigned eventMask);
 MODULE_SCOPE void	MilterSessionSetLeadingSpace(MilterSession *s,
 			    int on);
+MODULE_SCOPE void	MilterSessionSetPeerGone(MilterSession *s);
 
 /*
  * Driving.
@@ -165,5 +168,9 @@ MODULE_SCOPE MilterSessionError MilterSessionSetReply(MilterSession *s,
 MODULE_SCOPE MilterSessionError MilterSessionSetSymlist(MilterSession *s,
 			    int stage, const char *list,
 			    const char **msgPtr);
+MODULE_SCOPE const char *MilterHeaderNameProblem(const char *name,
+			    size_t len);
+MODULE_SCOPE const char *MilterHeaderValueProblem(const char *value,
+			    size_t len);
 
 #endif /* _MILTERSESSION_H */

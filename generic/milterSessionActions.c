@@ -5,8 +5,10 @@
  *	values (MilterSessionMacro), header, envelope and body
  *	modifications, progress, the SMTP reply text and the macro lists
  *	asked for in negotiation. Each checks that the event and the
- *	negotiated actions allow it; modifications are only queued here and
- *	sent by the state machine before the final reply of the message.
+ *	negotiated actions allow it, that its arguments make something the
+ *	MTAs accept, and that the MTA can still be reached; modifications
+ *	are only queued here and sent by the state machine before the final
+ *	reply of the message.
  *
  * Copyright (c) 2026 The TclMilter developers.
  *
@@ -100,11 +102,132 @@ MilterSessionMacro(
 /*
  *----------------------------------------------------------------------
  *
+ * MilterSessionSetPeerGone, CheckPeer --
+ *
+ *	The driver says that nothing more can reach the MTA (it hung up, a
+ *	write failed, the connection was ended). From then on every action
+ *	that would send something, and is otherwise allowed, fails with
+ *	MILTER_ERR_CLOSED instead of being queued for nobody: CheckPeer,
+ *	the last check of each action, says so.
+ *
+ * Results:
+ *	None (SetPeerGone); MILTER_ERR_NONE or MILTER_ERR_CLOSED with
+ *	*msgPtr set (CheckPeer).
+ *
+ * Side effects:
+ *	SetPeerGone marks the session; there is no way back.
+ *
+ *----------------------------------------------------------------------
+ */
+
+void
+MilterSessionSetPeerGone(
+    MilterSession *s)
+{
+    s->peerGone = 1;
+}
+
+static MilterSessionError
+CheckPeer(
+    const MilterSession *s,
+    const char **msgPtr)
+{
+    if (s->peerGone) {
+	*msgPtr = "the MTA connection of this context is closed";
+	return MILTER_ERR_CLOSED;
+    }
+    return MILTER_ERR_NONE;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterHeaderNameProblem, MilterHeaderValueProblem --
+ *
+ *	Check the bytes of a header that a modification would send. A name
+ *	is an RFC 5322 field name: one or more printable US-ASCII
+ *	characters (33 to 126) other than ':'. A value may break its line
+ *	only to fold it: every line break (LF, or CR LF) is followed by a
+ *	space or a tab; it contains no other CR, no NUL, and does not end
+ *	with a line break. Anything else would let the MTA write a
+ *	malformed header, or a header line the script did not mean.
+ *
+ * Results:
+ *	NULL if acceptable, else what is wrong (static text, written to
+ *	follow 'bad header name "...": ' or 'bad header value "...": ').
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
+#define NAME_RULE \
+	"must be one or more printable US-ASCII characters, not space or \":\""
+
+const char *
+MilterHeaderNameProblem(
+    const char *name,
+    size_t len)
+{
+    size_t i;
+
+    if (len == 0) {
+	return NAME_RULE;
+    }
+    for (i = 0; i < len; i++) {
+	unsigned char c = (unsigned char) name[i];
+
+	if (c < 33 || c > 126 || c == ':') {
+	    return NAME_RULE;
+	}
+    }
+    return NULL;
+}
+
+const char *
+MilterHeaderValueProblem(
+    const char *value,
+    size_t len)
+{
+    size_t i;
+
+    for (i = 0; i < len; i++) {
+	switch (value[i]) {
+	case '\0':
+	    return "may not contain NUL";
+	case '\r':
+	    if (i + 1 >= len || value[i + 1] != '\n') {
+		return "may contain CR only before LF";
+	    }
+	    break;
+	case '\n':
+	    if (i + 1 >= len) {
+		return "may not end with a line break";
+	    }
+	    if (value[i + 1] != ' ' && value[i + 1] != '\t') {
+		return "a line break must be followed by a space or tab";
+	    }
+	    break;
+	}
+    }
+    return NULL;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
  * MilterSessionModify --
  *
  *	Queues a modification packet (h i m + 2 - e q) to be sent before the
  *	final end-of-message reply. Allowed only while the EOM event is
- *	being decided and only for negotiated actions.
+ *	being decided and only for negotiated actions. Headers must pass
+ *	MilterHeaderNameProblem and MilterHeaderValueProblem (an empty
+ *	value is allowed: for 'm' it deletes the header), and their CR LF
+ *	folds are sent as LF, the line end of header values in the milter
+ *	protocol (a CR would reach the message as a stray byte). An
+ *	address, like a quarantine reason, may not be empty (libmilter
+ *	refuses those too). ModifyValueProblem makes these checks.
  *
  * Results:
  *	MILTER_ERR_NONE, or an error class with *msgPtr set.
@@ -150,6 +273,44 @@ CheckModify(
     return MILTER_ERR_NONE;
 }
 
+static const char *
+ModifyValueProblem(
+    unsigned char cmd,
+    const MilterStr *strs,
+    int count)
+{
+    switch (cmd) {
+    case SMFIR_ADDHEADER:
+    case SMFIR_INSHEADER:
+    case SMFIR_CHGHEADER:
+	if (count != 2) {
+	    return "a header needs a name and a value";
+	}
+	if (MilterHeaderNameProblem(strs[0].ptr, strs[0].len) != NULL) {
+	    return "bad header name";
+	}
+	if (MilterHeaderValueProblem(strs[1].ptr, strs[1].len) != NULL) {
+	    return "bad header value";
+	}
+	return NULL;
+    case SMFIR_ADDRCPT:
+    case SMFIR_ADDRCPT_PAR:
+    case SMFIR_DELRCPT:
+    case SMFIR_CHGFROM:
+	if (count < 1 || strs[0].len == 0) {
+	    return "the address may not be empty";
+	}
+	return NULL;
+    case SMFIR_QUARANTINE:
+	if (count < 1 || strs[0].len == 0) {
+	    return "the reason may not be empty";
+	}
+	return NULL;
+    default:
+	return NULL;
+    }
+}
+
 MilterSessionError
 MilterSessionModify(
     MilterSession *s,
@@ -161,11 +322,45 @@ MilterSessionModify(
     const char **msgPtr)
 {
     MilterSessionError err = CheckModify(s, cmd, msgPtr);
+    const char *problem;
+    MilterStr header[2];
+    char *unfolded = NULL;
 
-    if (err == MILTER_ERR_NONE) {
-	MilterWirePacketStrings(&s->mods, cmd, useIndex, index, strs, count);
+    if (err != MILTER_ERR_NONE) {
+	return err;
     }
-    return err;
+    problem = ModifyValueProblem(cmd, strs, count);
+    if (problem != NULL) {
+	*msgPtr = problem;
+	return MILTER_ERR_VALUE;
+    }
+    err = CheckPeer(s, msgPtr);
+    if (err != MILTER_ERR_NONE) {
+	return err;
+    }
+    if ((cmd == SMFIR_ADDHEADER || cmd == SMFIR_INSHEADER
+	    || cmd == SMFIR_CHGHEADER)
+	    && memchr(strs[1].ptr, '\r', strs[1].len) != NULL) {
+	size_t i, n = 0;
+
+	/*
+	 * Every CR is part of a CR LF fold here: keep only the LF.
+	 */
+
+	unfolded = MilterAlloc(strs[1].len);
+	for (i = 0; i < strs[1].len; i++) {
+	    if (strs[1].ptr[i] != '\r') {
+		unfolded[n++] = strs[1].ptr[i];
+	    }
+	}
+	header[0] = strs[0];
+	header[1].ptr = unfolded;
+	header[1].len = n;
+	strs = header;
+    }
+    MilterWirePacketStrings(&s->mods, cmd, useIndex, index, strs, count);
+    MilterFree(unfolded);
+    return MILTER_ERR_NONE;
 }
 
 /*
@@ -220,6 +415,9 @@ MilterSessionReplaceBody(
     MilterSessionError err = CheckModify(s, SMFIR_REPLBODY, msgPtr);
 
     if (err == MILTER_ERR_NONE) {
+	err = CheckPeer(s, msgPtr);
+    }
+    if (err == MILTER_ERR_NONE) {
 	MilterWireBody(&s->body, SMFIR_REPLBODY, data, len);
     }
     return err;
@@ -235,7 +433,7 @@ MilterSessionReplaceBody(
  *	accepts it.
  *
  * Results:
- *	MILTER_ERR_NONE or MILTER_ERR_STATE.
+ *	MILTER_ERR_NONE, MILTER_ERR_STATE or MILTER_ERR_CLOSED.
  *
  * Side effects:
  *	Grows the output; the driver must flush it.
@@ -251,6 +449,9 @@ MilterSessionProgress(
     if (!s->inEom) {
 	*msgPtr = "progress is only allowed in the eom callback";
 	return MILTER_ERR_STATE;
+    }
+    if (CheckPeer(s, msgPtr) != MILTER_ERR_NONE) {
+	return MILTER_ERR_CLOSED;
     }
     MilterWirePacket(&s->out, SMFIR_PROGRESS, NULL, 0);
     return MILTER_ERR_NONE;
@@ -268,8 +469,26 @@ MilterSessionProgress(
  *	no CR or LF; '%' doubled because Sendmail reads the text as a
  *	format. Several lines become a multi-line reply.
  *
+ *	Stricter than libmilter where its result is a reply the MTAs
+ *	refuse (Postfix then answers 451 4.3.5, which turns a permanent
+ *	reject into endless retries): every reply made is "ddd" then a
+ *	space or dash on every line, and an enhanced status code of the
+ *	reply's class wherever one follows.
+ *	  - No text (no line, or one empty line): the text the MTAs give
+ *	    their own reject or tempfail, "Command rejected" or "Service
+ *	    unavailable - try again later", with the enhanced code given
+ *	    or else 5.7.1 or 4.7.1.
+ *	  - One line without an enhanced code, whose text begins with a
+ *	    digit: if its first word is an enhanced code of the right class
+ *	    it is the reply's; if the word is made of digits and dots only
+ *	    (an enhanced code of the other class, or a malformed one) the
+ *	    reply is refused; any other such text gets 5.0.0 or 4.0.0 in
+ *	    front, so that it is not read as a code.
+ *	  - Several lines without an enhanced code get 5.0.0 or 4.0.0.
+ *
  * Results:
- *	MILTER_ERR_NONE or MILTER_ERR_VALUE with *msgPtr set.
+ *	MILTER_ERR_NONE, MILTER_ERR_VALUE or MILTER_ERR_CLOSED with *msgPtr
+ *	set.
  *
  * Side effects:
  *	Replaces the pending reply text.
@@ -280,26 +499,66 @@ MilterSessionProgress(
 static int
 IsEnhancedCode(
     const char *xcode,
+    size_t len,
     char class)
 {
     int part, digits;
-    const char *p = xcode;
+    const char *p = xcode, *end = xcode + len;
 
-    if (p[0] != class) {
+    if (len == 0 || p[0] != class) {
 	return 0;
     }
     for (part = 0; part < 3; part++) {
-	for (digits = 0; *p >= '0' && *p <= '9'; p++) {
+	for (digits = 0; p < end && *p >= '0' && *p <= '9'; p++) {
 	    digits++;
 	}
 	if (digits == 0 || digits > 3 || (part == 0 && digits != 1)) {
 	    return 0;
 	}
-	if (part < 2 && *p++ != '.') {
+	if (part < 2 && (p == end || *p++ != '.')) {
 	    return 0;
 	}
     }
-    return *p == '\0';
+    return p == end;
+}
+
+/*
+ * What a reply text without an enhanced code of its own begins with.
+ */
+
+enum TextStart {
+    TEXT_PLAIN,			/* Not a digit: fine as it is. */
+    TEXT_CODE,			/* A good enhanced code, the reply's. */
+    TEXT_BAD_CODE,		/* Looks like an enhanced code, is not one
+				 * of this class: refused. */
+    TEXT_DIGIT			/* Some other digit: needs a code first. */
+};
+
+static enum TextStart
+ClassifyText(
+    const MilterStr *line,
+    char class)
+{
+    size_t word, i;
+    int dots = 0;
+
+    if (line->len == 0 || line->ptr[0] < '0' || line->ptr[0] > '9') {
+	return TEXT_PLAIN;
+    }
+    for (word = 0; word < line->len && line->ptr[word] != ' '; word++) {
+	/* The first word. */
+    }
+    if (IsEnhancedCode(line->ptr, word, class)) {
+	return TEXT_CODE;
+    }
+    for (i = 0; i < word; i++) {
+	if (line->ptr[i] == '.') {
+	    dots++;
+	} else if (line->ptr[i] < '0' || line->ptr[i] > '9') {
+	    return TEXT_DIGIT;
+	}
+    }
+    return dots > 0 ? TEXT_BAD_CODE : TEXT_DIGIT;
 }
 
 MilterSessionError
@@ -311,6 +570,7 @@ MilterSessionSetReply(
     int count,
     const char **msgPtr)
 {
+    MilterStr defaultLine;
     MilterBuf text;
     int i;
     size_t j;
@@ -321,7 +581,7 @@ MilterSessionSetReply(
 	*msgPtr = "reply code must be 4xx or 5xx";
 	return MILTER_ERR_VALUE;
     }
-    if (xcode[0] != '\0' && !IsEnhancedCode(xcode, rcode[0])) {
+    if (xcode[0] != '\0' && !IsEnhancedCode(xcode, strlen(xcode), rcode[0])) {
 	*msgPtr = "enhanced status code must be n.n.n of the reply code's class";
 	return MILTER_ERR_VALUE;
     }
@@ -341,35 +601,51 @@ MilterSessionSetReply(
 	    return MILTER_ERR_VALUE;
 	}
     }
-    if (count > 1 && xcode[0] == '\0') {
+    if (count == 0 || (count == 1 && lines[0].len == 0)) {
+	if (xcode[0] == '\0') {
+	    xcode = rcode[0] == '4' ? "4.7.1" : "5.7.1";
+	}
+	defaultLine.ptr = rcode[0] == '4'
+		? "Service unavailable - try again later" : "Command rejected";
+	defaultLine.len = strlen(defaultLine.ptr);
+	lines = &defaultLine;
+	count = 1;
+    } else if (count == 1 && xcode[0] == '\0') {
+	switch (ClassifyText(&lines[0], rcode[0])) {
+	case TEXT_BAD_CODE:
+	    *msgPtr = "the text begins with an enhanced status code that is"
+		    " not n.n.n of the reply code's class";
+	    return MILTER_ERR_VALUE;
+	case TEXT_DIGIT:
+	    xcode = rcode[0] == '4' ? "4.0.0" : "5.0.0";
+	    break;
+	default:
+	    break;
+	}
+    } else if (count > 1 && xcode[0] == '\0') {
 	xcode = rcode[0] == '4' ? "4.0.0" : "5.0.0";
+    }
+    if (CheckPeer(s, msgPtr) != MILTER_ERR_NONE) {
+	return MILTER_ERR_CLOSED;
     }
 
     MilterBufInit(&text);
-    i = 0;
-    do {
+    for (i = 0; i < count; i++) {
 	MilterBufAppend(&text, rcode, 3);
 	MilterBufAppend(&text, (i < count - 1) ? "-" : " ", 1);
 	if (xcode[0] != '\0') {
 	    MilterBufAppend(&text, xcode, strlen(xcode));
-	    if (count > 0) {
-		MilterBufAppend(&text, " ", 1);
-	    }
+	    MilterBufAppend(&text, " ", 1);
 	}
-	if (count > 0) {
-	    for (j = 0; j < lines[i].len; j++) {
-		if (lines[i].ptr[j] == '%') {
-		    MilterBufAppend(&text, "%", 1);
-		}
-		MilterBufAppend(&text, lines[i].ptr + j, 1);
+	for (j = 0; j < lines[i].len; j++) {
+	    if (lines[i].ptr[j] == '%') {
+		MilterBufAppend(&text, "%", 1);
 	    }
+	    MilterBufAppend(&text, lines[i].ptr + j, 1);
 	}
 	if (i < count - 1) {
 	    MilterBufAppend(&text, "\r\n", 2);
 	}
-    } while (++i < count);
-    if (xcode[0] == '\0' && count == 0) {
-	text.len--;		/* No trailing space after a bare code. */
     }
     MilterFree(s->reply);
     s->reply = MilterStrdup((const char *) MilterBufData(&text),
@@ -419,6 +695,9 @@ MilterSessionSetSymlist(
     if (s->symlists[stage] != NULL) {
 	*msgPtr = "the macro list for this stage is already set";
 	return MILTER_ERR_VALUE;
+    }
+    if (CheckPeer(s, msgPtr) != MILTER_ERR_NONE) {
+	return MILTER_ERR_CLOSED;
     }
     s->symlists[stage] = MilterStrdup(list, strlen(list));
     if (s->offered.actions & SMFIF_SETSYMLIST) {

@@ -51,6 +51,8 @@ struct MilterSession {
     int skipBody;		/* Drop further body chunks. */
     int inEom;			/* The EOM event is being decided. */
     int inNegotiate;		/* The NEGOTIATE event is being decided. */
+    int peerGone;		/* Nothing more can reach the MTA: the
+				 * callbacks' actions fail. */
     MilterBuf mods;		/* Pending header/envelope modifications. */
     MilterBuf body;		/* Pending replacement body packets. */
     char *reply;		/* Pending SMTP reply text, or NULL. */
