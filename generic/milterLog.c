@@ -48,7 +48,7 @@
 
 #define LOG_ERROR_BURST		10	/* Errors: 10 at once, ... */
 #define LOG_ERROR_RATE		1	/* ... then 1 a second. */
-#define LOG_WARNING_BURST	100	/* Warnings and notices: 100 at once, */
+#define LOG_WARNING_BURST	100	/* Warnings, notices: 100 at once, */
 #define LOG_WARNING_RATE	20	/* ... then 20 a second. */
 
 /*
