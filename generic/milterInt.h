@@ -71,6 +71,7 @@ typedef struct MilterLogLimit {
     long long last;		/* When tokens was computed, monotonic
 				 * microseconds; 0: never (starts full). */
     unsigned long suppressed;	/* Lines held back since the last report. */
+    long long since;		/* When the first of them was. */
 } MilterLogLimit;
 
 /*

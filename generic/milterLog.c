@@ -52,6 +52,13 @@
 #define LOG_WARNING_RATE	20	/* ... then 20 a second. */
 
 /*
+ * The suppressed lines of a class are reported at most once a second:
+ * a second after the first line the report is to count.
+ */
+
+#define LOG_REPORT_US		1000000
+
+/*
  * How long the owner waits before it tries standard error again when it
  * was not writable, in milliseconds.
  */
@@ -303,8 +310,9 @@ PopLocked(
  * ReportDroppedLocked, ReportSuppressedLocked --
  *
  *	Queue the line that tells how many lines the full queue dropped,
- *	or how many lines of a class its rate limit suppressed, and start
- *	counting again. Called with statePtr->lock held.
+ *	or how many lines of a class its rate limit suppressed (once a
+ *	second has passed since the first of them, unless 'now' is 0), and
+ *	start counting again. Called with statePtr->lock held.
  *
  * Results:
  *	None.
@@ -335,12 +343,14 @@ ReportDroppedLocked(
 static void
 ReportSuppressedLocked(
     MilterState *statePtr,
-    MilterLogLimit *limitPtr)
+    MilterLogLimit *limitPtr,
+    long long now)
 {
     const LimitInfo *infoPtr = &limitInfo[limitPtr - statePtr->logLimits];
     char msg[100];
 
-    if (limitPtr->suppressed == 0) {
+    if (limitPtr->suppressed == 0
+	    || (now != 0 && now - limitPtr->since < LOG_REPORT_US)) {
 	return;
     }
     snprintf(msg, sizeof(msg), "suppressed %lu %s lines (rate limit)",
@@ -357,8 +367,8 @@ ReportSuppressedLocked(
  *
  *	Owner thread, statePtr->lock held: queues the reports that are due
  *	although no new line came to carry them: the dropped lines once the
- *	queue has room, the suppressed lines of a class once its limit would
- *	let a line through again.
+ *	queue has room, the suppressed lines of a class a second after the
+ *	first of them.
  *
  * Results:
  *	None.
@@ -378,14 +388,7 @@ QueueReportsLocked(
 
     ReportDroppedLocked(statePtr);
     for (i = 0; i < MILTER_LOG_LIMITS; i++) {
-	MilterLogLimit *limitPtr = &statePtr->logLimits[i];
-
-	if (limitPtr->suppressed > 0) {
-	    Refill(statePtr, limitPtr, now);
-	    if (limitPtr->tokens >= 1.0) {
-		ReportSuppressedLocked(statePtr, limitPtr);
-	    }
-	}
+	ReportSuppressedLocked(statePtr, &statePtr->logLimits[i], now);
     }
 }
 
@@ -705,7 +708,8 @@ UseLogCommand(
  *	Any thread, with statePtr->lock held: logs a line. It passes the
  *	rate limit of its level or is counted as suppressed; then it is
  *	queued for the owner, or counted as dropped when the queue is full.
- *	The reports of earlier suppressed or dropped lines go first. Never
+ *	The reports of earlier suppressed or dropped lines that are due go
+ *	first. Never
  *	does any I/O while the milter lives; after teardown the line is
  *	written to standard error if that can be done without blocking.
  *
@@ -739,12 +743,18 @@ MilterLogQueueLocked(
 	return 0;
     }
     if (limitPtr != NULL) {
-	Refill(statePtr, limitPtr, Now());
+	long long now = Now();
+
+	Refill(statePtr, limitPtr, now);
 	if (limitPtr->tokens < 1.0) {
-	    return limitPtr->suppressed++ == 0;
+	    if (limitPtr->suppressed++ > 0) {
+		return 0;
+	    }
+	    limitPtr->since = now;
+	    return 1;			/* The owner arranges the report. */
 	}
 	limitPtr->tokens -= 1.0;
-	ReportSuppressedLocked(statePtr, limitPtr);
+	ReportSuppressedLocked(statePtr, limitPtr, now);
     }
     ReportDroppedLocked(statePtr);
     if (!AppendLocked(statePtr, level, msg, len)) {
@@ -819,8 +829,8 @@ MilterLogFlush(
  *
  *	Owner thread: makes sure a timer runs MilterLogFlush again when
  *	lines are left (standard error was not writable), when dropped
- *	lines are to be reported, or when a rate limit will let the report
- *	of its suppressed lines through. An earlier timer is kept.
+ *	lines are to be reported, or when the report of suppressed lines is
+ *	due. An earlier timer is kept.
  *
  * Results:
  *	None.
@@ -852,9 +862,10 @@ ArmTimer(
 	    if (limitPtr->suppressed == 0) {
 		continue;
 	    }
-	    Refill(statePtr, limitPtr, now);
-	    ms = limitPtr->tokens >= 1.0 ? 0 : (int) ((1.0 - limitPtr->tokens)
-		    * 1000 / limitInfo[i].rate) + 1;
+	    ms = 0;
+	    if (now - limitPtr->since < LOG_REPORT_US) {
+		ms = (int) ((limitPtr->since + LOG_REPORT_US - now) / 1000) + 1;
+	    }
 	    if (delay < 0 || ms < delay) {
 		delay = ms;
 	    }
@@ -1015,7 +1026,7 @@ MilterLogShutdown(
 	Tcl_MutexLock(&statePtr->lock);
 	ReportDroppedLocked(statePtr);
 	for (i = 0; i < MILTER_LOG_LIMITS; i++) {
-	    ReportSuppressedLocked(statePtr, &statePtr->logLimits[i]);
+	    ReportSuppressedLocked(statePtr, &statePtr->logLimits[i], 0);
 	}
 	budget = statePtr->logCount;
 	Tcl_MutexUnlock(&statePtr->lock);
