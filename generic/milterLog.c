@@ -709,9 +709,9 @@ UseLogCommand(
  *	rate limit of its level or is counted as suppressed; then it is
  *	queued for the owner, or counted as dropped when the queue is full.
  *	The reports of earlier suppressed or dropped lines that are due go
- *	first. Never
- *	does any I/O while the milter lives; after teardown the line is
- *	written to standard error if that can be done without blocking.
+ *	first. Never does any I/O while the milter lives; after teardown
+ *	the line is written to standard error if that can be done without
+ *	blocking.
  *
  * Results:
  *	1 when the owner should be woken to deliver (or to arrange the
@@ -864,7 +864,8 @@ ArmTimer(
 	    }
 	    ms = 0;
 	    if (now - limitPtr->since < LOG_REPORT_US) {
-		ms = (int) ((limitPtr->since + LOG_REPORT_US - now) / 1000) + 1;
+		ms = (int) ((limitPtr->since + LOG_REPORT_US - now) / 1000)
+			+ 1;
 	    }
 	    if (delay < 0 || ms < delay) {
 		delay = ms;
