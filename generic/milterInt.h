@@ -62,6 +62,29 @@ typedef struct MilterFrame {
 } MilterFrame;
 
 /*
+ * The rate limit of a class of log lines, a token bucket (milterLog.c).
+ * Guarded by MilterState.lock.
+ */
+
+#define MILTER_LOG_LIMITS 2	/* Errors; warnings and notices. */
+
+typedef struct MilterLogLimit {
+    double tokens;		/* Lines it lets through now. */
+    long long last;		/* When tokens was computed, monotonic
+				 * microseconds; 0: never (starts full). */
+    unsigned long suppressed;	/* Lines held back since the last report. */
+    long long since;		/* When the first of them was. */
+} MilterLogLimit;
+
+/*
+ * The most bytes written to standard error at once: no more than
+ * PIPE_BUF, so that a pipe that poll() calls writable takes them without
+ * blocking.
+ */
+
+#define MILTER_LOG_OUT	4096
+
+/*
  * The milter of one interpreter (AssocData "milter").
  */
 
@@ -110,10 +133,23 @@ typedef struct MilterState {
     int posted;			/* lock: a drain event is queued. */
     int serverStopped;		/* lock: the stopped hook ran. */
     int dead;			/* lock: queue nothing more. */
-    struct LogLine *logHead;	/* lock: lines for -logcommand. */
+
+    /* The log (milterLog.c). */
+    struct LogLine *logHead;	/* lock: lines to deliver, oldest first. */
     struct LogLine **logTail;	/* lock */
+    int logCount;		/* lock: lines queued. */
+    size_t logBytes;		/* lock: their message bytes. */
+    unsigned long logDropped;	/* lock: lines the full queue dropped
+				 * since the last report. */
+    MilterLogLimit logLimits[MILTER_LOG_LIMITS];
+				/* lock: rate limits by class. */
     int useLogCommand;		/* lock: -logcommand is set. */
     char logName[64];		/* lock: -name, for lines on stderr. */
+    Tcl_TimerToken logTimer;	/* Retries the delivery, or NULL. */
+    long long logTimerDue;	/* When it fires, monotonic microseconds. */
+    size_t logOutLen;		/* Bytes in logOut ... */
+    size_t logOutDone;		/* ... of which already written. */
+    char logOut[MILTER_LOG_OUT];/* Whole lines on their way to stderr. */
 } MilterState;
 
 /*
@@ -158,8 +194,6 @@ MODULE_SCOPE int	MilterStopObjCmd(ClientData clientData,
 MODULE_SCOPE void	MilterShutdown(MilterState *statePtr);
 MODULE_SCOPE void	MilterInitExitHandler(void);
 MODULE_SCOPE int	MilterDeleteExitHandler(void);
-MODULE_SCOPE void	MilterLog(MilterState *statePtr, MilterLogLevel level,
-			    const char *msg);
 MODULE_SCOPE void	MilterReadyHook(void *clientData);
 MODULE_SCOPE int	MilterReloadObjCmd(ClientData clientData,
 			    Tcl_Interp *interp, int objc,
@@ -179,6 +213,18 @@ MODULE_SCOPE MilterQueue *MilterPoolAssign(MilterPool *poolPtr);
 MODULE_SCOPE int	MilterPoolWorkers(MilterPool *poolPtr, int *connsPtr);
 MODULE_SCOPE void	MilterWorkerBeforeDrain(MilterState *statePtr);
 MODULE_SCOPE void	MilterWorkerDetach(MilterState *statePtr);
+
+/*
+ * milterLog.c
+ */
+
+MODULE_SCOPE int	MilterLogQueueLocked(MilterState *statePtr,
+			    MilterLogLevel level, const char *msg);
+MODULE_SCOPE void	MilterLogFlush(MilterState *statePtr);
+MODULE_SCOPE void	MilterLog(MilterState *statePtr, MilterLogLevel level,
+			    const char *msg);
+MODULE_SCOPE void	MilterLogReset(MilterState *statePtr);
+MODULE_SCOPE void	MilterLogShutdown(MilterState *statePtr);
 
 /*
  * milterCallback.c

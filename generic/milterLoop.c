@@ -2,9 +2,9 @@
  * milterLoop.c --
  *
  *	Running and stopping a milter: milter start, main and stop; the
- *	drain event through which the network thread's work reaches the
- *	owner thread; logging; and teardown on interpreter deletion, thread
- *	exit and process exit.
+ *	drain event through which the network thread's work (and its log
+ *	lines, see milterLog.c) reaches the owner thread; and teardown on
+ *	interpreter deletion, thread exit and process exit.
  *
  * Copyright (c) 2026 The TclMilter developers.
  *
@@ -16,16 +16,6 @@
 
 #include <stdio.h>
 #include <string.h>
-
-/*
- * A log line waiting for the -logcommand (MilterState.logHead).
- */
-
-typedef struct LogLine {
-    struct LogLine *nextPtr;
-    MilterLogLevel level;
-    char text[1];		/* Allocated to size. */
-} LogLine;
 
 /*
  * The event queued to the owner thread. One is in the queue at a time per
@@ -53,10 +43,6 @@ static Running *running = NULL;		/* registryLock */
 static int exitHandlerSet = 0;		/* registryLock */
 
 static int		DrainEventProc(Tcl_Event *evPtr, int flags);
-
-static const char *const levelNames[] = {
-    "error", "warning", "notice", "info", "debug"
-};
 
 /*
  *----------------------------------------------------------------------
@@ -130,7 +116,8 @@ MilterReadyHook(
  *	AssignHook: a new connection's ready queue (network thread): a
  *	    worker's, or the owner's.
  *	StoppedHook: every connection is gone after a stop.
- *	LogHook: a log line from any thread.
+ *	LogHook: a log line from any thread; it is only queued (see
+ *	    milterLog.c), and the owner woken to deliver it.
  *	ThreadExitHook: the network thread ends; release what ckalloc kept
  *	    for it.
  *
@@ -171,21 +158,6 @@ StoppedHook(
     Tcl_MutexUnlock(&statePtr->lock);
 }
 
-/*
- * LogToStderr writes a line without -logcommand as "name level: message"
- * (with the default -name, "TclMilter warning: ..."), so the lines of
- * several milters in one process can be told apart.
- */
-
-static void
-LogToStderr(
-    const char *name,
-    MilterLogLevel level,
-    const char *msg)
-{
-    fprintf(stderr, "%s %s: %s\n", name, levelNames[level], msg);
-}
-
 static void
 LogHook(
     void *clientData,
@@ -193,25 +165,11 @@ LogHook(
     const char *msg)
 {
     MilterState *statePtr = clientData;
-    size_t len = strlen(msg);
-    LogLine *linePtr;
 
     Tcl_MutexLock(&statePtr->lock);
-    if (!statePtr->useLogCommand || statePtr->dead) {
-	char name[sizeof(statePtr->logName)];
-
-	memcpy(name, statePtr->logName, sizeof(name));
-	Tcl_MutexUnlock(&statePtr->lock);
-	LogToStderr(name, level, msg);
-	return;
+    if (MilterLogQueueLocked(statePtr, level, msg)) {
+	PostDrainLocked(statePtr);
     }
-    linePtr = (LogLine *) ckalloc(sizeof(LogLine) + len);
-    linePtr->nextPtr = NULL;
-    linePtr->level = level;
-    memcpy(linePtr->text, msg, len + 1);
-    *statePtr->logTail = linePtr;
-    statePtr->logTail = &linePtr->nextPtr;
-    PostDrainLocked(statePtr);
     Tcl_MutexUnlock(&statePtr->lock);
 }
 
@@ -221,53 +179,6 @@ ThreadExitHook(
 {
     (void) clientData;
     Tcl_FinalizeThread();
-}
-
-/*
- *----------------------------------------------------------------------
- *
- * MilterLog --
- *
- *	Logs a line from the owner thread: through -logcommand (as a
- *	background error if that fails) or to stderr.
- *
- * Results:
- *	None.
- *
- * Side effects:
- *	May evaluate the log command.
- *
- *----------------------------------------------------------------------
- */
-
-void
-MilterLog(
-    MilterState *statePtr,
-    MilterLogLevel level,
-    const char *msg)
-{
-    Tcl_Interp *interp = statePtr->interp;
-    Tcl_Obj *cmdObj;
-    int code;
-
-    if (statePtr->logCommandObj == NULL || interp == NULL) {
-	LogToStderr(Tcl_GetString(statePtr->nameObj), level, msg);
-	return;
-    }
-    cmdObj = Tcl_DuplicateObj(statePtr->logCommandObj);
-    Tcl_IncrRefCount(cmdObj);
-    Tcl_ListObjAppendElement(NULL, cmdObj,
-	    Tcl_NewStringObj(levelNames[level], -1));
-    Tcl_ListObjAppendElement(NULL, cmdObj, Tcl_NewStringObj(msg, -1));
-    Tcl_Preserve(interp);
-    code = Tcl_EvalObjEx(interp, cmdObj, TCL_EVAL_GLOBAL);
-    if (code != TCL_OK) {
-	Tcl_AddErrorInfo(interp, "\n    (milter -logcommand)");
-	Tcl_BackgroundException(interp, code);
-    }
-    Tcl_ResetResult(interp);
-    Tcl_Release(interp);
-    Tcl_DecrRefCount(cmdObj);
 }
 
 /*
@@ -390,8 +301,9 @@ FinishStop(
  *
  * DrainEventProc --
  *
- *	Owner thread. Runs the log lines and every ready connection, and
- *	finishes a stop. Serviced with file events, like socket readiness.
+ *	Owner thread. Delivers the log lines and runs every ready
+ *	connection, and finishes a stop. Serviced with file events, like
+ *	socket readiness.
  *
  * Results:
  *	1 when handled; 0 to stay queued when file events are not being
@@ -409,7 +321,6 @@ DrainEventProc(
     int flags)
 {
     MilterState *statePtr = ((DrainEvent *) evPtr)->statePtr;
-    LogLine *lines, *linePtr;
     MilterEvent *ev;
     MilterConn *conn;
     int stopped, budget;
@@ -419,21 +330,12 @@ DrainEventProc(
     }
     Tcl_MutexLock(&statePtr->lock);
     statePtr->posted = 0;
-    lines = statePtr->logHead;
-    statePtr->logHead = NULL;
-    statePtr->logTail = &statePtr->logHead;
     stopped = statePtr->serverStopped;
     Tcl_MutexUnlock(&statePtr->lock);
 
     Tcl_Preserve(statePtr);
-    while (lines != NULL) {
-	linePtr = lines;
-	lines = linePtr->nextPtr;
-	if (!statePtr->shutDown) {
-	    MilterLog(statePtr, linePtr->level, linePtr->text);
-	}
-	ckfree(linePtr);
-    }
+    MilterLogFlush(statePtr);
+
     /*
      * Only the connections queued now: later ones wait for the next drain
      * event, so timers and file events get their turn in between.
@@ -523,6 +425,7 @@ MilterStart(
     Tcl_MutexLock(&statePtr->lock);
     statePtr->useLogCommand = statePtr->logCommandObj != NULL;
     Tcl_MutexUnlock(&statePtr->lock);
+    MilterLogReset(statePtr);
 
     statePtr->queue = MilterQueueNew(MilterReadyHook, statePtr);
     if (statePtr->workers > 0) {
@@ -783,7 +686,9 @@ DeleteDrainEvent(
  *	exiting): every command waiting for a verdict (in a callback up the
  *	stack, or queued) gets the -defaultreply without running a script;
  *	then every connection is closed, the network thread joined and the
- *	contexts deleted. Safe to call twice and from inside a callback.
+ *	contexts deleted. Queued log lines for standard error are written
+ *	as far as that can be done without blocking (MilterLogShutdown).
+ *	Safe to call twice and from inside a callback.
  *
  * Results:
  *	None.
@@ -799,7 +704,6 @@ MilterShutdown(
     MilterState *statePtr)
 {
     MilterServer *server = statePtr->server;
-    LogLine *lines;
     MilterEvent *ev;
     MilterConn *conn;
 
@@ -837,16 +741,8 @@ MilterShutdown(
     }
     Tcl_MutexLock(&statePtr->lock);
     statePtr->dead = 1;
-    lines = statePtr->logHead;
-    statePtr->logHead = NULL;
-    statePtr->logTail = &statePtr->logHead;
     Tcl_MutexUnlock(&statePtr->lock);
-    while (lines != NULL) {
-	LogLine *linePtr = lines;
-
-	lines = linePtr->nextPtr;
-	ckfree(linePtr);
-    }
+    MilterLogShutdown(statePtr);
     Tcl_DeleteEvents(DeleteDrainEvent, statePtr);
     while (statePtr->contexts != NULL) {
 	MilterCtxDelete(statePtr->contexts);
