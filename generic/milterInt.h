@@ -46,6 +46,15 @@ typedef enum MilterStatus {
 } MilterStatus;
 
 typedef struct MilterCtx MilterCtx;
+typedef struct MilterCall MilterCall;
+
+/*
+ * What Invoke returns instead of a verdict when the callback, running in
+ * its own coroutine (-coroutines 1), yielded: the connection stays busy
+ * until the coroutine finishes (milterCoro.c). Never a real verdict.
+ */
+
+#define MILTER_SUSPENDED	(-1)
 
 /*
  * A connection whose event a callback on the owner's stack is deciding
@@ -82,6 +91,7 @@ typedef struct MilterState {
     int socketMode;		/* -socketmode */
     int maxDataSize;		/* -maxdatasize */
     int leadingSpace;		/* -leadingspace */
+    int coroutines;		/* -coroutines */
 
     Tcl_Obj *callbacks[MILTER_EV_COUNT];
 				/* Command prefixes, or NULL. */
@@ -97,6 +107,16 @@ typedef struct MilterState {
     MilterCtx *contexts;	/* Live contexts. */
     MilterFrame *frames;	/* Events being decided, innermost first. */
 
+    /* Coroutine callbacks (milterCoro.c). */
+    MilterCall *calls;		/* Suspended callbacks whose connection
+				 * waits for them. */
+    MilterCall *startingCall;	/* The call whose coroutine is being
+				 * created, for the runner command. */
+    unsigned long coroCounter;	/* For coroutine names. */
+    Tcl_Command runnerToken;	/* ::milter::callback, or NULL. */
+    Tcl_Obj *coroutineCmdObj;	/* "::coroutine", or NULL. */
+    Tcl_Obj *runnerNameObj;	/* "::milter::callback", or NULL. */
+
     Tcl_Mutex lock;
     int posted;			/* lock: a drain event is queued. */
     int serverStopped;		/* lock: the stopped hook ran. */
@@ -105,6 +125,7 @@ typedef struct MilterState {
     struct LogLine **logTail;	/* lock */
     int useLogCommand;		/* lock: -logcommand is set. */
     char logName[64];		/* lock: -name, for lines on stderr. */
+    int coroClosed;		/* lock: queue no more deadline events. */
 } MilterState;
 
 /*
@@ -158,6 +179,24 @@ MODULE_SCOPE void	MilterLog(MilterState *statePtr, MilterLogLevel level,
 MODULE_SCOPE void	MilterRunConn(MilterState *statePtr, MilterConn *conn,
 			    MilterEvent *ev);
 MODULE_SCOPE void	MilterAnswerPending(MilterState *statePtr);
+MODULE_SCOPE int	MilterCallbackVerdict(MilterState *statePtr,
+			    Tcl_Interp *interp, MilterCtx *ctxPtr,
+			    Tcl_Obj *cbObj, int type, int code);
+MODULE_SCOPE void	MilterCallbackFinished(MilterState *statePtr,
+			    MilterConn *conn, MilterCtx *ctxPtr, int type,
+			    int verdict);
+
+/*
+ * milterCoro.c
+ */
+
+MODULE_SCOPE int	MilterCoroInvoke(MilterState *statePtr,
+			    MilterConn *conn, MilterCtx *ctxPtr,
+			    Tcl_Obj *cbObj, int type, int objc,
+			    Tcl_Obj *const objv[]);
+MODULE_SCOPE void	MilterCoroAnswerAll(MilterState *statePtr);
+MODULE_SCOPE void	MilterCoroDeadline(void *clientData);
+MODULE_SCOPE void	MilterCoroFree(MilterState *statePtr);
 
 /*
  * milterCtx.c

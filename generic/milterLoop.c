@@ -442,7 +442,7 @@ MilterStart(
     hooks.log = LogHook;
     hooks.stopped = StoppedHook;
     hooks.threadExit = ThreadExitHook;
-    hooks.deadline = NULL;
+    hooks.deadline = MilterCoroDeadline;
 
     Tcl_MutexLock(&statePtr->lock);
     statePtr->useLogCommand = statePtr->logCommandObj != NULL;
