@@ -45,8 +45,8 @@ struct MilterCall {
     MilterCtx *ctxPtr;		/* Preserved while the call lives. */
     Tcl_Obj *cbObj;		/* Command prefix, for messages. */
     Tcl_Obj *nameObj;		/* The coroutine's command name. */
-    Tcl_Command token;		/* That command while it exists, once the
-				 * callback has yielded. */
+    Tcl_Command token;		/* That command; once the callback has
+				 * yielded, NULL when it is deleted. */
     Tcl_TimerToken timer;	/* DeferredEnd, or NULL. */
     int type;			/* The event, a MILTER_EV_*. */
     int verdict;		/* Once the callback returned. */
@@ -325,14 +325,22 @@ MilterCoroInvoke(
 	Tcl_ResetResult(interp);
 	callPtr->flags |= CALL_SUSPENDED | CALL_PRESERVED;
 	Tcl_Preserve(statePtr);
-	callPtr->token = Tcl_FindCommand(interp,
-		Tcl_GetString(callPtr->nameObj), NULL, TCL_GLOBAL_ONLY);
-	if (callPtr->token != NULL && Tcl_TraceCommand(interp,
-		Tcl_GetString(callPtr->nameObj), TCL_TRACE_DELETE,
-		CoroDeleted, callPtr) == TCL_OK) {
-	    callPtr->refs++;		/* The trace's. */
-	} else {
-	    callPtr->token = NULL;
+	if (callPtr->token != NULL) {
+	    /*
+	     * Under its current name: the callback may have renamed it.
+	     */
+
+	    Tcl_Obj *nameObj = Tcl_NewObj();
+
+	    Tcl_IncrRefCount(nameObj);
+	    Tcl_GetCommandFullName(interp, callPtr->token, nameObj);
+	    if (Tcl_TraceCommand(interp, Tcl_GetString(nameObj),
+		    TCL_TRACE_DELETE, CoroDeleted, callPtr) == TCL_OK) {
+		callPtr->refs++;	/* The trace's. */
+	    } else {
+		callPtr->token = NULL;
+	    }
+	    Tcl_DecrRefCount(nameObj);
 	}
 	if (MilterConnExpired(conn)) {
 	    /*
@@ -408,6 +416,8 @@ RunnerNRCmd(
     }
     statePtr->startingCall = NULL;
     callPtr->flags |= CALL_STARTED;
+    callPtr->token = Tcl_FindCommand(interp, Tcl_GetString(callPtr->nameObj),
+	    NULL, TCL_GLOBAL_ONLY);
     callPtr->refs++;			/* RunnerDone's. */
     Tcl_NRAddCallback(interp, RunnerDone, callPtr, NULL, NULL, NULL);
     return Tcl_NREvalObjv(interp, callPtr->objc, callPtr->objv,
@@ -513,6 +523,16 @@ RunnerDone(
     MilterCall *callPtr = data[0];
     MilterState *statePtr = callPtr->statePtr;
 
+    /*
+     * The coroutine's command (kept until the coroutine is cleaned up,
+     * after this) has no name any more when it was deleted while it ran,
+     * as a callback that deletes its own coroutine before it yields.
+     */
+
+    if (callPtr->token != NULL && !(callPtr->flags & CALL_DELETED)
+	    && *Tcl_GetCommandName(interp, callPtr->token) == '\0') {
+	callPtr->flags |= CALL_DELETED;
+    }
     callPtr->flags |= CALL_FINISHED;
     callPtr->ctxPtr->event = -1;
     if (callPtr->flags & CALL_ANSWERED) {
