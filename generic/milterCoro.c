@@ -744,6 +744,31 @@ AnswerCall(
 /*
  *----------------------------------------------------------------------
  *
+ * DeleteDeadlineEvent --
+ *
+ *	Tcl_DeleteEvents predicate: our queued deadline events.
+ *
+ * Results:
+ *	1 for a deadline event of this milter, else 0.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+DeleteDeadlineEvent(
+    Tcl_Event *evPtr,
+    ClientData clientData)
+{
+    return evPtr->proc == DeadlineEventProc
+	    && ((DeadlineEvent *) evPtr)->statePtr == clientData;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
  * MilterCoroAnswerAll --
  *
  *	Owner thread, at teardown (from MilterAnswerPending): every
@@ -760,15 +785,6 @@ AnswerCall(
  *
  *----------------------------------------------------------------------
  */
-
-static int
-DeleteDeadlineEvent(
-    Tcl_Event *evPtr,
-    ClientData clientData)
-{
-    return evPtr->proc == DeadlineEventProc
-	    && ((DeadlineEvent *) evPtr)->statePtr == clientData;
-}
 
 void
 MilterCoroAnswerAll(
