@@ -45,19 +45,20 @@ const int milterCodeValues[] = {
  */
 
 static const char *const optionNames[] = {
-    "-backlog", "-connection", "-debuglevel", "-defaultreply",
+    "-backlog", "-connection", "-coroutines", "-debuglevel", "-defaultreply",
     "-draintimeout", "-encoding", "-leadingspace", "-logcommand",
     "-maxconnections", "-maxdatasize", "-name", "-socketmode", "-timeout",
     "-workerinit", "-workers", NULL
 };
 enum Option {
-    OPT_BACKLOG, OPT_CONNECTION, OPT_DEBUGLEVEL, OPT_DEFAULTREPLY,
+    OPT_BACKLOG, OPT_CONNECTION, OPT_COROUTINES, OPT_DEBUGLEVEL,
+    OPT_DEFAULTREPLY,
     OPT_DRAINTIMEOUT, OPT_ENCODING, OPT_LEADINGSPACE, OPT_LOGCOMMAND,
     OPT_MAXCONNECTIONS, OPT_MAXDATASIZE, OPT_NAME, OPT_SOCKETMODE,
     OPT_TIMEOUT, OPT_WORKERINIT, OPT_WORKERS
 };
 static const int optionIsStatic[] = {
-    1, 1, 0, 0, 1, 0, 1, 0, 1, 1, 1, 1, 1, 0, 1
+    1, 1, 0, 0, 0, 1, 0, 1, 0, 1, 1, 1, 1, 1, 0, 1
 };
 
 static void		DeleteState(ClientData clientData, Tcl_Interp *interp);
@@ -172,6 +173,7 @@ FreeState(
 	Tcl_DecrRefCount(statePtr->logCommandObj);
     }
     Tcl_FreeEncoding(statePtr->encoding);
+    MilterCoroFree(statePtr);
     Tcl_MutexFinalize(&statePtr->lock);
     ckfree(blockPtr);
 }
@@ -202,6 +204,7 @@ OptionValue(
     switch ((enum Option) option) {
     case OPT_BACKLOG:	return Tcl_NewIntObj(statePtr->backlog);
     case OPT_CONNECTION: return statePtr->connectionObj;
+    case OPT_COROUTINES: return Tcl_NewBooleanObj(statePtr->coroutines);
     case OPT_DEBUGLEVEL: return Tcl_NewIntObj(statePtr->debugLevel);
     case OPT_DEFAULTREPLY: {
 	int i;
@@ -313,6 +316,11 @@ ValidateOption(
 	}
 	return TCL_OK;
     }
+    case OPT_COROUTINES:
+	if (Tcl_GetBooleanFromObj(NULL, valueObj, nPtr) != TCL_OK) {
+	    return BadValue(interp, option, valueObj, "a boolean");
+	}
+	return TCL_OK;
     case OPT_DEBUGLEVEL:
 	return GetIntInRange(interp, option, valueObj, 0, 6,
 		"an integer from 0 to 6", nPtr);
@@ -434,6 +442,7 @@ ApplyPending(
 	case OPT_CONNECTION:
 	    ReplaceObj(&statePtr->connectionObj, pPtr->obj[option]);
 	    break;
+	case OPT_COROUTINES:	statePtr->coroutines = n;	break;
 	case OPT_DEBUGLEVEL:
 	    statePtr->debugLevel = n;
 	    if (statePtr->server != NULL) {

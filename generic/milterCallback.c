@@ -269,10 +269,11 @@ ResultToVerdict(
 /*
  *----------------------------------------------------------------------
  *
- * Invoke --
+ * MilterCallbackVerdict --
  *
- *	Evaluates a callback: its command prefix, the context command, and
- *	the event's arguments, at global level.
+ *	Owner thread, right after a callback's script finished (in Invoke,
+ *	or in milterCoro.c when a coroutine callback ends): maps its
+ *	completion code and result to a verdict.
  *
  * Results:
  *	The verdict: the callback's, or -defaultreply after a fault (a
@@ -280,45 +281,23 @@ ResultToVerdict(
  *	close are ignored.
  *
  * Side effects:
- *	Runs the script; faults become background errors.
+ *	A fault becomes a background error, and at eom drops the
+ *	callback's modifications. Resets the interpreter's result.
  *
  *----------------------------------------------------------------------
  */
 
-static int
-Invoke(
+int
+MilterCallbackVerdict(
     MilterState *statePtr,
+    Tcl_Interp *interp,
     MilterCtx *ctxPtr,
-    Tcl_Obj *cbObj,
-    const MilterEvent *ev)
+    Tcl_Obj *cbObj,		/* The command prefix, for messages. */
+    int type,			/* MILTER_EV_* */
+    int code)			/* The script's completion code. */
 {
-    Tcl_Interp *interp = statePtr->interp;
-    Tcl_Obj *stackObjv[8 + MAX_EVENT_ARGS], **objv = stackObjv;
-    Tcl_Obj **prefixv;
-    Tcl_Size prefixc;
-    int objc, i, code, verdict = MILTER_CONTINUE;
-    int type = ev->type;	/* The event may be gone once the script ran
-				 * (MilterAnswerPending). */
+    int verdict = MILTER_CONTINUE;
 
-    Tcl_IncrRefCount(cbObj);
-    Tcl_ListObjGetElements(NULL, cbObj, &prefixc, &prefixv);
-    if (prefixc > 8) {
-	objv = (Tcl_Obj **) ckalloc(sizeof(Tcl_Obj *)
-		* (prefixc + MAX_EVENT_ARGS));
-    }
-    memcpy(objv, prefixv, sizeof(Tcl_Obj *) * prefixc);
-    objv[prefixc] = ctxPtr->nameObj;
-    objc = prefixc + 1 + EventArgs(statePtr, ev, objv + prefixc + 1);
-    for (i = 0; i < objc; i++) {
-	Tcl_IncrRefCount(objv[i]);
-    }
-
-    Tcl_Preserve(interp);
-    MilterCtxPreserve(ctxPtr);
-    ctxPtr->event = type;
-    code = Tcl_EvalObjv(interp, objc, objv, TCL_EVAL_GLOBAL);
-    ctxPtr->event = -1;
-    MilterCtxRelease(ctxPtr);
     if (code == TCL_OK) {
 	if (type != MILTER_EV_ABORT && type != MILTER_EV_CLOSE) {
 	    code = ResultToVerdict(interp, type, cbObj, &verdict);
@@ -352,6 +331,70 @@ Invoke(
 	}
     }
     Tcl_ResetResult(interp);
+    return verdict;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * Invoke --
+ *
+ *	Evaluates a callback: its command prefix, the context command, and
+ *	the event's arguments, at global level; with -coroutines, inside a
+ *	coroutine of its own (MilterCoroInvoke).
+ *
+ * Results:
+ *	The verdict (see MilterCallbackVerdict), or MILTER_SUSPENDED when
+ *	the callback's coroutine yielded: its verdict comes later.
+ *
+ * Side effects:
+ *	Runs the script; faults become background errors.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+Invoke(
+    MilterState *statePtr,
+    MilterConn *conn,
+    MilterCtx *ctxPtr,
+    Tcl_Obj *cbObj,
+    const MilterEvent *ev)
+{
+    Tcl_Interp *interp = statePtr->interp;
+    Tcl_Obj *stackObjv[8 + MAX_EVENT_ARGS], **objv = stackObjv;
+    Tcl_Obj **prefixv;
+    Tcl_Size prefixc;
+    int objc, i, code, verdict;
+    int type = ev->type;	/* The event may be gone once the script ran
+				 * (MilterAnswerPending). */
+
+    Tcl_IncrRefCount(cbObj);
+    Tcl_ListObjGetElements(NULL, cbObj, &prefixc, &prefixv);
+    if (prefixc > 8) {
+	objv = (Tcl_Obj **) ckalloc(sizeof(Tcl_Obj *)
+		* (prefixc + MAX_EVENT_ARGS));
+    }
+    memcpy(objv, prefixv, sizeof(Tcl_Obj *) * prefixc);
+    objv[prefixc] = ctxPtr->nameObj;
+    objc = prefixc + 1 + EventArgs(statePtr, ev, objv + prefixc + 1);
+    for (i = 0; i < objc; i++) {
+	Tcl_IncrRefCount(objv[i]);
+    }
+
+    Tcl_Preserve(interp);
+    if (statePtr->coroutines) {
+	verdict = MilterCoroInvoke(statePtr, conn, ctxPtr, cbObj, type, objc,
+		objv);
+    } else {
+	MilterCtxPreserve(ctxPtr);
+	ctxPtr->event = type;
+	code = Tcl_EvalObjv(interp, objc, objv, TCL_EVAL_GLOBAL);
+	ctxPtr->event = -1;
+	MilterCtxRelease(ctxPtr);
+	verdict = MilterCallbackVerdict(statePtr, interp, ctxPtr, cbObj, type,
+		code);
+    }
     Tcl_Release(interp);
 
     for (i = 0; i < objc; i++) {
@@ -373,7 +416,8 @@ Invoke(
  *	callback if one is registered, and deletes the context at close.
  *
  * Results:
- *	The verdict.
+ *	The verdict, or MILTER_SUSPENDED (see Invoke); then the close
+ *	of a suspended close callback is finished by MilterCallbackFinished.
  *
  * Side effects:
  *	See Invoke.
@@ -411,9 +455,10 @@ RunEvent(
     }
     MilterCtxPreserve(ctxPtr);
     if (cbObj != NULL) {
-	verdict = Invoke(statePtr, ctxPtr, cbObj, ev);
+	verdict = Invoke(statePtr, conn, ctxPtr, cbObj, ev);
     }
-    if (type == MILTER_EV_CLOSE && !ctxPtr->deleted) {
+    if (type == MILTER_EV_CLOSE && verdict != MILTER_SUSPENDED
+	    && !ctxPtr->deleted) {
 	MilterCtxDelete(ctxPtr);
     }
     MilterCtxRelease(ctxPtr);
@@ -426,7 +471,9 @@ RunEvent(
  * MilterRunConn --
  *
  *	Owner thread. Decides the events of one connection until it needs
- *	input from the MTA again, resuming it after each verdict.
+ *	input from the MTA again, resuming it after each verdict, or until
+ *	a callback's coroutine yields: that coroutine resumes the
+ *	connection when it finishes (MilterCallbackFinished).
  *
  * Results:
  *	None.
@@ -455,12 +502,53 @@ MilterRunConn(
 
 	frame.type = ev->type;
 	verdict = RunEvent(statePtr, conn, ev);
-	if (frame.answered) {
-	    break;		/* MilterAnswerPending did it. */
+	if (frame.answered || verdict == MILTER_SUSPENDED) {
+	    break;		/* MilterAnswerPending did it, or the
+				 * callback's coroutine will. */
 	}
 	ev = MilterConnResume(conn, verdict);
     }
     statePtr->frames = frame.nextPtr;
+    Tcl_Release(statePtr);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterCallbackFinished --
+ *
+ *	Owner thread. A callback whose coroutine had yielded has finished
+ *	with this verdict: what RunEvent and MilterRunConn would have done
+ *	next. A close callback's context is deleted; the connection is
+ *	resumed, and its following events are decided.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Writes replies; runs callbacks.
+ *
+ *----------------------------------------------------------------------
+ */
+
+void
+MilterCallbackFinished(
+    MilterState *statePtr,
+    MilterConn *conn,		/* Its event's reference is still held. */
+    MilterCtx *ctxPtr,
+    int type,
+    int verdict)
+{
+    MilterEvent *ev;
+
+    Tcl_Preserve(statePtr);
+    if (type == MILTER_EV_CLOSE && !ctxPtr->deleted) {
+	MilterCtxDelete(ctxPtr);
+    }
+    ev = MilterConnResume(conn, verdict);
+    if (ev != NULL) {
+	MilterRunConn(statePtr, conn, ev);
+    }
     Tcl_Release(statePtr);
 }
 
@@ -474,8 +562,9 @@ MilterRunConn(
  *	stack is still deciding (that callback deleted the interpreter or
  *	called exit) gets the -defaultreply now, without that callback's
  *	modifications, and so does every later command already read from
- *	it; the callback's own verdict, when it returns, is ignored. The
- *	MTA then sees the close.
+ *	it; the callback's own verdict, when it returns, is ignored. So do
+ *	the connections whose callbacks' coroutines are suspended
+ *	(MilterCoroAnswerAll). The MTA then sees the close.
  *
  * Results:
  *	None.
@@ -512,4 +601,5 @@ MilterAnswerPending(
 	    ev = MilterConnResume(conn, statePtr->defaultReply);
 	}
     }
+    MilterCoroAnswerAll(statePtr);
 }

@@ -48,6 +48,15 @@ typedef enum MilterStatus {
 typedef struct MilterCtx MilterCtx;
 typedef struct MilterPool MilterPool;
 typedef struct MilterWorker MilterWorker;
+typedef struct MilterCall MilterCall;
+
+/*
+ * What Invoke returns instead of a verdict when the callback, running in
+ * its own coroutine (-coroutines 1), yielded: the connection stays busy
+ * until the coroutine finishes (milterCoro.c). Never a real verdict.
+ */
+
+#define MILTER_SUSPENDED	(-1)
 
 /*
  * A connection whose event a callback on the owner's stack is deciding
@@ -109,6 +118,7 @@ typedef struct MilterState {
     int leadingSpace;		/* -leadingspace */
     int workers;		/* -workers */
     Tcl_Obj *workerInitObj;	/* -workerinit, or NULL */
+    int coroutines;		/* -coroutines */
 
     Tcl_Obj *callbacks[MILTER_EV_COUNT];
 				/* Command prefixes, or NULL. */
@@ -128,6 +138,16 @@ typedef struct MilterState {
     unsigned long ctxCounter;	/* For context command names. */
     MilterCtx *contexts;	/* Live contexts. */
     MilterFrame *frames;	/* Events being decided, innermost first. */
+
+    /* Coroutine callbacks (milterCoro.c). */
+    MilterCall *calls;		/* Suspended callbacks whose connection
+				 * waits for them. */
+    MilterCall *startingCall;	/* The call whose coroutine is being
+				 * created, for the runner command. */
+    unsigned long coroCounter;	/* For coroutine names. */
+    Tcl_Command runnerToken;	/* ::milter::callback, or NULL. */
+    Tcl_Obj *coroutineCmdObj;	/* "::coroutine", or NULL. */
+    Tcl_Obj *runnerNameObj;	/* "::milter::callback", or NULL. */
 
     Tcl_Mutex lock;
     int posted;			/* lock: a drain event is queued. */
@@ -150,6 +170,7 @@ typedef struct MilterState {
     size_t logOutLen;		/* Bytes in logOut ... */
     size_t logOutDone;		/* ... of which already written. */
     char logOut[MILTER_LOG_OUT];/* Whole lines on their way to stderr. */
+    int coroClosed;		/* lock: queue no more deadline events. */
 } MilterState;
 
 /*
@@ -211,6 +232,7 @@ MODULE_SCOPE void	MilterPoolStop(MilterState *statePtr);
 MODULE_SCOPE void	MilterPoolSync(MilterState *statePtr);
 MODULE_SCOPE MilterQueue *MilterPoolAssign(MilterPool *poolPtr);
 MODULE_SCOPE int	MilterPoolWorkers(MilterPool *poolPtr, int *connsPtr);
+MODULE_SCOPE void	MilterPoolDeadline(MilterPool *poolPtr);
 MODULE_SCOPE void	MilterWorkerBeforeDrain(MilterState *statePtr);
 MODULE_SCOPE void	MilterWorkerDetach(MilterState *statePtr);
 
@@ -233,6 +255,24 @@ MODULE_SCOPE void	MilterLogShutdown(MilterState *statePtr);
 MODULE_SCOPE void	MilterRunConn(MilterState *statePtr, MilterConn *conn,
 			    MilterEvent *ev);
 MODULE_SCOPE void	MilterAnswerPending(MilterState *statePtr);
+MODULE_SCOPE int	MilterCallbackVerdict(MilterState *statePtr,
+			    Tcl_Interp *interp, MilterCtx *ctxPtr,
+			    Tcl_Obj *cbObj, int type, int code);
+MODULE_SCOPE void	MilterCallbackFinished(MilterState *statePtr,
+			    MilterConn *conn, MilterCtx *ctxPtr, int type,
+			    int verdict);
+
+/*
+ * milterCoro.c
+ */
+
+MODULE_SCOPE int	MilterCoroInvoke(MilterState *statePtr,
+			    MilterConn *conn, MilterCtx *ctxPtr,
+			    Tcl_Obj *cbObj, int type, int objc,
+			    Tcl_Obj *const objv[]);
+MODULE_SCOPE void	MilterCoroAnswerAll(MilterState *statePtr);
+MODULE_SCOPE void	MilterCoroDeadline(void *clientData);
+MODULE_SCOPE void	MilterCoroFree(MilterState *statePtr);
 
 /*
  * milterCtx.c

@@ -115,6 +115,8 @@ MilterReadyHook(
  *
  *	AssignHook: a new connection's ready queue (network thread): a
  *	    worker's, or the owner's.
+ *	DeadlineHook: a stop's -draintimeout passed; the owner and every
+ *	    worker answer the callbacks they hold suspended.
  *	StoppedHook: every connection is gone after a stop.
  *	LogHook: a log line from any thread; it is only queued (see
  *	    milterLog.c), and the owner woken to deliver it.
@@ -144,6 +146,18 @@ AssignHook(
 	MilterQueuePin(queue);
     }
     return queue;
+}
+
+static void
+DeadlineHook(
+    void *clientData)
+{
+    MilterState *statePtr = clientData;
+
+    MilterCoroDeadline(statePtr);
+    if (statePtr->pool != NULL) {
+	MilterPoolDeadline(statePtr->pool);
+    }
 }
 
 static void
@@ -420,7 +434,7 @@ MilterStart(
     hooks.log = LogHook;
     hooks.stopped = StoppedHook;
     hooks.threadExit = ThreadExitHook;
-    hooks.deadline = NULL;
+    hooks.deadline = DeadlineHook;
 
     Tcl_MutexLock(&statePtr->lock);
     statePtr->useLogCommand = statePtr->logCommandObj != NULL;

@@ -110,6 +110,7 @@ MODULE_SCOPE void	MilterConnRelease(MilterConn *conn);
 MODULE_SCOPE MilterSession *MilterConnLock(MilterConn *conn);
 MODULE_SCOPE void	MilterConnUnlock(MilterConn *conn, int flush);
 MODULE_SCOPE int	MilterConnPeerGone(MilterConn *conn);
+MODULE_SCOPE unsigned long MilterConnId(MilterConn *conn);
 MODULE_SCOPE void *	MilterConnGetData(MilterConn *conn);
 MODULE_SCOPE void	MilterConnSetData(MilterConn *conn, void *data);
 MODULE_SCOPE int	MilterConnExpired(MilterConn *conn);

@@ -89,6 +89,7 @@ struct MilterPool {
     unsigned epoch;		/* Bumped on every change. */
     char *callbacks[MILTER_EV_COUNT];
     int defaultReply;
+    int coroutines;
     char encoding[64];
 };
 
@@ -139,7 +140,8 @@ CopyString(
  * MilterPoolSync --
  *
  *	Owner thread: copies what the workers need of the configuration
- *	(callbacks by name, -defaultreply, -encoding) into the pool; each
+ *	(callbacks by name, -defaultreply, -coroutines, -encoding) into the
+ *	pool; each
  *	worker takes it over before its next callbacks (SyncWorker).
  *
  * Results:
@@ -170,6 +172,7 @@ MilterPoolSync(
 		: CopyString(Tcl_GetString(statePtr->callbacks[i]));
     }
     poolPtr->defaultReply = statePtr->defaultReply;
+    poolPtr->coroutines = statePtr->coroutines;
     snprintf(poolPtr->encoding, sizeof(poolPtr->encoding), "%s",
 	    Tcl_GetEncodingName(statePtr->encoding));
     poolPtr->epoch++;
@@ -216,6 +219,7 @@ SyncWorker(
 	    }
 	}
 	statePtr->defaultReply = poolPtr->defaultReply;
+	statePtr->coroutines = poolPtr->coroutines;
 	if (strcmp(poolPtr->encoding,
 		Tcl_GetEncodingName(statePtr->encoding)) != 0) {
 	    Tcl_Encoding encoding = Tcl_GetEncoding(NULL, poolPtr->encoding);
@@ -850,6 +854,39 @@ MilterPoolStop(
     Tcl_ConditionFinalize(&poolPtr->changed);
     Tcl_MutexFinalize(&poolPtr->lock);
     ckfree(poolPtr);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterPoolDeadline --
+ *
+ *	Network thread: a stop's -draintimeout has passed; every serving
+ *	worker is told, as the owner is, so that it answers the callbacks it
+ *	holds suspended (see MilterCoroDeadline).
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Queues events to the worker threads.
+ *
+ *----------------------------------------------------------------------
+ */
+
+void
+MilterPoolDeadline(
+    MilterPool *poolPtr)
+{
+    MilterWorker *wPtr;
+
+    Tcl_MutexLock(&poolPtr->lock);
+    for (wPtr = poolPtr->workers; wPtr != NULL; wPtr = wPtr->nextPtr) {
+	if (wPtr->phase == WORKER_READY && wPtr->queue != NULL) {
+	    MilterCoroDeadline(wPtr->statePtr);
+	}
+    }
+    Tcl_MutexUnlock(&poolPtr->lock);
 }
 
 /*

@@ -40,7 +40,7 @@ namespace eval ::tmtest {
     # (milter.test checks, in a fresh interpreter, that it is the
     # package's.)
     variable defaults {-backlog 0 -connection unix:/var/run/tclmilter.sock
-	    -debuglevel 0 -defaultreply SMFIS_TEMPFAIL -draintimeout 5.0
+	    -coroutines 0 -debuglevel 0 -defaultreply SMFIS_TEMPFAIL -draintimeout 5.0
 	    -encoding utf-8 -leadingspace 0 -logcommand {}
 	    -maxconnections 0 -maxdatasize 65535 -name TclMilter
 	    -socketmode 0660 -timeout 7210 -workerinit {} -workers 0}

@@ -57,7 +57,7 @@ namespace eval ::robust {
     # The documented defaults, applied by robust::start before its
     # options, whatever an earlier test file left behind.
     variable documented {
-	-backlog 0 -debuglevel 0 -defaultreply SMFIS_TEMPFAIL
+	-backlog 0 -coroutines 0 -debuglevel 0 -defaultreply SMFIS_TEMPFAIL
 	-draintimeout 5 -encoding utf-8 -leadingspace 0 -logcommand {}
 	-maxconnections 0 -maxdatasize 65535 -name TclMilter
 	-socketmode 0660 -timeout 7210 -workerinit {} -workers 0

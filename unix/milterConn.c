@@ -949,14 +949,14 @@ MilterConnPeerGone(
 /*
  *----------------------------------------------------------------------
  *
- * MilterConnGetData, MilterConnSetData, MilterConnExpired --
+ * MilterConnGetData, MilterConnSetData, MilterConnExpired, MilterConnId --
  *
- *	The owner's per-connection data, and whether the connection was
- *	ended at a stop's deadline (its events then get -defaultreply
- *	without running a script).
+ *	The owner's per-connection data; whether the connection was ended
+ *	at a stop's deadline (its events then get -defaultreply without
+ *	running a script); its number in the log.
  *
  * Results:
- *	GetData: the data. Expired: boolean.
+ *	GetData: the data. Expired: boolean. Id: the number.
  *
  * Side effects:
  *	SetData: a connection with data always hands out its close event.
@@ -987,4 +987,11 @@ MilterConnExpired(
     MilterConn *conn)
 {
     return ATOMIC_GET(&conn->expired);
+}
+
+unsigned long
+MilterConnId(
+    MilterConn *conn)
+{
+    return conn->id;
 }

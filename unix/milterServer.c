@@ -453,7 +453,8 @@ StopListening(
  *
  *	Network thread: runs every connection's timers (MilterConnTick)
  *	and works out when the next one is due. Once a stop's deadline has
- *	passed, tells the owner (the deadline hook) first.
+ *	passed and every connection was marked expired, tells the owner
+ *	(the deadline hook).
  *
  * Results:
  *	None.
@@ -487,12 +488,6 @@ Tick(
     }
     pthread_mutex_unlock(&server->lock);
 
-    if (tick.late && tick.stopping && !server->lateSeen) {
-	server->lateSeen = 1;
-	if (server->hooks.deadline != NULL) {
-	    server->hooks.deadline(server->hooks.clientData);
-	}
-    }
     for (i = 0; i < n; i++) {
 	int64_t due = MilterConnTick(list[i], &tick);
 
@@ -502,6 +497,12 @@ Tick(
 	MilterConnRelease(list[i]);
     }
     MilterFree(list);
+    if (tick.late && tick.stopping && !server->lateSeen) {
+	server->lateSeen = 1;	/* Every connection is expired now. */
+	if (server->hooks.deadline != NULL) {
+	    server->hooks.deadline(server->hooks.clientData);
+	}
+    }
 
     /*
      * A connection with an event out, or accepted later, is due no
