@@ -39,7 +39,8 @@ package require dns
 
 namespace eval dnsbl {
     variable opts [dict create -zone zen.spamhaus.org \
-	    -nameserver 127.0.0.1 -port 53 -timeout 3000 -cachetime 600]
+	    -nameserver 127.0.0.1 -port 53 -timeout 3000 -cachetime 600 \
+	    -protocol [expr {[catch {package require udp}] ? "tcp" : "udp"}]]
     variable cache		;# address -> {expiry answer}
     array set cache {}
 }
@@ -55,7 +56,7 @@ foreach {option value} $argv {
     if {![dict exists $dnsbl::opts $option]} {
 	puts stderr "usage: [file tail [info script]] ?-connection? ?spec?\
 		?-zone zone? ?-nameserver host? ?-port port? ?-timeout ms?\
-		?-cachetime seconds?"
+		?-cachetime seconds? ?-protocol udp|tcp?"
 	exit 2
     }
     dict set dnsbl::opts $option $value
@@ -63,7 +64,7 @@ foreach {option value} $argv {
 
 dns::configure -nameserver [dict get $dnsbl::opts -nameserver] \
 	-port [dict get $dnsbl::opts -port] \
-	-protocol [expr {[catch {package require udp}] ? "tcp" : "udp"}]
+	-protocol [dict get $dnsbl::opts -protocol]
 
 # dnsbl::query name --
 #	Called in a callback's coroutine: asks the DNS for the A records of

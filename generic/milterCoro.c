@@ -84,7 +84,7 @@ typedef struct DeadlineEvent {
  * The runner command: the first command of every callback coroutine.
  */
 
-#define RUNNER_NAME	"::milter::callback"
+#define RUNNER_NAME	"::milter::coro::callback"
 
 static void		AnswerCall(MilterCall *callPtr, int teardown,
 			    int deleteCoroutine);
@@ -239,7 +239,7 @@ LogCall(
  *
  *	Owner thread, from Invoke with -coroutines 1: runs a callback in a
  *	new coroutine, ::milter::coroN, whose first command is the runner
- *	::milter::callback. If the callback returns without yielding, its
+ *	::milter::coro::callback. If the callback returns without yielding, its
  *	verdict is used at once, as without coroutines. If it yields, the
  *	connection waits: RunnerDone gives the verdict when the coroutine
  *	ends. If the connection is past a stop's deadline, a callback that
@@ -372,7 +372,7 @@ MilterCoroInvoke(
  *
  * RunnerObjCmd, RunnerNRCmd --
  *
- *	::milter::callback, the command each callback coroutine starts
+ *	::milter::coro::callback, the command each callback coroutine starts
  *	with. It takes the call MilterCoroInvoke is starting and evaluates
  *	the callback's words non-recursively, so that the callback may
  *	yield; RunnerDone sees how it ends.
@@ -410,7 +410,7 @@ RunnerNRCmd(
     (void) objv;
     if (callPtr == NULL || objc != 1) {
 	Tcl_SetObjResult(interp, Tcl_NewStringObj(
-		"::milter::callback only starts the milter's coroutines", -1));
+		"::milter::coro::callback only starts the milter's coroutines", -1));
 	Tcl_SetErrorCode(interp, "MILTER", "CALLBACK", "RUNNER", NULL);
 	return TCL_ERROR;
     }

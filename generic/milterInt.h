@@ -145,9 +145,9 @@ typedef struct MilterState {
     MilterCall *startingCall;	/* The call whose coroutine is being
 				 * created, for the runner command. */
     unsigned long coroCounter;	/* For coroutine names. */
-    Tcl_Command runnerToken;	/* ::milter::callback, or NULL. */
+    Tcl_Command runnerToken;	/* ::milter::coro::callback, or NULL. */
     Tcl_Obj *coroutineCmdObj;	/* "::coroutine", or NULL. */
-    Tcl_Obj *runnerNameObj;	/* "::milter::callback", or NULL. */
+    Tcl_Obj *runnerNameObj;	/* "::milter::coro::callback", or NULL. */
 
     Tcl_Mutex lock;
     int posted;			/* lock: a drain event is queued. */
