@@ -150,11 +150,12 @@ MilterConnRelease(
 	    epoll_ctl(server->epollFd, EPOLL_CTL_DEL, conn->fd, NULL);
 	}
 	close(conn->fd);
+	MilterQueueUnpin(conn->queue);
     }
     MilterSessionFree(conn->session);
     MilterBufFree(&conn->in);
     pthread_mutex_destroy(&conn->lock);
-    MilterQueueUnpin(conn->queue);
+    MilterQueueRelease(conn->queue);
     MilterFree(conn);
     MilterServerRelease(server);
 }
@@ -415,6 +416,7 @@ CloseLocked(
     shutdown(conn->fd, SHUT_RDWR);
     close(conn->fd);
     conn->fd = -1;
+    MilterQueueUnpin(conn->queue);
     conn->inputEnded = 1;
     MilterBufReset(MilterSessionOutput(conn->session));
     MilterServerLog(conn->server, MILTER_LOG_INFO, "connection %lu closed",

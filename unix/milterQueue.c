@@ -115,15 +115,18 @@ MilterQueueRelease(
  *
  * MilterQueuePin, MilterQueueUnpin --
  *
- *	A connection is pinned to the queue for its session, and lets go
- *	when it is freed. Unpin calls the ready hook when the last
- *	connection goes, so that a retiring consumer notices.
+ *	A connection is pinned to the queue for its session (one reference
+ *	and one count), and lets go of the count when its socket closes,
+ *	so that the next connection's assignment sees the true load; its
+ *	reference goes with MilterQueueRelease when it is freed. Unpin
+ *	calls the ready hook when the last connection goes, so that a
+ *	retiring consumer notices.
  *
  * Results:
  *	None.
  *
  * Side effects:
- *	Counts; Unpin drops the connection's reference.
+ *	Counts.
  *
  *----------------------------------------------------------------------
  */
@@ -147,7 +150,6 @@ MilterQueueUnpin(
 	queue->ready(queue->clientData);
     }
     pthread_mutex_unlock(&queue->lock);
-    MilterQueueRelease(queue);
 }
 
 /*
