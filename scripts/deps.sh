@@ -10,6 +10,9 @@
 #	                                 (postfix, miltertest, libmilter, tcllib)
 #	    bash scripts/deps.sh all     test + sanitizers, valgrind, clang, perf
 #	    bash scripts/deps.sh dev     all + autoconf (to regenerate configure)
+#	    bash scripts/deps.sh deb     test + what building and checking the
+#	                                 Debian package needs (debhelper,
+#	                                 tcl-dev, fakeroot, lintian)
 #
 #	Postfix is installed with debconf's "No configuration" answer, so no
 #	system mail service is configured or started.  Sendmail conflicts with
@@ -34,6 +37,9 @@ test_pkgs=(tcllib miltertest postfix libmilter-dev
 all_pkgs=(clang libclang-rt-14-dev libasan8 libubsan1 libtsan2 valgrind
 	  linux-perf iproute2)
 dev_pkgs=(autoconf)
+# dpkg-buildpackage, debian/control's Build-Depends (tcl-dev provides
+# tcltk-depends), and lintian for checking the result.
+deb_pkgs=(dpkg-dev debhelper fakeroot tcl-dev lintian)
 sendmail_debs=(sendmail-bin sendmail-base sendmail-cf)
 
 case "$group" in
@@ -44,10 +50,12 @@ all)	want=("${build_pkgs[@]}" "${test_pkgs[@]}" "${all_pkgs[@]}")
 dev)	want=("${build_pkgs[@]}" "${test_pkgs[@]}" "${all_pkgs[@]}"
 	      "${dev_pkgs[@]}")
 	fetch_sendmail=1 ;;
+deb)	want=("${build_pkgs[@]}" "${test_pkgs[@]}" "${deb_pkgs[@]}")
+	fetch_sendmail=1 ;;
 -h|--help|help)
-	sed -n '2,21s/^# \{0,1\}//p' "$0"
+	sed -n '2,24s/^# \{0,1\}//p' "$0"
 	exit 0 ;;
-*)	echo "usage: $0 build|test|all|dev" >&2
+*)	echo "usage: $0 build|test|all|dev|deb" >&2
 	exit 2 ;;
 esac
 
