@@ -620,8 +620,22 @@ StartGeneration(
 	}
     }
     if (failed != NULL) {
+	const char *info = failed->errorInfo;
+	size_t length = strlen(failed->error);
+
+	/*
+	 * Tcl_AddErrorInfo starts an empty errorInfo with the message: what
+	 * the worker's errorInfo has after its own copy of the message is
+	 * what follows it here.
+	 */
+
 	Tcl_SetObjResult(interp, Tcl_NewStringObj(failed->error, -1));
-	Tcl_AddErrorInfo(interp, failed->errorInfo);
+	if (strncmp(info, failed->error, length) == 0) {
+	    info += length;
+	} else {
+	    Tcl_AddErrorInfo(interp, "\n");
+	}
+	Tcl_AddErrorInfo(interp, info);
 	Tcl_AddErrorInfo(interp, "\n    (milter -workerinit)");
     } else {
 	Tcl_SetObjResult(interp, Tcl_NewStringObj(
