@@ -60,6 +60,7 @@ typedef struct MilterWorker {
     int generation;		/* Which [milter reload] made it. */
     Tcl_Interp *interp;		/* Worker thread only. */
     MilterState *statePtr;	/* Its milter state (worker thread). */
+    int looping;		/* In its event loop (worker thread). */
 
     WorkerPhase phase;
     MilterQueue *queue;		/* Its ready queue, once READY. */
@@ -101,6 +102,7 @@ typedef struct WakeEvent {
     Tcl_Event header;		/* Must be first. */
 } WakeEvent;
 
+static void		ReplaceWorker(MilterWorker *wPtr);
 static Tcl_ThreadCreateType WorkerThread(ClientData clientData);
 
 /*
@@ -260,13 +262,16 @@ MilterWorkerBeforeDrain(
  * MilterWorkerDetach --
  *
  *	Worker thread, as its interpreter goes: no new connection is
- *	assigned to its queue from now on.
+ *	assigned to its queue from now on. When the thread itself ends
+ *	from inside a callback (thread::exit: its exit handlers run, but
+ *	WorkerThread never gets back to the end of its loop), this is also
+ *	where the worker is marked as ended and replaced.
  *
  * Results:
  *	None.
  *
  * Side effects:
- *	Clears the worker's queue in the pool.
+ *	Clears the worker's queue in the pool; may start a worker.
  *
  *----------------------------------------------------------------------
  */
@@ -276,13 +281,21 @@ MilterWorkerDetach(
     MilterState *statePtr)
 {
     MilterWorker *wPtr = statePtr->workerPtr;
+    MilterPool *poolPtr;
 
     if (wPtr == NULL) {
 	return;
     }
-    Tcl_MutexLock(&wPtr->poolPtr->lock);
+    poolPtr = wPtr->poolPtr;
+    Tcl_MutexLock(&poolPtr->lock);
     wPtr->queue = NULL;
-    Tcl_MutexUnlock(&wPtr->poolPtr->lock);
+    if (wPtr->looping && !Tcl_InterpDeleted(wPtr->interp)) {
+	wPtr->looping = 0;
+	wPtr->phase = WORKER_EXITED;
+	ReplaceWorker(wPtr);
+	Tcl_ConditionNotify(&poolPtr->changed);
+    }
+    Tcl_MutexUnlock(&poolPtr->lock);
 }
 
 /*
@@ -467,6 +480,41 @@ WorkerShouldEnd(
 /*
  *----------------------------------------------------------------------
  *
+ * ReplaceWorker --
+ *
+ *	A worker died while the pool goes on (its interpreter was deleted,
+ *	or its thread ended): a new worker of the same generation takes
+ *	its place, and retires as it would have. Called with the pool's
+ *	mutex held.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	May start a thread.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static void
+ReplaceWorker(
+    MilterWorker *wPtr)
+{
+    MilterPool *poolPtr = wPtr->poolPtr;
+    MilterWorker *newPtr;
+
+    if (wPtr->quit || poolPtr->stopping) {
+	return;
+    }
+    newPtr = StartWorker(poolPtr, wPtr->generation);
+    if (newPtr != NULL && wPtr->retire) {
+	newPtr->retire = 1;
+    }
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
  * WorkerThread --
  *
  *	A worker's life: set up (reporting success or the error of
@@ -515,9 +563,11 @@ WorkerThread(
     Tcl_ConditionNotify(&poolPtr->changed);
     Tcl_MutexUnlock(&poolPtr->lock);
 
+    wPtr->looping = 1;
     while (code == TCL_OK && !WorkerShouldEnd(wPtr)) {
 	Tcl_DoOneEvent(TCL_ALL_EVENTS);
     }
+    wPtr->looping = 0;
 
     /*
      * Deleting the interpreter answers what this worker holds (its
@@ -532,12 +582,8 @@ WorkerThread(
     Tcl_MutexLock(&poolPtr->lock);
     wPtr->phase = code == TCL_OK ? WORKER_EXITED : WORKER_FAILED;
     wPtr->queue = NULL;
-    if (died && !wPtr->quit && !poolPtr->stopping) {
-	MilterWorker *newPtr = StartWorker(poolPtr, wPtr->generation);
-
-	if (newPtr != NULL && wPtr->retire) {
-	    newPtr->retire = 1;
-	}
+    if (died) {
+	ReplaceWorker(wPtr);
     }
     Tcl_ConditionNotify(&poolPtr->changed);
     Tcl_MutexUnlock(&poolPtr->lock);
