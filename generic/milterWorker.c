@@ -51,7 +51,9 @@ typedef enum WorkerPhase {
 
 /*
  * One worker thread. Fields below 'phase' are guarded by the pool's
- * mutex; 'interp' and 'statePtr' belong to the worker thread.
+ * mutex; 'interp' and 'statePtr' belong to the worker thread; 'drainer'
+ * is guarded by 'hookLock', which is taken with the queue's lock held
+ * (from the queue's ready hook) and before the drainer's own lock.
  */
 
 typedef struct MilterWorker {
@@ -61,9 +63,14 @@ typedef struct MilterWorker {
     Tcl_Interp *interp;		/* Worker thread only. */
     MilterState *statePtr;	/* Its milter state (worker thread). */
     int looping;		/* In its event loop (worker thread). */
+    Tcl_Mutex hookLock;
+    MilterState *drainer;	/* Whom the queue's hook wakes: the state,
+				 * once -workerinit has succeeded. */
 
     WorkerPhase phase;
-    MilterQueue *queue;		/* Its ready queue, once READY. */
+    MilterQueue *queue;		/* Its ready queue, from its start until
+				 * its interpreter goes; connections may be
+				 * pinned to it while it is STARTING. */
     int quit;			/* End now (stop). */
     int retire;			/* End once no connection is pinned. */
     int joined;			/* The thread was joined. */
@@ -103,6 +110,7 @@ typedef struct WakeEvent {
 } WakeEvent;
 
 static void		ReplaceWorker(MilterWorker *wPtr);
+static void		WorkerReadyHook(void *clientData);
 static Tcl_ThreadCreateType WorkerThread(ClientData clientData);
 
 /*
@@ -372,8 +380,9 @@ WorkerExitObjCmd(
  *
  * StartWorker --
  *
- *	Starts a worker thread of the given generation. Called with the
- *	pool's mutex held.
+ *	Starts a worker thread of the given generation, with its ready
+ *	queue (whose reference the worker's interpreter takes over).
+ *	Called with the pool's mutex held.
  *
  * Results:
  *	The worker (phase STARTING), or NULL if no thread could be made.
@@ -395,8 +404,10 @@ StartWorker(
     wPtr->poolPtr = poolPtr;
     wPtr->generation = generation;
     wPtr->phase = WORKER_STARTING;
+    wPtr->queue = MilterQueueNew(WorkerReadyHook, wPtr);
     if (Tcl_CreateThread(&wPtr->thread, WorkerThread, wPtr,
 	    TCL_THREAD_STACK_DEFAULT, TCL_THREAD_JOINABLE) != TCL_OK) {
+	MilterQueueRelease(wPtr->queue);
 	ckfree(wPtr);
 	return NULL;
     }
@@ -408,10 +419,57 @@ StartWorker(
 /*
  *----------------------------------------------------------------------
  *
+ * WorkerReadyHook, SetDrainer --
+ *
+ *	The hook of a worker's ready queue (any thread, queue lock held)
+ *	wakes the worker's interpreter once it serves; until then events
+ *	wait on the queue. SetDrainer (worker thread, no lock of ours
+ *	held) makes the interpreter the one to wake, and wakes it at once
+ *	if events came in while -workerinit ran.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	May queue a drain event to the worker's thread.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static void
+WorkerReadyHook(
+    void *clientData)
+{
+    MilterWorker *wPtr = clientData;
+
+    Tcl_MutexLock(&wPtr->hookLock);
+    if (wPtr->drainer != NULL) {
+	MilterReadyHook(wPtr->drainer);
+    }
+    Tcl_MutexUnlock(&wPtr->hookLock);
+}
+
+static void
+SetDrainer(
+    MilterWorker *wPtr)
+{
+    MilterState *statePtr = wPtr->statePtr;
+
+    Tcl_MutexLock(&wPtr->hookLock);
+    wPtr->drainer = statePtr;
+    Tcl_MutexUnlock(&wPtr->hookLock);
+    if (MilterQueueLength(statePtr->queue) > 0) {
+	MilterReadyHook(statePtr);
+    }
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
  * InitWorker --
  *
  *	Worker thread: makes the interpreter, loads TclMilter into it,
- *	gives it its own ready queue and evaluates -workerinit.
+ *	hands it the worker's ready queue and evaluates -workerinit.
  *
  * Results:
  *	TCL_OK, or TCL_ERROR with the error in the interpreter (or, if no
@@ -437,7 +495,7 @@ InitWorker(
     }
     statePtr = MilterGetState(interp);
     statePtr->workerPtr = wPtr;
-    statePtr->queue = MilterQueueNew(MilterReadyHook, statePtr);
+    statePtr->queue = wPtr->queue;
     wPtr->statePtr = statePtr;
     SyncWorker(statePtr);
     Tcl_CreateObjCommand(interp, "::exit", WorkerExitObjCmd, NULL, NULL);
@@ -538,8 +596,9 @@ WorkerThread(
 {
     MilterWorker *wPtr = clientData;
     MilterPool *poolPtr = wPtr->poolPtr;
+    MilterQueue *queue;
     char *script;
-    int code, died;
+    int code, died, verdict;
 
     Tcl_MutexLock(&poolPtr->lock);
     script = CopyString(poolPtr->initScript);
@@ -557,12 +616,14 @@ WorkerThread(
 		: wPtr->error);
 	wPtr->phase = WORKER_FAILED;
     } else {
-	wPtr->queue = wPtr->statePtr->queue;
 	wPtr->phase = WORKER_READY;
     }
     Tcl_ConditionNotify(&poolPtr->changed);
     Tcl_MutexUnlock(&poolPtr->lock);
 
+    if (code == TCL_OK) {
+	SetDrainer(wPtr);
+    }
     wPtr->looping = 1;
     while (code == TCL_OK && !WorkerShouldEnd(wPtr)) {
 	Tcl_DoOneEvent(TCL_ALL_EVENTS);
@@ -578,6 +639,20 @@ WorkerThread(
     died = code == TCL_OK && Tcl_InterpDeleted(wPtr->interp);
     if (!Tcl_InterpDeleted(wPtr->interp)) {
 	Tcl_DeleteInterp(wPtr->interp);
+    }
+    if (wPtr->statePtr == NULL) {
+	/*
+	 * No milter state took the queue over (Tcl_Init or loading the
+	 * package failed): what a replacement was given is answered here.
+	 */
+
+	Tcl_MutexLock(&poolPtr->lock);
+	queue = wPtr->queue;
+	wPtr->queue = NULL;
+	verdict = poolPtr->defaultReply;
+	Tcl_MutexUnlock(&poolPtr->lock);
+	MilterQueueClose(queue, verdict);
+	MilterQueueRelease(queue);
     }
     Tcl_MutexLock(&poolPtr->lock);
     wPtr->phase = code == TCL_OK ? WORKER_EXITED : WORKER_FAILED;
@@ -737,6 +812,7 @@ JoinEnded(
 	    ckfree(wPtr->error);
 	    ckfree(wPtr->errorInfo);
 	}
+	Tcl_MutexFinalize(&wPtr->hookLock);
 	ckfree(wPtr);
     }
 }
@@ -819,9 +895,13 @@ MilterPoolReload(
  *
  *	Network thread, for a new connection: the ready queue of the
  *	current generation's worker with the fewest connections, pinned.
+ *	Only when none of them serves (each died and its replacement is
+ *	still evaluating -workerinit) does a starting one get it: its
+ *	events wait until the replacement serves.
  *
  * Results:
- *	The queue, or NULL when no worker serves (the pool is stopping).
+ *	The queue, or NULL when no worker serves or starts (the pool is
+ *	stopping, or replacements could not start).
  *
  * Side effects:
  *	Pins the queue.
@@ -835,21 +915,23 @@ MilterPoolAssign(
 {
     MilterWorker *wPtr;
     MilterQueue *best = NULL;
-    int bestCount = 0;
+    int bestCount = 0, bestReady = 0;
 
     Tcl_MutexLock(&poolPtr->lock);
     for (wPtr = poolPtr->workers; wPtr != NULL; wPtr = wPtr->nextPtr) {
-	int count;
+	int count, ready = wPtr->phase == WORKER_READY;
 
 	if (wPtr->generation != poolPtr->generation
-		|| wPtr->phase != WORKER_READY || wPtr->quit
-		|| wPtr->queue == NULL) {
+		|| (!ready && wPtr->phase != WORKER_STARTING)
+		|| wPtr->quit || wPtr->queue == NULL) {
 	    continue;
 	}
 	count = MilterQueueConnections(wPtr->queue);
-	if (best == NULL || count < bestCount) {
+	if (best == NULL || ready > bestReady
+		|| (ready == bestReady && count < bestCount)) {
 	    best = wPtr->queue;
 	    bestCount = count;
+	    bestReady = ready;
 	}
     }
     if (best != NULL) {
