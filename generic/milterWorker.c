@@ -63,6 +63,9 @@ typedef struct MilterWorker {
     Tcl_Interp *interp;		/* Worker thread only. */
     MilterState *statePtr;	/* Its milter state (worker thread). */
     int looping;		/* In its event loop (worker thread). */
+    int detached;		/* Its milter state has shut down, so its
+				 * interpreter is or will soon be freed
+				 * (worker thread). */
     Tcl_Mutex hookLock;
     MilterState *drainer;	/* Whom the queue's hook wakes: the state,
 				 * once -workerinit has succeeded. */
@@ -295,6 +298,7 @@ MilterWorkerDetach(
 	return;
     }
     poolPtr = wPtr->poolPtr;
+    wPtr->detached = 1;
     Tcl_MutexLock(&poolPtr->lock);
     wPtr->queue = NULL;
     if (wPtr->looping && !Tcl_InterpDeleted(wPtr->interp)) {
@@ -472,8 +476,9 @@ SetDrainer(
  *	hands it the worker's ready queue and evaluates -workerinit.
  *
  * Results:
- *	TCL_OK, or TCL_ERROR with the error in the interpreter (or, if no
- *	interpreter could be set up, in wPtr->error).
+ *	TCL_OK, or TCL_ERROR with the error in the interpreter. The
+ *	interpreter is returned preserved (Tcl_Preserve), so that it is
+ *	still there to be asked even if -workerinit deleted it ([exit]).
  *
  * Side effects:
  *	Sets wPtr->interp and wPtr->statePtr.
@@ -490,6 +495,7 @@ InitWorker(
     MilterState *statePtr;
 
     wPtr->interp = interp;
+    Tcl_Preserve(interp);
     if (Tcl_Init(interp) != TCL_OK || Milter_Init(interp) != TCL_OK) {
 	return TCL_ERROR;
     }
@@ -500,6 +506,31 @@ InitWorker(
     SyncWorker(statePtr);
     Tcl_CreateObjCommand(interp, "::exit", WorkerExitObjCmd, NULL, NULL);
     return Tcl_EvalEx(interp, script, -1, TCL_EVAL_GLOBAL);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * InterpGone --
+ *
+ *	Worker thread: whether the worker's interpreter was deleted. Once
+ *	its milter state has shut down (MilterWorkerDetach) the
+ *	interpreter may already be freed, so it is not looked at then.
+ *
+ * Results:
+ *	Boolean.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+InterpGone(
+    MilterWorker *wPtr)
+{
+    return wPtr->detached || Tcl_InterpDeleted(wPtr->interp);
 }
 
 /*
@@ -525,7 +556,7 @@ WorkerShouldEnd(
     MilterPool *poolPtr = wPtr->poolPtr;
     int end;
 
-    if (Tcl_InterpDeleted(wPtr->interp)) {
+    if (InterpGone(wPtr)) {
 	return 1;
     }
     Tcl_MutexLock(&poolPtr->lock);
@@ -597,7 +628,7 @@ WorkerThread(
     MilterWorker *wPtr = clientData;
     MilterPool *poolPtr = wPtr->poolPtr;
     MilterQueue *queue;
-    char *script;
+    char *script, *error = NULL, *errorInfo = NULL;
     int code, died, verdict;
 
     Tcl_MutexLock(&poolPtr->lock);
@@ -606,14 +637,29 @@ WorkerThread(
 
     code = InitWorker(wPtr, script);
     ckfree(script);
-    Tcl_MutexLock(&poolPtr->lock);
-    if (code != TCL_OK) {
+    if (Tcl_InterpDeleted(wPtr->interp)) {
+	error = CopyString(
+		"the worker interpreter was deleted by -workerinit");
+	errorInfo = CopyString(error);
+	code = TCL_ERROR;
+    } else if (code != TCL_OK) {
 	Tcl_Obj *infoObj = Tcl_GetVar2Ex(wPtr->interp, "errorInfo", NULL,
 		TCL_GLOBAL_ONLY);
 
-	wPtr->error = CopyString(Tcl_GetStringResult(wPtr->interp));
-	wPtr->errorInfo = CopyString(infoObj ? Tcl_GetString(infoObj)
-		: wPtr->error);
+	error = CopyString(Tcl_GetStringResult(wPtr->interp));
+	errorInfo = CopyString(infoObj ? Tcl_GetString(infoObj) : error);
+    }
+
+    /*
+     * An interpreter that -workerinit deleted goes now, its milter
+     * state with it (which closes the queue).
+     */
+
+    Tcl_Release(wPtr->interp);
+    Tcl_MutexLock(&poolPtr->lock);
+    if (code != TCL_OK) {
+	wPtr->error = error;
+	wPtr->errorInfo = errorInfo;
 	wPtr->phase = WORKER_FAILED;
     } else {
 	wPtr->phase = WORKER_READY;
@@ -636,8 +682,8 @@ WorkerThread(
      * its queue so that its connections' later events get the same.
      */
 
-    died = code == TCL_OK && Tcl_InterpDeleted(wPtr->interp);
-    if (!Tcl_InterpDeleted(wPtr->interp)) {
+    died = code == TCL_OK && InterpGone(wPtr);
+    if (!InterpGone(wPtr)) {
 	Tcl_DeleteInterp(wPtr->interp);
     }
     if (wPtr->statePtr == NULL) {
