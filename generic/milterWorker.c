@@ -60,6 +60,9 @@ typedef struct MilterWorker {
     struct MilterPool *poolPtr;
     Tcl_ThreadId thread;
     int generation;		/* Which [milter reload] made it. */
+    char *script;		/* Its generation's -workerinit, which a
+				 * replacement evaluates too (ckalloc'ed;
+				 * read-only while the thread runs). */
     Tcl_Interp *interp;		/* Worker thread only. */
     MilterState *statePtr;	/* Its milter state (worker thread). */
     int looping;		/* In its event loop (worker thread). */
@@ -94,7 +97,6 @@ struct MilterPool {
     int size;			/* -workers. */
     int generation;		/* The current generation. */
     int stopping;		/* No replacements any more. */
-    char *initScript;		/* The current generation's -workerinit. */
 
     /* The owner's configuration, as the workers need it. */
     unsigned epoch;		/* Bumped on every change. */
@@ -384,9 +386,10 @@ WorkerExitObjCmd(
  *
  * StartWorker --
  *
- *	Starts a worker thread of the given generation, with its ready
- *	queue (whose reference the worker's interpreter takes over).
- *	Called with the pool's mutex held.
+ *	Starts a worker thread of the given generation, which evaluates
+ *	'script' as its -workerinit, with its ready queue (whose reference
+ *	the worker's interpreter takes over). Called with the pool's mutex
+ *	held.
  *
  * Results:
  *	The worker (phase STARTING), or NULL if no thread could be made.
@@ -400,18 +403,21 @@ WorkerExitObjCmd(
 static MilterWorker *
 StartWorker(
     MilterPool *poolPtr,
-    int generation)
+    int generation,
+    const char *script)
 {
     MilterWorker *wPtr = (MilterWorker *) ckalloc(sizeof(MilterWorker));
 
     memset(wPtr, 0, sizeof(MilterWorker));
     wPtr->poolPtr = poolPtr;
     wPtr->generation = generation;
+    wPtr->script = CopyString(script);
     wPtr->phase = WORKER_STARTING;
     wPtr->queue = MilterQueueNew(WorkerReadyHook, wPtr);
     if (Tcl_CreateThread(&wPtr->thread, WorkerThread, wPtr,
 	    TCL_THREAD_STACK_DEFAULT, TCL_THREAD_JOINABLE) != TCL_OK) {
 	MilterQueueRelease(wPtr->queue);
+	ckfree(wPtr->script);
 	ckfree(wPtr);
 	return NULL;
     }
@@ -572,9 +578,9 @@ WorkerShouldEnd(
  * ReplaceWorker --
  *
  *	A worker died while the pool goes on (its interpreter was deleted,
- *	or its thread ended): a new worker of the same generation takes
- *	its place, and retires as it would have. Called with the pool's
- *	mutex held.
+ *	or its thread ended): a new worker of the same generation, from
+ *	the same -workerinit, takes its place, and retires as it would
+ *	have. Called with the pool's mutex held.
  *
  * Results:
  *	None.
@@ -595,7 +601,7 @@ ReplaceWorker(
     if (wPtr->quit || poolPtr->stopping) {
 	return;
     }
-    newPtr = StartWorker(poolPtr, wPtr->generation);
+    newPtr = StartWorker(poolPtr, wPtr->generation, wPtr->script);
     if (newPtr != NULL && wPtr->retire) {
 	newPtr->retire = 1;
     }
@@ -628,15 +634,10 @@ WorkerThread(
     MilterWorker *wPtr = clientData;
     MilterPool *poolPtr = wPtr->poolPtr;
     MilterQueue *queue;
-    char *script, *error = NULL, *errorInfo = NULL;
+    char *error = NULL, *errorInfo = NULL;
     int code, died, verdict;
 
-    Tcl_MutexLock(&poolPtr->lock);
-    script = CopyString(poolPtr->initScript);
-    Tcl_MutexUnlock(&poolPtr->lock);
-
-    code = InitWorker(wPtr, script);
-    ckfree(script);
+    code = InitWorker(wPtr, wPtr->script);
     if (Tcl_InterpDeleted(wPtr->interp)) {
 	error = CopyString(
 		"the worker interpreter was deleted by -workerinit");
@@ -742,12 +743,8 @@ StartGeneration(
 
     Tcl_MutexLock(&poolPtr->lock);
     generation = poolPtr->generation + 1;
-    if (poolPtr->initScript != NULL) {
-	ckfree(poolPtr->initScript);
-    }
-    poolPtr->initScript = CopyString(script);
     for (i = 0; i < poolPtr->size; i++) {
-	if (StartWorker(poolPtr, generation) != NULL) {
+	if (StartWorker(poolPtr, generation, script) != NULL) {
 	    started++;
 	}
     }
@@ -859,6 +856,7 @@ JoinEnded(
 	    ckfree(wPtr->errorInfo);
 	}
 	Tcl_MutexFinalize(&wPtr->hookLock);
+	ckfree(wPtr->script);
 	ckfree(wPtr);
     }
 }
@@ -1031,9 +1029,6 @@ MilterPoolStop(
 	if (poolPtr->callbacks[i] != NULL) {
 	    ckfree(poolPtr->callbacks[i]);
 	}
-    }
-    if (poolPtr->initScript != NULL) {
-	ckfree(poolPtr->initScript);
     }
     Tcl_ConditionFinalize(&poolPtr->changed);
     Tcl_MutexFinalize(&poolPtr->lock);
