@@ -115,6 +115,7 @@ typedef struct WakeEvent {
 } WakeEvent;
 
 static void		ReplaceWorker(MilterWorker *wPtr);
+static void		WorkerLeaves(MilterWorker *wPtr, int threadEnds);
 static void		WorkerReadyHook(void *clientData);
 static Tcl_ThreadCreateType WorkerThread(ClientData clientData);
 
@@ -272,13 +273,16 @@ MilterWorkerBeforeDrain(
 /*
  *----------------------------------------------------------------------
  *
- * MilterWorkerDetach --
+ * WorkerLeaves --
  *
- *	Worker thread, as its interpreter goes: no new connection is
- *	assigned to its queue from now on. When the thread itself ends
- *	from inside a callback (thread::exit: its exit handlers run, but
- *	WorkerThread never gets back to the end of its loop), this is also
- *	where the worker is marked as ended and replaced.
+ *	Worker thread, as its interpreter or its thread goes: no new
+ *	connection is assigned to its queue from now on. If it was
+ *	serving (it dies in a callback: [exit], thread::exit, or its
+ *	interpreter deleted otherwise), its replacement is started in the
+ *	same step, before the MTA hears of the death, so that a connection
+ *	accepted after that finds a worker. With 'threadEnds' (the thread
+ *	ends from inside its loop, and WorkerThread never gets back to the
+ *	end of it), the worker is also marked as ended.
  *
  * Results:
  *	None.
@@ -289,27 +293,81 @@ MilterWorkerBeforeDrain(
  *----------------------------------------------------------------------
  */
 
+static void
+WorkerLeaves(
+    MilterWorker *wPtr,
+    int threadEnds)
+{
+    MilterPool *poolPtr = wPtr->poolPtr;
+
+    Tcl_MutexLock(&poolPtr->lock);
+    wPtr->queue = NULL;
+    if (wPtr->looping) {
+	wPtr->looping = 0;
+	ReplaceWorker(wPtr);
+	if (threadEnds) {
+	    wPtr->phase = WORKER_EXITED;
+	    Tcl_ConditionNotify(&poolPtr->changed);
+	}
+    }
+    Tcl_MutexUnlock(&poolPtr->lock);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * WorkerThreadExit --
+ *
+ *	Thread exit handler of a worker, registered after its milter
+ *	state's own, so that it runs first: when the thread ends inside a
+ *	callback (thread::exit), the replacement starts before the state's
+ *	shutdown answers the MTA.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	See WorkerLeaves.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static void
+WorkerThreadExit(
+    ClientData clientData)
+{
+    WorkerLeaves(clientData, 1);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterWorkerDetach --
+ *
+ *	Worker thread, as its milter state shuts down (its interpreter is
+ *	deleted, or its thread ends): see WorkerLeaves. From now on the
+ *	interpreter is not looked at, since it may be freed.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	See WorkerLeaves.
+ *
+ *----------------------------------------------------------------------
+ */
+
 void
 MilterWorkerDetach(
     MilterState *statePtr)
 {
     MilterWorker *wPtr = statePtr->workerPtr;
-    MilterPool *poolPtr;
 
     if (wPtr == NULL) {
 	return;
     }
-    poolPtr = wPtr->poolPtr;
+    WorkerLeaves(wPtr, !Tcl_InterpDeleted(wPtr->interp));
     wPtr->detached = 1;
-    Tcl_MutexLock(&poolPtr->lock);
-    wPtr->queue = NULL;
-    if (wPtr->looping && !Tcl_InterpDeleted(wPtr->interp)) {
-	wPtr->looping = 0;
-	wPtr->phase = WORKER_EXITED;
-	ReplaceWorker(wPtr);
-	Tcl_ConditionNotify(&poolPtr->changed);
-    }
-    Tcl_MutexUnlock(&poolPtr->lock);
 }
 
 /*
@@ -362,21 +420,21 @@ WakeWorker(
  *	TCL_OK; the interpreter is deleted, so nothing more runs in it.
  *
  * Side effects:
- *	Deletes the interpreter.
+ *	Starts the replacement (WorkerLeaves); deletes the interpreter.
  *
  *----------------------------------------------------------------------
  */
 
 static int
 WorkerExitObjCmd(
-    ClientData clientData,	/* Not used. */
+    ClientData clientData,	/* The worker. */
     Tcl_Interp *interp,
     int objc,			/* Not used: any status is accepted. */
     Tcl_Obj *const objv[])	/* Not used. */
 {
-    (void) clientData;
     (void) objc;
     (void) objv;
+    WorkerLeaves(clientData, 0);
     Tcl_DeleteInterp(interp);
     return TCL_OK;
 }
@@ -510,7 +568,8 @@ InitWorker(
     statePtr->queue = wPtr->queue;
     wPtr->statePtr = statePtr;
     SyncWorker(statePtr);
-    Tcl_CreateObjCommand(interp, "::exit", WorkerExitObjCmd, NULL, NULL);
+    Tcl_CreateThreadExitHandler(WorkerThreadExit, wPtr);
+    Tcl_CreateObjCommand(interp, "::exit", WorkerExitObjCmd, wPtr, NULL);
     return Tcl_EvalEx(interp, script, -1, TCL_EVAL_GLOBAL);
 }
 
@@ -614,9 +673,9 @@ ReplaceWorker(
  *
  *	A worker's life: set up (reporting success or the error of
  *	-workerinit to whoever waits), run the event loop until told to
- *	end or until its interpreter dies, answer what it still holds with
- *	-defaultreply, and, if it died while the pool goes on, start its
- *	replacement.
+ *	end or until its interpreter dies (MilterWorkerDetach then starts
+ *	its replacement), and answer what it still holds with
+ *	-defaultreply.
  *
  * Results:
  *	None (the thread ends).
@@ -635,7 +694,7 @@ WorkerThread(
     MilterPool *poolPtr = wPtr->poolPtr;
     MilterQueue *queue;
     char *error = NULL, *errorInfo = NULL;
-    int code, died, verdict;
+    int code, verdict;
 
     code = InitWorker(wPtr, wPtr->script);
     if (Tcl_InterpDeleted(wPtr->interp)) {
@@ -680,10 +739,11 @@ WorkerThread(
     /*
      * Deleting the interpreter answers what this worker holds (its
      * callbacks on the stack, its queue) with -defaultreply, and closes
-     * its queue so that its connections' later events get the same.
+     * its queue so that its connections' later events get the same. An
+     * interpreter that died in the loop has done so, and its replacement
+     * is on its way (MilterWorkerDetach).
      */
 
-    died = code == TCL_OK && InterpGone(wPtr);
     if (!InterpGone(wPtr)) {
 	Tcl_DeleteInterp(wPtr->interp);
     }
@@ -704,11 +764,9 @@ WorkerThread(
     Tcl_MutexLock(&poolPtr->lock);
     wPtr->phase = code == TCL_OK ? WORKER_EXITED : WORKER_FAILED;
     wPtr->queue = NULL;
-    if (died) {
-	ReplaceWorker(wPtr);
-    }
     Tcl_ConditionNotify(&poolPtr->changed);
     Tcl_MutexUnlock(&poolPtr->lock);
+    Tcl_DeleteThreadExitHandler(WorkerThreadExit, wPtr);
     Tcl_ExitThread(0);
     TCL_THREAD_CREATE_RETURN;
 }
