@@ -51,18 +51,32 @@ typedef enum WorkerPhase {
 
 /*
  * One worker thread. Fields below 'phase' are guarded by the pool's
- * mutex; 'interp' and 'statePtr' belong to the worker thread.
+ * mutex; 'interp' and 'statePtr' belong to the worker thread; 'drainer'
+ * is guarded by 'hookLock', which is taken with the queue's lock held
+ * (from the queue's ready hook) and before the drainer's own lock.
  */
 
 typedef struct MilterWorker {
     struct MilterPool *poolPtr;
     Tcl_ThreadId thread;
     int generation;		/* Which [milter reload] made it. */
+    char *script;		/* Its generation's -workerinit, which a
+				 * replacement evaluates too (ckalloc'ed;
+				 * read-only while the thread runs). */
     Tcl_Interp *interp;		/* Worker thread only. */
     MilterState *statePtr;	/* Its milter state (worker thread). */
+    int looping;		/* In its event loop (worker thread). */
+    int detached;		/* Its milter state has shut down, so its
+				 * interpreter is or will soon be freed
+				 * (worker thread). */
+    Tcl_Mutex hookLock;
+    MilterState *drainer;	/* Whom the queue's hook wakes: the state,
+				 * once -workerinit has succeeded. */
 
     WorkerPhase phase;
-    MilterQueue *queue;		/* Its ready queue, once READY. */
+    MilterQueue *queue;		/* Its ready queue, from its start until
+				 * its interpreter goes; connections may be
+				 * pinned to it while it is STARTING. */
     int quit;			/* End now (stop). */
     int retire;			/* End once no connection is pinned. */
     int joined;			/* The thread was joined. */
@@ -83,7 +97,6 @@ struct MilterPool {
     int size;			/* -workers. */
     int generation;		/* The current generation. */
     int stopping;		/* No replacements any more. */
-    char *initScript;		/* The current generation's -workerinit. */
 
     /* The owner's configuration, as the workers need it. */
     unsigned epoch;		/* Bumped on every change. */
@@ -102,6 +115,9 @@ typedef struct WakeEvent {
     Tcl_Event header;		/* Must be first. */
 } WakeEvent;
 
+static void		ReplaceWorker(MilterWorker *wPtr);
+static void		WorkerLeaves(MilterWorker *wPtr, int threadEnds);
+static void		WorkerReadyHook(void *clientData);
 static Tcl_ThreadCreateType WorkerThread(ClientData clientData);
 
 /*
@@ -261,16 +277,86 @@ MilterWorkerBeforeDrain(
 /*
  *----------------------------------------------------------------------
  *
- * MilterWorkerDetach --
+ * WorkerLeaves --
  *
- *	Worker thread, as its interpreter goes: no new connection is
- *	assigned to its queue from now on.
+ *	Worker thread, as its interpreter or its thread goes: no new
+ *	connection is assigned to its queue from now on. If it was
+ *	serving (it dies in a callback: [exit], thread::exit, or its
+ *	interpreter deleted otherwise), its replacement is started in the
+ *	same step, before the MTA hears of the death, so that a connection
+ *	accepted after that finds a worker. With 'threadEnds' (the thread
+ *	ends from inside its loop, and WorkerThread never gets back to the
+ *	end of it), the worker is also marked as ended.
  *
  * Results:
  *	None.
  *
  * Side effects:
- *	Clears the worker's queue in the pool.
+ *	Clears the worker's queue in the pool; may start a worker.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static void
+WorkerLeaves(
+    MilterWorker *wPtr,
+    int threadEnds)
+{
+    MilterPool *poolPtr = wPtr->poolPtr;
+
+    Tcl_MutexLock(&poolPtr->lock);
+    wPtr->queue = NULL;
+    if (wPtr->looping) {
+	wPtr->looping = 0;
+	ReplaceWorker(wPtr);
+	if (threadEnds) {
+	    wPtr->phase = WORKER_EXITED;
+	    Tcl_ConditionNotify(&poolPtr->changed);
+	}
+    }
+    Tcl_MutexUnlock(&poolPtr->lock);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * WorkerThreadExit --
+ *
+ *	Thread exit handler of a worker, registered after its milter
+ *	state's own, so that it runs first: when the thread ends inside a
+ *	callback (thread::exit), the replacement starts before the state's
+ *	shutdown answers the MTA.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	See WorkerLeaves.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static void
+WorkerThreadExit(
+    ClientData clientData)
+{
+    WorkerLeaves(clientData, 1);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterWorkerDetach --
+ *
+ *	Worker thread, as its milter state shuts down (its interpreter is
+ *	deleted, or its thread ends): see WorkerLeaves. From now on the
+ *	interpreter is not looked at, since it may be freed.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	See WorkerLeaves.
  *
  *----------------------------------------------------------------------
  */
@@ -284,9 +370,8 @@ MilterWorkerDetach(
     if (wPtr == NULL) {
 	return;
     }
-    Tcl_MutexLock(&wPtr->poolPtr->lock);
-    wPtr->queue = NULL;
-    Tcl_MutexUnlock(&wPtr->poolPtr->lock);
+    WorkerLeaves(wPtr, !Tcl_InterpDeleted(wPtr->interp));
+    wPtr->detached = 1;
 }
 
 /*
@@ -339,21 +424,21 @@ WakeWorker(
  *	TCL_OK; the interpreter is deleted, so nothing more runs in it.
  *
  * Side effects:
- *	Deletes the interpreter.
+ *	Starts the replacement (WorkerLeaves); deletes the interpreter.
  *
  *----------------------------------------------------------------------
  */
 
 static int
 WorkerExitObjCmd(
-    ClientData clientData,	/* Not used. */
+    ClientData clientData,	/* The worker. */
     Tcl_Interp *interp,
     int objc,			/* Not used: any status is accepted. */
     Tcl_Obj *const objv[])	/* Not used. */
 {
-    (void) clientData;
     (void) objc;
     (void) objv;
+    WorkerLeaves(clientData, 0);
     Tcl_DeleteInterp(interp);
     return TCL_OK;
 }
@@ -363,8 +448,10 @@ WorkerExitObjCmd(
  *
  * StartWorker --
  *
- *	Starts a worker thread of the given generation. Called with the
- *	pool's mutex held.
+ *	Starts a worker thread of the given generation, which evaluates
+ *	'script' as its -workerinit, with its ready queue (whose reference
+ *	the worker's interpreter takes over). Called with the pool's mutex
+ *	held.
  *
  * Results:
  *	The worker (phase STARTING), or NULL if no thread could be made.
@@ -378,16 +465,21 @@ WorkerExitObjCmd(
 static MilterWorker *
 StartWorker(
     MilterPool *poolPtr,
-    int generation)
+    int generation,
+    const char *script)
 {
     MilterWorker *wPtr = (MilterWorker *) ckalloc(sizeof(MilterWorker));
 
     memset(wPtr, 0, sizeof(MilterWorker));
     wPtr->poolPtr = poolPtr;
     wPtr->generation = generation;
+    wPtr->script = CopyString(script);
     wPtr->phase = WORKER_STARTING;
+    wPtr->queue = MilterQueueNew(WorkerReadyHook, wPtr);
     if (Tcl_CreateThread(&wPtr->thread, WorkerThread, wPtr,
 	    TCL_THREAD_STACK_DEFAULT, TCL_THREAD_JOINABLE) != TCL_OK) {
+	MilterQueueRelease(wPtr->queue);
+	ckfree(wPtr->script);
 	ckfree(wPtr);
 	return NULL;
     }
@@ -399,14 +491,62 @@ StartWorker(
 /*
  *----------------------------------------------------------------------
  *
+ * WorkerReadyHook, SetDrainer --
+ *
+ *	The hook of a worker's ready queue (any thread, queue lock held)
+ *	wakes the worker's interpreter once it serves; until then events
+ *	wait on the queue. SetDrainer (worker thread, no lock of ours
+ *	held) makes the interpreter the one to wake, and wakes it at once
+ *	if events came in while -workerinit ran.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	May queue a drain event to the worker's thread.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static void
+WorkerReadyHook(
+    void *clientData)
+{
+    MilterWorker *wPtr = clientData;
+
+    Tcl_MutexLock(&wPtr->hookLock);
+    if (wPtr->drainer != NULL) {
+	MilterReadyHook(wPtr->drainer);
+    }
+    Tcl_MutexUnlock(&wPtr->hookLock);
+}
+
+static void
+SetDrainer(
+    MilterWorker *wPtr)
+{
+    MilterState *statePtr = wPtr->statePtr;
+
+    Tcl_MutexLock(&wPtr->hookLock);
+    wPtr->drainer = statePtr;
+    Tcl_MutexUnlock(&wPtr->hookLock);
+    if (MilterQueueLength(statePtr->queue) > 0) {
+	MilterReadyHook(statePtr);
+    }
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
  * InitWorker --
  *
  *	Worker thread: makes the interpreter, loads TclMilter into it,
- *	gives it its own ready queue and evaluates -workerinit.
+ *	hands it the worker's ready queue and evaluates -workerinit.
  *
  * Results:
- *	TCL_OK, or TCL_ERROR with the error in the interpreter (or, if no
- *	interpreter could be set up, in wPtr->error).
+ *	TCL_OK, or TCL_ERROR with the error in the interpreter. The
+ *	interpreter is returned preserved (Tcl_Preserve), so that it is
+ *	still there to be asked even if -workerinit deleted it ([exit]).
  *
  * Side effects:
  *	Sets wPtr->interp and wPtr->statePtr.
@@ -423,16 +563,43 @@ InitWorker(
     MilterState *statePtr;
 
     wPtr->interp = interp;
+    Tcl_Preserve(interp);
     if (Tcl_Init(interp) != TCL_OK || Milter_Init(interp) != TCL_OK) {
 	return TCL_ERROR;
     }
     statePtr = MilterGetState(interp);
     statePtr->workerPtr = wPtr;
-    statePtr->queue = MilterQueueNew(MilterReadyHook, statePtr);
+    statePtr->queue = wPtr->queue;
     wPtr->statePtr = statePtr;
     SyncWorker(statePtr);
-    Tcl_CreateObjCommand(interp, "::exit", WorkerExitObjCmd, NULL, NULL);
+    Tcl_CreateThreadExitHandler(WorkerThreadExit, wPtr);
+    Tcl_CreateObjCommand(interp, "::exit", WorkerExitObjCmd, wPtr, NULL);
     return Tcl_EvalEx(interp, script, -1, TCL_EVAL_GLOBAL);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * InterpGone --
+ *
+ *	Worker thread: whether the worker's interpreter was deleted. Once
+ *	its milter state has shut down (MilterWorkerDetach) the
+ *	interpreter may already be freed, so it is not looked at then.
+ *
+ * Results:
+ *	Boolean.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+InterpGone(
+    MilterWorker *wPtr)
+{
+    return wPtr->detached || Tcl_InterpDeleted(wPtr->interp);
 }
 
 /*
@@ -458,7 +625,7 @@ WorkerShouldEnd(
     MilterPool *poolPtr = wPtr->poolPtr;
     int end;
 
-    if (Tcl_InterpDeleted(wPtr->interp)) {
+    if (InterpGone(wPtr)) {
 	return 1;
     }
     Tcl_MutexLock(&poolPtr->lock);
@@ -471,13 +638,48 @@ WorkerShouldEnd(
 /*
  *----------------------------------------------------------------------
  *
+ * ReplaceWorker --
+ *
+ *	A worker died while the pool goes on (its interpreter was deleted,
+ *	or its thread ended): a new worker of the same generation, from
+ *	the same -workerinit, takes its place, and retires as it would
+ *	have. Called with the pool's mutex held.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	May start a thread.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static void
+ReplaceWorker(
+    MilterWorker *wPtr)
+{
+    MilterPool *poolPtr = wPtr->poolPtr;
+    MilterWorker *newPtr;
+
+    if (wPtr->quit || poolPtr->stopping) {
+	return;
+    }
+    newPtr = StartWorker(poolPtr, wPtr->generation, wPtr->script);
+    if (newPtr != NULL && wPtr->retire) {
+	newPtr->retire = 1;
+    }
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
  * WorkerThread --
  *
  *	A worker's life: set up (reporting success or the error of
  *	-workerinit to whoever waits), run the event loop until told to
- *	end or until its interpreter dies, answer what it still holds with
- *	-defaultreply, and, if it died while the pool goes on, start its
- *	replacement.
+ *	end or until its interpreter dies (MilterWorkerDetach then starts
+ *	its replacement), and answer what it still holds with
+ *	-defaultreply.
  *
  * Results:
  *	None (the thread ends).
@@ -494,57 +696,81 @@ WorkerThread(
 {
     MilterWorker *wPtr = clientData;
     MilterPool *poolPtr = wPtr->poolPtr;
-    char *script;
-    int code, died;
+    MilterQueue *queue;
+    char *error = NULL, *errorInfo = NULL;
+    int code, verdict;
 
-    Tcl_MutexLock(&poolPtr->lock);
-    script = CopyString(poolPtr->initScript);
-    Tcl_MutexUnlock(&poolPtr->lock);
-
-    code = InitWorker(wPtr, script);
-    ckfree(script);
-    Tcl_MutexLock(&poolPtr->lock);
-    if (code != TCL_OK) {
+    code = InitWorker(wPtr, wPtr->script);
+    if (Tcl_InterpDeleted(wPtr->interp)) {
+	error = CopyString(
+		"the worker interpreter was deleted by -workerinit");
+	errorInfo = CopyString(error);
+	code = TCL_ERROR;
+    } else if (code != TCL_OK) {
 	Tcl_Obj *infoObj = Tcl_GetVar2Ex(wPtr->interp, "errorInfo", NULL,
 		TCL_GLOBAL_ONLY);
 
-	wPtr->error = CopyString(Tcl_GetStringResult(wPtr->interp));
-	wPtr->errorInfo = CopyString(infoObj ? Tcl_GetString(infoObj)
-		: wPtr->error);
+	error = CopyString(Tcl_GetStringResult(wPtr->interp));
+	errorInfo = CopyString(infoObj ? Tcl_GetString(infoObj) : error);
+    }
+
+    /*
+     * An interpreter that -workerinit deleted goes now, its milter
+     * state with it (which closes the queue).
+     */
+
+    Tcl_Release(wPtr->interp);
+    Tcl_MutexLock(&poolPtr->lock);
+    if (code != TCL_OK) {
+	wPtr->error = error;
+	wPtr->errorInfo = errorInfo;
 	wPtr->phase = WORKER_FAILED;
     } else {
-	wPtr->queue = wPtr->statePtr->queue;
 	wPtr->phase = WORKER_READY;
     }
     Tcl_ConditionNotify(&poolPtr->changed);
     Tcl_MutexUnlock(&poolPtr->lock);
 
+    if (code == TCL_OK) {
+	SetDrainer(wPtr);
+    }
+    wPtr->looping = 1;
     while (code == TCL_OK && !WorkerShouldEnd(wPtr)) {
 	Tcl_DoOneEvent(TCL_ALL_EVENTS);
     }
+    wPtr->looping = 0;
 
     /*
      * Deleting the interpreter answers what this worker holds (its
      * callbacks on the stack, its queue) with -defaultreply, and closes
-     * its queue so that its connections' later events get the same.
+     * its queue so that its connections' later events get the same. An
+     * interpreter that died in the loop has done so, and its replacement
+     * is on its way (MilterWorkerDetach).
      */
 
-    died = code == TCL_OK && Tcl_InterpDeleted(wPtr->interp);
-    if (!Tcl_InterpDeleted(wPtr->interp)) {
+    if (!InterpGone(wPtr)) {
 	Tcl_DeleteInterp(wPtr->interp);
+    }
+    if (wPtr->statePtr == NULL) {
+	/*
+	 * No milter state took the queue over (Tcl_Init or loading the
+	 * package failed): what a replacement was given is answered here.
+	 */
+
+	Tcl_MutexLock(&poolPtr->lock);
+	queue = wPtr->queue;
+	wPtr->queue = NULL;
+	verdict = poolPtr->defaultReply;
+	Tcl_MutexUnlock(&poolPtr->lock);
+	MilterQueueClose(queue, verdict);
+	MilterQueueRelease(queue);
     }
     Tcl_MutexLock(&poolPtr->lock);
     wPtr->phase = code == TCL_OK ? WORKER_EXITED : WORKER_FAILED;
     wPtr->queue = NULL;
-    if (died && !wPtr->quit && !poolPtr->stopping) {
-	MilterWorker *newPtr = StartWorker(poolPtr, wPtr->generation);
-
-	if (newPtr != NULL && wPtr->retire) {
-	    newPtr->retire = 1;
-	}
-    }
     Tcl_ConditionNotify(&poolPtr->changed);
     Tcl_MutexUnlock(&poolPtr->lock);
+    Tcl_DeleteThreadExitHandler(WorkerThreadExit, wPtr);
     Tcl_ExitThread(0);
     TCL_THREAD_CREATE_RETURN;
 }
@@ -579,12 +805,8 @@ StartGeneration(
 
     Tcl_MutexLock(&poolPtr->lock);
     generation = poolPtr->generation + 1;
-    if (poolPtr->initScript != NULL) {
-	ckfree(poolPtr->initScript);
-    }
-    poolPtr->initScript = CopyString(script);
     for (i = 0; i < poolPtr->size; i++) {
-	if (StartWorker(poolPtr, generation) != NULL) {
+	if (StartWorker(poolPtr, generation, script) != NULL) {
 	    started++;
 	}
     }
@@ -624,8 +846,22 @@ StartGeneration(
 	}
     }
     if (failed != NULL) {
+	const char *info = failed->errorInfo;
+	size_t length = strlen(failed->error);
+
+	/*
+	 * Tcl_AddErrorInfo starts an empty errorInfo with the message: what
+	 * the worker's errorInfo has after its own copy of the message is
+	 * what follows it here.
+	 */
+
 	Tcl_SetObjResult(interp, Tcl_NewStringObj(failed->error, -1));
-	Tcl_AddErrorInfo(interp, failed->errorInfo);
+	if (strncmp(info, failed->error, length) == 0) {
+	    info += length;
+	} else {
+	    Tcl_AddErrorInfo(interp, "\n");
+	}
+	Tcl_AddErrorInfo(interp, info);
 	Tcl_AddErrorInfo(interp, "\n    (milter -workerinit)");
     } else {
 	Tcl_SetObjResult(interp, Tcl_NewStringObj(
@@ -681,6 +917,8 @@ JoinEnded(
 	    ckfree(wPtr->error);
 	    ckfree(wPtr->errorInfo);
 	}
+	Tcl_MutexFinalize(&wPtr->hookLock);
+	ckfree(wPtr->script);
 	ckfree(wPtr);
     }
 }
@@ -763,9 +1001,13 @@ MilterPoolReload(
  *
  *	Network thread, for a new connection: the ready queue of the
  *	current generation's worker with the fewest connections, pinned.
+ *	Only when none of them serves (each died and its replacement is
+ *	still evaluating -workerinit) does a starting one get it: its
+ *	events wait until the replacement serves.
  *
  * Results:
- *	The queue, or NULL when no worker serves (the pool is stopping).
+ *	The queue, or NULL when no worker serves or starts (the pool is
+ *	stopping, or replacements could not start).
  *
  * Side effects:
  *	Pins the queue.
@@ -779,21 +1021,23 @@ MilterPoolAssign(
 {
     MilterWorker *wPtr;
     MilterQueue *best = NULL;
-    int bestCount = 0;
+    int bestCount = 0, bestReady = 0;
 
     Tcl_MutexLock(&poolPtr->lock);
     for (wPtr = poolPtr->workers; wPtr != NULL; wPtr = wPtr->nextPtr) {
-	int count;
+	int count, ready = wPtr->phase == WORKER_READY;
 
 	if (wPtr->generation != poolPtr->generation
-		|| wPtr->phase != WORKER_READY || wPtr->quit
-		|| wPtr->queue == NULL) {
+		|| (!ready && wPtr->phase != WORKER_STARTING)
+		|| wPtr->quit || wPtr->queue == NULL) {
 	    continue;
 	}
 	count = MilterQueueConnections(wPtr->queue);
-	if (best == NULL || count < bestCount) {
+	if (best == NULL || ready > bestReady
+		|| (ready == bestReady && count < bestCount)) {
 	    best = wPtr->queue;
 	    bestCount = count;
+	    bestReady = ready;
 	}
     }
     if (best != NULL) {
@@ -847,9 +1091,6 @@ MilterPoolStop(
 	if (poolPtr->callbacks[i] != NULL) {
 	    ckfree(poolPtr->callbacks[i]);
 	}
-    }
-    if (poolPtr->initScript != NULL) {
-	ckfree(poolPtr->initScript);
     }
     Tcl_ConditionFinalize(&poolPtr->changed);
     Tcl_MutexFinalize(&poolPtr->lock);
