@@ -357,6 +357,7 @@ FlushLocked(
 		    "connection %lu: write failed: %s", conn->id,
 		    strerror(errno));
 	    conn->hangup = 1;
+	    conn->peerClosed = 1;
 	    EndInputLocked(conn, MILTER_LOG_NOTICE, NULL);
 	}
     }
@@ -673,11 +674,14 @@ ReadLocked(
 	    if (n < READ_CHUNK) {
 		return;
 	    }
+	    continue;
 	} else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 	    return;
 	} else if (n < 0 && errno == EINTR) {
 	    continue;
-	} else if (n < 0) {
+	}
+	conn->peerClosed = 1;	/* End of file, or a read error. */
+	if (n < 0) {
 	    MilterServerLog(conn->server, MILTER_LOG_NOTICE,
 		    "connection %lu: read failed: %s", conn->id,
 		    strerror(errno));
@@ -928,9 +932,10 @@ MilterConnUnlock(
  * MilterConnPeerGone --
  *
  *	Whether nothing more can reach the MTA on this connection: it hung
- *	up or closed its side, a read or write failed, or the network thread
- *	ended the session (timeout, stop). Called between MilterConnLock and
- *	MilterConnUnlock.
+ *	up or closed its side, or a read or write failed. (A session the
+ *	network thread ends itself, at a stop's deadline say, still gets the
+ *	verdict being decided, so that is not "gone".) Called between
+ *	MilterConnLock and MilterConnUnlock.
  *
  * Results:
  *	1 if the MTA is gone, else 0.
@@ -945,7 +950,7 @@ int
 MilterConnPeerGone(
     MilterConn *conn)
 {
-    return conn->inputEnded || conn->hangup || conn->fd < 0;
+    return conn->peerClosed || conn->hangup || conn->fd < 0;
 }
 
 /*

@@ -98,6 +98,8 @@ struct MilterConn {
     int inputEnded;		/* No more input: end the session. */
     int ending;			/* MilterSessionEnd has been called. */
     int hangup;			/* epoll reported a hang-up or error. */
+    int peerClosed;		/* The MTA closed its side (or a read or
+				 * write failed): nothing reaches it. */
     int dead;			/* Hard stop: abandoned, no callbacks. */
     int expired;		/* Ended at the stop deadline (atomic). */
     int hasData;		/* The owner attached data. */
