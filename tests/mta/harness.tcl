@@ -238,17 +238,19 @@ namespace eval ::mta::milter {
 # ::mta::milter::libpath --
 #	TCLLIBPATH for milter processes, so that they load the TclMilter
 #	being tested: this process's TCLLIBPATH ("make test" points it at
-#	the build directory), then the source tree (an in-tree build), then
-#	this interpreter's auto_path.
+#	the build directory, also for the sanitizer builds) or else the
+#	source tree (an in-tree build), then this interpreter's auto_path.
+#	Never both: the in-tree build's package would shadow a sanitizer
+#	build's (same version), and a milter under test would then run
+#	without the sanitizer.
 
 proc ::mta::milter::libpath {} {
     set path {}
     if {[info exists ::env(TCLLIBPATH)]} {
 	lappend path {*}$::env(TCLLIBPATH)
-    }
-    # Not [pwd]: Tcl also searches the subdirectories of each entry, and
-    # other builds of TclMilter may be there.
-    if {$::mta::top ni $path} {
+    } else {
+	# Not [pwd]: Tcl also searches the subdirectories of each entry,
+	# and other builds of TclMilter may be there.
 	lappend path $::mta::top
     }
     foreach dir $::auto_path {
