@@ -689,7 +689,8 @@ MilterServerStart(
     }
 
     if (MilterSocketListen(cfg->spec, cfg->backlog, cfg->socketMode,
-	    &server->listener, err, errLen) < 0) {
+	    cfg->socketUid, cfg->socketGid, &server->listener, err,
+	    errLen) < 0) {
 	MilterServerRelease(server);
 	return NULL;
     }
@@ -751,16 +752,15 @@ MilterServerStop(
     if (hard) {
 	server->hard = 1;
     }
-    if (server->listener.fd >= 0) {
-	/*
-	 * Refuse new connections before returning, not when the network
-	 * thread gets round to closing the socket: a shut-down listening
-	 * socket (unix or TCP) answers connect() with ECONNREFUSED, and
-	 * the descriptor stays valid until the network thread closes it.
-	 */
+    /*
+     * Refuse new connections before returning, not when the network
+     * thread gets round to closing the socket: a shut-down listening
+     * socket (unix or TCP) answers connect() with ECONNREFUSED, and the
+     * descriptor stays valid until the network thread closes it. An
+     * inherited socket (fd:N, systemd) is left alone (MilterSocketRefuse).
+     */
 
-	shutdown(server->listener.fd, SHUT_RDWR);
-    }
+    MilterSocketRefuse(&server->listener);
     pthread_mutex_unlock(&server->lock);
     Wake(server);
 }
