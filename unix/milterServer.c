@@ -365,6 +365,15 @@ AcceptAll(
 	unsigned long id;
 	int fd, on = 1, full;
 
+	if (ATOMIC_GET(&server->stopping)) {
+	    /*
+	     * A stop was asked: an inherited socket is not shut down
+	     * (MilterSocketRefuse), so leave what waits in its queue to
+	     * the next instance rather than accept it only to close it.
+	     */
+
+	    return;
+	}
 	fd = accept4(listenFd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (fd < 0) {
 	    if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS
