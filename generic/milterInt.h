@@ -11,8 +11,10 @@
  *	under MilterState.lock. No Tcl_Obj is ever seen by another thread.
  *
  *	Locking order: a connection's mutex (milterConn.c), then
- *	MilterState.lock, then the registry mutex (milterLoop.c). No script
- *	is ever evaluated with any of them held.
+ *	MilterState.lock, then the registry mutex (milterLoop.c). The
+ *	mutexes of unix/milterSignal.c and unix/milterSystemd.c are leaves:
+ *	nothing else is locked while one is held. No script is ever
+ *	evaluated with any of them held.
  *
  * Copyright (c) 2026 The TclMilter developers.
  *

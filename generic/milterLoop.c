@@ -463,6 +463,7 @@ MilterStart(
     cfg.maxData = (size_t) statePtr->maxDataSize;
     cfg.leadingSpace = statePtr->leadingSpace;
     cfg.debugLevel = statePtr->debugLevel;
+    cfg.wanted = statePtr->wanted;
 
     hooks.clientData = statePtr;
     hooks.assign = AssignHook;
@@ -509,7 +510,6 @@ MilterStart(
 		Tcl_GetString(statePtr->connectionObj), NULL);
 	return TCL_ERROR;
     }
-    MilterServerSetWanted(statePtr->server, statePtr->wanted);
     statePtr->status = MILTER_RUNNING;
     Register(statePtr);
     if (statePtr->debugLevel > 0) {
@@ -731,7 +731,8 @@ MilterStopObjCmd(
  *	the new generation failed.
  *
  * Side effects:
- *	Starts and retires worker threads.
+ *	Starts and retires worker threads; notifies the service manager
+ *	(see MilterReload).
  *
  *----------------------------------------------------------------------
  */
@@ -748,12 +749,6 @@ MilterReloadObjCmd(
     (void) clientData;
     if (objc != 1) {
 	Tcl_WrongNumArgs(interp, 1, objv, NULL);
-	return TCL_ERROR;
-    }
-    if (statePtr->status != MILTER_RUNNING) {
-	Tcl_SetObjResult(interp, Tcl_NewStringObj(
-		"the milter is not running", -1));
-	Tcl_SetErrorCode(interp, "MILTER", "STATE", "IDLE", NULL);
 	return TCL_ERROR;
     }
     return MilterReload(interp, statePtr);

@@ -86,6 +86,9 @@ typedef struct MilterServerConfig {
     size_t maxData;		/* Largest packet payload accepted. */
     int leadingSpace;		/* Ask for SMFIP_HDR_LEADSPC. */
     int debugLevel;		/* Detail of the log. */
+    unsigned wanted;		/* Events with a callback, from the first
+				 * connection on (a connection may already
+				 * wait when the network thread starts). */
 } MilterServerConfig;
 
 MODULE_SCOPE MilterServer *MilterServerStart(const MilterServerConfig *cfg,

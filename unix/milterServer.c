@@ -688,6 +688,7 @@ MilterServerStart(
     server->config.spec = MilterStrdup(cfg->spec, strlen(cfg->spec));
     server->hooks = *hooks;
     server->debugLevel = cfg->debugLevel;
+    server->wanted = cfg->wanted;	/* Before the thread: see cfg. */
     server->refs = 1;
     server->epollFd = server->wakeFd = -1;
     pthread_mutex_init(&server->lock, NULL);
