@@ -547,17 +547,29 @@ MilterStartObjCmd(
     Tcl_Obj *const objv[])
 {
     MilterState *statePtr = MilterGetState(interp);
+    int installed = 0;
 
     (void) clientData;
     if (objc != 1) {
 	Tcl_WrongNumArgs(interp, 1, objv, NULL);
 	return TCL_ERROR;
     }
-    if (MilterStart(interp, statePtr) != TCL_OK) {
-	return TCL_ERROR;
-    }
-    if (statePtr->signalsObj != NULL) {
+
+    /*
+     * Signals first, so that they are handled from the moment a service
+     * manager hears that the milter is ready.
+     */
+
+    if (statePtr->signalsObj != NULL && statePtr->status == MILTER_IDLE
+	    && !statePtr->signalsInstalled) {
 	MilterSignalInstall(statePtr, 0);
+	installed = statePtr->signalsInstalled;
+    }
+    if (MilterStart(interp, statePtr) != TCL_OK) {
+	if (installed) {
+	    MilterSignalRestore(statePtr);
+	}
+	return TCL_ERROR;
     }
     return TCL_OK;
 }
@@ -605,13 +617,16 @@ MilterMainObjCmd(
 	Tcl_SetErrorCode(interp, "MILTER", "STATE", "RUNNING", NULL);
 	return TCL_ERROR;
     }
+    MilterSignalInstall(statePtr, 1);	/* Before READY=1, see start. */
     if (statePtr->status == MILTER_IDLE
 	    && MilterStart(interp, statePtr) != TCL_OK) {
+	if (statePtr->signalsByMain) {
+	    MilterSignalRestore(statePtr);
+	}
 	return TCL_ERROR;
     }
     statePtr->inMain = 1;
     Tcl_Preserve(statePtr);
-    MilterSignalInstall(statePtr, 1);
     while (statePtr->status != MILTER_IDLE && !statePtr->shutDown) {
 	Tcl_DoOneEvent(TCL_ALL_EVENTS);
 	if (Tcl_InterpDeleted(interp)) {

@@ -354,8 +354,8 @@ MilterSignalInstall(
 {
     int fds[2], busy = 0, failed = 0;
 
-    if (statePtr->signalsInstalled) {
-	return;
+    if (statePtr->signalsInstalled || statePtr->workerPtr != NULL) {
+	return;				/* Workers cannot run a milter. */
     }
     Tcl_MutexLock(&sigLock);
     if (handlerState != NULL) {
