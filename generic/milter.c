@@ -13,6 +13,8 @@
 
 #include "milterInt.h"
 
+#include <grp.h>
+#include <pwd.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -47,19 +49,29 @@ const int milterCodeValues[] = {
 static const char *const optionNames[] = {
     "-backlog", "-connection", "-coroutines", "-debuglevel", "-defaultreply",
     "-draintimeout", "-encoding", "-leadingspace", "-logcommand",
-    "-maxconnections", "-maxdatasize", "-name", "-socketmode", "-timeout",
-    "-workerinit", "-workers", NULL
+    "-logdestination", "-maxconnections", "-maxdatasize", "-name",
+    "-signals", "-socketgroup", "-socketmode", "-socketowner",
+    "-syslogfacility", "-syslogident", "-timeout", "-workerinit",
+    "-workers", NULL
 };
 enum Option {
     OPT_BACKLOG, OPT_CONNECTION, OPT_COROUTINES, OPT_DEBUGLEVEL,
     OPT_DEFAULTREPLY,
     OPT_DRAINTIMEOUT, OPT_ENCODING, OPT_LEADINGSPACE, OPT_LOGCOMMAND,
-    OPT_MAXCONNECTIONS, OPT_MAXDATASIZE, OPT_NAME, OPT_SOCKETMODE,
-    OPT_TIMEOUT, OPT_WORKERINIT, OPT_WORKERS
+    OPT_LOGDESTINATION, OPT_MAXCONNECTIONS, OPT_MAXDATASIZE, OPT_NAME,
+    OPT_SIGNALS, OPT_SOCKETGROUP, OPT_SOCKETMODE, OPT_SOCKETOWNER,
+    OPT_SYSLOGFACILITY, OPT_SYSLOGIDENT, OPT_TIMEOUT, OPT_WORKERINIT,
+    OPT_WORKERS
 };
 static const int optionIsStatic[] = {
-    1, 1, 0, 0, 0, 1, 0, 1, 0, 1, 1, 1, 1, 1, 0, 1
+    1, 1, 0, 0, 0, 1, 0, 1, 0, 0, 1, 1, 1, 0, 1, 1, 1, 0, 0, 1, 0, 1
 };
+
+/*
+ * Values of -logdestination.
+ */
+
+static const char *const destinationNames[] = {"stderr", "syslog", NULL};
 
 static void		DeleteState(ClientData clientData, Tcl_Interp *interp);
 static void		ThreadExit(ClientData clientData);
@@ -107,7 +119,12 @@ MilterGetState(
     statePtr->drainTimeout = 5000;
     statePtr->socketMode = 0660;
     statePtr->maxDataSize = MILTER_CHUNK_SIZE;
+    statePtr->socketUid = statePtr->socketGid = -1;
     statePtr->logTail = &statePtr->logHead;
+    statePtr->syslogFd = -1;
+    while (strcmp(milterFacilityNames[statePtr->syslogFacility], "mail")) {
+	statePtr->syslogFacility++;
+    }
     Tcl_SetAssocData(interp, "milter", DeleteState, statePtr);
     Tcl_CreateThreadExitHandler(ThreadExit, statePtr);
     return statePtr;
@@ -172,6 +189,18 @@ FreeState(
     if (statePtr->logCommandObj != NULL) {
 	Tcl_DecrRefCount(statePtr->logCommandObj);
     }
+    if (statePtr->signalsObj != NULL) {
+	Tcl_DecrRefCount(statePtr->signalsObj);
+    }
+    if (statePtr->socketGroupObj != NULL) {
+	Tcl_DecrRefCount(statePtr->socketGroupObj);
+    }
+    if (statePtr->socketOwnerObj != NULL) {
+	Tcl_DecrRefCount(statePtr->socketOwnerObj);
+    }
+    if (statePtr->syslogIdentObj != NULL) {
+	Tcl_DecrRefCount(statePtr->syslogIdentObj);
+    }
     Tcl_FreeEncoding(statePtr->encoding);
     MilterCoroFree(statePtr);
     Tcl_MutexFinalize(&statePtr->lock);
@@ -194,7 +223,14 @@ typedef struct Pending {
     Tcl_Obj *obj[sizeof(optionIsStatic) / sizeof(int)];
     int num[sizeof(optionIsStatic) / sizeof(int)];
     Tcl_Encoding encoding;
+    Tcl_Obj *signalsObj;	/* -signals, canonical; NULL when empty. */
 } Pending;
+
+/*
+ * Maybe: an option whose value is an object or nothing.
+ */
+
+#define OBJ_OR_EMPTY(objPtr) ((objPtr) != NULL ? (objPtr) : Tcl_NewObj())
 
 static Tcl_Obj *
 OptionValue(
@@ -221,14 +257,21 @@ OptionValue(
     case OPT_ENCODING:
 	return Tcl_NewStringObj(Tcl_GetEncodingName(statePtr->encoding), -1);
     case OPT_LEADINGSPACE: return Tcl_NewBooleanObj(statePtr->leadingSpace);
-    case OPT_LOGCOMMAND:
-	return statePtr->logCommandObj ? statePtr->logCommandObj
-		: Tcl_NewObj();
+    case OPT_LOGCOMMAND: return OBJ_OR_EMPTY(statePtr->logCommandObj);
+    case OPT_LOGDESTINATION:
+	return Tcl_NewStringObj(destinationNames[statePtr->logSyslog], -1);
     case OPT_MAXCONNECTIONS: return Tcl_NewIntObj(statePtr->maxConnections);
     case OPT_MAXDATASIZE: return Tcl_NewIntObj(statePtr->maxDataSize);
     case OPT_NAME:	return statePtr->nameObj;
+    case OPT_SIGNALS:	return OBJ_OR_EMPTY(statePtr->signalsObj);
+    case OPT_SOCKETGROUP: return OBJ_OR_EMPTY(statePtr->socketGroupObj);
     case OPT_SOCKETMODE:
 	return Tcl_ObjPrintf("0%o", (unsigned) statePtr->socketMode);
+    case OPT_SOCKETOWNER: return OBJ_OR_EMPTY(statePtr->socketOwnerObj);
+    case OPT_SYSLOGFACILITY:
+	return Tcl_NewStringObj(
+		milterFacilityNames[statePtr->syslogFacility], -1);
+    case OPT_SYSLOGIDENT: return OBJ_OR_EMPTY(statePtr->syslogIdentObj);
     case OPT_TIMEOUT:	return Tcl_NewIntObj(statePtr->timeout);
     case OPT_WORKERINIT:
 	return statePtr->workerInitObj ? statePtr->workerInitObj
@@ -268,6 +311,65 @@ GetIntInRange(
 	return BadValue(interp, option, valueObj, expected);
     }
     return TCL_OK;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * LookupId --
+ *
+ *	A -socketgroup or -socketowner value as a group or user id: a
+ *	decimal number as it is, else the id of that group or user name.
+ *
+ * Results:
+ *	1 with the id in *idPtr (-1 for an empty value); 0 if the name is
+ *	unknown or the number out of range.
+ *
+ * Side effects:
+ *	Reads the group or user database.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+LookupId(
+    const char *value,
+    int isGroup,
+    int *idPtr)
+{
+    char buf[16384], *end;
+    long number;
+
+    *idPtr = -1;
+    if (*value == '\0') {
+	return 1;
+    }
+    if (*value >= '0' && *value <= '9') {
+	number = strtol(value, &end, 10);
+	if (*end != '\0' || number < 0 || number >= 0x7fffffffL) {
+	    return 0;
+	}
+	*idPtr = (int) number;
+	return 1;
+    }
+    if (isGroup) {
+	struct group gr, *grPtr = NULL;
+
+	if (getgrnam_r(value, &gr, buf, sizeof(buf), &grPtr) != 0
+		|| grPtr == NULL) {
+	    return 0;
+	}
+	*idPtr = (int) grPtr->gr_gid;
+    } else {
+	struct passwd pw, *pwPtr = NULL;
+
+	if (getpwnam_r(value, &pw, buf, sizeof(buf), &pwPtr) != 0
+		|| pwPtr == NULL) {
+	    return 0;
+	}
+	*idPtr = (int) pwPtr->pw_uid;
+    }
+    return 1;
 }
 
 /*
@@ -368,6 +470,12 @@ ValidateOption(
 	*nPtr = len;
 	return TCL_OK;
     }
+    case OPT_LOGDESTINATION:
+	if (Tcl_GetIndexFromObj(NULL, valueObj, destinationNames,
+		"destination", TCL_EXACT, nPtr) != TCL_OK) {
+	    return BadValue(interp, option, valueObj, "stderr or syslog");
+	}
+	return TCL_OK;
     case OPT_MAXCONNECTIONS:
 	return GetIntInRange(interp, option, valueObj, 0, 1000000,
 		"an integer from 0 to 1000000", nPtr);
@@ -375,6 +483,43 @@ ValidateOption(
 	return GetIntInRange(interp, option, valueObj, MILTER_CHUNK_SIZE,
 		64 * 1024 * 1024, "an integer from 65535 to 67108864", nPtr);
     case OPT_NAME:
+	return TCL_OK;
+    case OPT_SIGNALS: {
+	Tcl_Obj *dictObj;
+
+	if (MilterSignalCheck(interp, valueObj, &dictObj) != TCL_OK) {
+	    return TCL_ERROR;
+	}
+	if (dictObj != NULL) {
+	    Tcl_IncrRefCount(dictObj);
+	}
+	if (pPtr->signalsObj != NULL) {
+	    Tcl_DecrRefCount(pPtr->signalsObj);
+	}
+	pPtr->signalsObj = dictObj;
+	return TCL_OK;
+    }
+    case OPT_SOCKETGROUP:
+	if (!LookupId(Tcl_GetString(valueObj), 1, nPtr)) {
+	    return BadValue(interp, option, valueObj,
+		    "a known group name or a group id");
+	}
+	return TCL_OK;
+    case OPT_SOCKETOWNER:
+	if (!LookupId(Tcl_GetString(valueObj), 0, nPtr)) {
+	    return BadValue(interp, option, valueObj,
+		    "a known user name or a user id");
+	}
+	return TCL_OK;
+    case OPT_SYSLOGFACILITY:
+	if (Tcl_GetIndexFromObj(NULL, valueObj, milterFacilityNames,
+		"facility", TCL_EXACT, nPtr) != TCL_OK) {
+	    return BadValue(interp, option, valueObj, "auth, authpriv, "
+		    "cron, daemon, ftp, kern, local0 to local7, lpr, mail, "
+		    "news, syslog, user or uucp");
+	}
+	return TCL_OK;
+    case OPT_SYSLOGIDENT:
 	return TCL_OK;
     case OPT_SOCKETMODE: {
 	const char *s = Tcl_GetString(valueObj);
@@ -463,6 +608,11 @@ ApplyPending(
 	    statePtr->useLogCommand = n > 0;
 	    Tcl_MutexUnlock(&statePtr->lock);
 	    break;
+	case OPT_LOGDESTINATION:
+	    Tcl_MutexLock(&statePtr->lock);
+	    statePtr->logSyslog = n;
+	    Tcl_MutexUnlock(&statePtr->lock);
+	    break;
 	case OPT_MAXCONNECTIONS: statePtr->maxConnections = n;	break;
 	case OPT_MAXDATASIZE:	statePtr->maxDataSize = n;	break;
 	case OPT_NAME:
@@ -472,7 +622,35 @@ ApplyPending(
 		    Tcl_GetString(statePtr->nameObj));
 	    Tcl_MutexUnlock(&statePtr->lock);
 	    break;
+	case OPT_SIGNALS:
+	    ReplaceObj(&statePtr->signalsObj, pPtr->signalsObj);
+	    MilterSignalUpdate(statePtr);
+	    break;
+	case OPT_SOCKETGROUP:
+	    ReplaceObj(&statePtr->socketGroupObj,
+		    n >= 0 ? pPtr->obj[option] : NULL);
+	    statePtr->socketGid = n;
+	    break;
 	case OPT_SOCKETMODE:	statePtr->socketMode = n;	break;
+	case OPT_SOCKETOWNER:
+	    ReplaceObj(&statePtr->socketOwnerObj,
+		    n >= 0 ? pPtr->obj[option] : NULL);
+	    statePtr->socketUid = n;
+	    break;
+	case OPT_SYSLOGFACILITY:
+	    Tcl_MutexLock(&statePtr->lock);
+	    statePtr->syslogFacility = n;
+	    Tcl_MutexUnlock(&statePtr->lock);
+	    break;
+	case OPT_SYSLOGIDENT:
+	    ReplaceObj(&statePtr->syslogIdentObj,
+		    Tcl_GetCharLength(pPtr->obj[option]) > 0
+		    ? pPtr->obj[option] : NULL);
+	    Tcl_MutexLock(&statePtr->lock);
+	    snprintf(statePtr->syslogIdent, sizeof(statePtr->syslogIdent),
+		    "%s", Tcl_GetString(pPtr->obj[option]));
+	    Tcl_MutexUnlock(&statePtr->lock);
+	    break;
 	case OPT_TIMEOUT:	statePtr->timeout = n;		break;
 	case OPT_WORKERINIT:
 	    ReplaceObj(&statePtr->workerInitObj,
@@ -563,11 +741,17 @@ ConfigureObjCmd(
     }
     ApplyPending(statePtr, &pending);
     MilterPoolSync(statePtr);
+    if (pending.signalsObj != NULL) {
+	Tcl_DecrRefCount(pending.signalsObj);
+    }
     return TCL_OK;
 
   error:
     if (pending.encoding != NULL) {
 	Tcl_FreeEncoding(pending.encoding);
+    }
+    if (pending.signalsObj != NULL) {
+	Tcl_DecrRefCount(pending.signalsObj);
     }
     return TCL_ERROR;
 }

@@ -11,8 +11,10 @@
  *	under MilterState.lock. No Tcl_Obj is ever seen by another thread.
  *
  *	Locking order: a connection's mutex (milterConn.c), then
- *	MilterState.lock, then the registry mutex (milterLoop.c). No script
- *	is ever evaluated with any of them held.
+ *	MilterState.lock, then the registry mutex (milterLoop.c). The
+ *	mutexes of unix/milterSignal.c and unix/milterSystemd.c are leaves:
+ *	nothing else is locked while one is held. No script is ever
+ *	evaluated with any of them held.
  *
  * Copyright (c) 2026 The TclMilter developers.
  *
@@ -119,6 +121,12 @@ typedef struct MilterState {
     int workers;		/* -workers */
     Tcl_Obj *workerInitObj;	/* -workerinit, or NULL */
     int coroutines;		/* -coroutines */
+    Tcl_Obj *signalsObj;	/* -signals, a dict, or NULL when empty */
+    Tcl_Obj *socketGroupObj;	/* -socketgroup, or NULL */
+    int socketGid;		/* ... as a group id, or -1 */
+    Tcl_Obj *socketOwnerObj;	/* -socketowner, or NULL */
+    int socketUid;		/* ... as a user id, or -1 */
+    Tcl_Obj *syslogIdentObj;	/* -syslogident, or NULL */
 
     Tcl_Obj *callbacks[MILTER_EV_COUNT];
 				/* Command prefixes, or NULL. */
@@ -149,6 +157,13 @@ typedef struct MilterState {
     Tcl_Obj *coroutineCmdObj;	/* "::coroutine", or NULL. */
     Tcl_Obj *runnerNameObj;	/* "::milter::coro::callback", or NULL. */
 
+    /* Signals (unix/milterSignal.c) and systemd (unix/milterSystemd.c). */
+    int signalsInstalled;	/* This milter handles signals now ... */
+    int signalsByMain;		/* ... because milter main runs. */
+    char notifyPath[110];	/* NOTIFY_SOCKET as found at start, or "";
+				 * set while idle, read by any thread that
+				 * stops the milter. */
+
     Tcl_Mutex lock;
     int posted;			/* lock: a drain event is queued. */
     int serverStopped;		/* lock: the stopped hook ran. */
@@ -165,6 +180,13 @@ typedef struct MilterState {
 				/* lock: rate limits by class. */
     int useLogCommand;		/* lock: -logcommand is set. */
     char logName[64];		/* lock: -name, for lines on stderr. */
+    int logSyslog;		/* lock: -logdestination syslog. */
+    int syslogFacility;		/* lock: -syslogfacility, an index into
+				 * milterFacilityNames. */
+    char syslogIdent[64];	/* lock: -syslogident; "" for -name. */
+    int syslogFd;		/* The datagram socket to syslog, or -1. */
+    int syslogFailed;		/* Syslog could not be reached: the lines
+				 * went to standard error. */
     Tcl_TimerToken logTimer;	/* Retries the delivery, or NULL. */
     long long logTimerDue;	/* When it fires, monotonic microseconds. */
     size_t logOutLen;		/* Bytes in logOut ... */
@@ -219,6 +241,9 @@ MODULE_SCOPE void	MilterReadyHook(void *clientData);
 MODULE_SCOPE int	MilterReloadObjCmd(ClientData clientData,
 			    Tcl_Interp *interp, int objc,
 			    Tcl_Obj *const objv[]);
+MODULE_SCOPE void	MilterStopOwn(MilterState *statePtr);
+MODULE_SCOPE int	MilterReload(Tcl_Interp *interp,
+			    MilterState *statePtr);
 
 /*
  * milterWorker.c
@@ -247,6 +272,7 @@ MODULE_SCOPE void	MilterLog(MilterState *statePtr, MilterLogLevel level,
 			    const char *msg);
 MODULE_SCOPE void	MilterLogReset(MilterState *statePtr);
 MODULE_SCOPE void	MilterLogShutdown(MilterState *statePtr);
+MODULE_SCOPE const char *const milterFacilityNames[];
 
 /*
  * milterCallback.c
@@ -283,6 +309,33 @@ MODULE_SCOPE MilterCtx *MilterCtxNew(MilterState *statePtr,
 MODULE_SCOPE void	MilterCtxDelete(MilterCtx *ctxPtr);
 MODULE_SCOPE void	MilterCtxPreserve(MilterCtx *ctxPtr);
 MODULE_SCOPE void	MilterCtxRelease(MilterCtx *ctxPtr);
+
+/*
+ * unix/milterSignal.c
+ */
+
+MODULE_SCOPE int	MilterSignalCheck(Tcl_Interp *interp,
+			    Tcl_Obj *valueObj, Tcl_Obj **dictPtr);
+MODULE_SCOPE void	MilterSignalInstall(MilterState *statePtr,
+			    int byMain);
+MODULE_SCOPE void	MilterSignalUpdate(MilterState *statePtr);
+MODULE_SCOPE void	MilterSignalRestore(MilterState *statePtr);
+MODULE_SCOPE void	MilterSignalFinalize(void);
+
+/*
+ * unix/milterSystemd.c
+ */
+
+MODULE_SCOPE void	MilterNotifyInit(MilterState *statePtr);
+MODULE_SCOPE void	MilterNotify(MilterState *statePtr,
+			    const char *format, ...)
+#if defined(__GNUC__)
+			    __attribute__((format(printf, 2, 3)))
+#endif
+			    ;
+MODULE_SCOPE int	MilterSystemdFd(Tcl_Interp *interp, int *fdPtr,
+			    char *err, size_t errLen);
+MODULE_SCOPE void	MilterSystemdFinalize(void);
 
 /*
  * unix/milterUnixChan.c

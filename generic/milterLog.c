@@ -4,14 +4,25 @@
  *	The log of a milter: a bounded queue of lines that any thread may
  *	append to without waiting for anything but the state's mutex, rate
  *	limits for the lines an MTA (or anyone who can connect) can cause at
- *	will, and the delivery of the lines on the owner thread, either to
- *	the -logcommand or to standard error.
+ *	will, and the delivery of the lines on the owner thread, to the
+ *	-logcommand, to standard error or to syslog (-logdestination).
  *
  *	Standard error is written by the owner thread only, and never in a
  *	way that can block: a write of at most PIPE_BUF bytes of whole lines,
  *	and only after poll() has said that the descriptor is writable. When
  *	it is not (a full pipe nobody reads, a terminal stopped with ^S), the
  *	lines stay queued, within the bounds, and a timer tries again.
+ *
+ *	Syslog gets the same care: rather than syslog(3), which blocks when
+ *	the syslog daemon's socket is full (journald or rsyslog falling
+ *	behind) and keeps a descriptor of its own under a process-wide lock,
+ *	the owner sends each line itself as a datagram in the traditional
+ *	format ("<PRI>Mmm dd hh:mm:ss ident[pid]: message") to /dev/log, on
+ *	a non-blocking socket. A full socket keeps the lines queued for the
+ *	timer; a syslog that cannot be reached sends them to standard error
+ *	instead, with a warning, until it can be reached again. (The
+ *	environment variable TCLMILTER_SYSLOG_SOCKET names another socket
+ *	than /dev/log; the tests use it.)
  *
  *	Threads: MilterLogQueueLocked is called from any thread with
  *	MilterState.lock held. Everything else runs on the owner thread
@@ -28,7 +39,11 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -97,6 +112,30 @@ static const LimitInfo limitInfo[MILTER_LOG_LIMITS] = {
 static const char *const levelNames[] = {
     "error", "warning", "notice", "info", "debug"
 };
+
+/*
+ * Syslog: the severity of each level, the facilities of -syslogfacility
+ * and their codes, the socket, and the longest datagram.
+ */
+
+static const int levelSeverities[] = {
+    LOG_ERR, LOG_WARNING, LOG_NOTICE, LOG_INFO, LOG_DEBUG
+};
+
+const char *const milterFacilityNames[] = {
+    "auth", "authpriv", "cron", "daemon", "ftp", "kern", "local0",
+    "local1", "local2", "local3", "local4", "local5", "local6", "local7",
+    "lpr", "mail", "news", "syslog", "user", "uucp", NULL
+};
+static const int facilityCodes[] = {
+    LOG_AUTH, LOG_AUTHPRIV, LOG_CRON, LOG_DAEMON, LOG_FTP, LOG_KERN,
+    LOG_LOCAL0, LOG_LOCAL1, LOG_LOCAL2, LOG_LOCAL3, LOG_LOCAL4, LOG_LOCAL5,
+    LOG_LOCAL6, LOG_LOCAL7, LOG_LPR, LOG_MAIL, LOG_NEWS, LOG_SYSLOG,
+    LOG_USER, LOG_UUCP
+};
+
+#define SYSLOG_PATH	"/dev/log"
+#define SYSLOG_MAX	(LOG_MAX_TEXT + 200)
 
 static void		ArmTimer(MilterState *statePtr);
 static void		LogTimerProc(ClientData clientData);
@@ -302,6 +341,37 @@ PopLocked(
 	statePtr->logBytes -= linePtr->len;
     }
     return linePtr;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * PushFrontLocked --
+ *
+ *	Puts a line taken off the queue back at its head, when it could
+ *	not be delivered now. Called with statePtr->lock held.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static void
+PushFrontLocked(
+    MilterState *statePtr,
+    LogLine *linePtr)
+{
+    linePtr->nextPtr = statePtr->logHead;
+    if (statePtr->logHead == NULL) {
+	statePtr->logTail = &linePtr->nextPtr;
+    }
+    statePtr->logHead = linePtr;
+    statePtr->logCount++;
+    statePtr->logBytes += linePtr->len;
 }
 
 /*
@@ -636,6 +706,304 @@ FlushStderr(
 /*
  *----------------------------------------------------------------------
  *
+ * FormatSyslog --
+ *
+ *	Formats a line as a syslog datagram: "<PRI>Mmm dd hh:mm:ss
+ *	ident[pid]: message", with the local time, as syslog(3) does. White
+ *	space and control characters in the ident become "_".
+ *
+ * Results:
+ *	The number of bytes stored, at most 'room' - 1.
+ *
+ * Side effects:
+ *	Fills buf.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static size_t
+FormatSyslog(
+    char *buf,
+    size_t room,
+    int facility,		/* Index into milterFacilityNames. */
+    const char *ident,
+    MilterLogLevel level,
+    const char *text,
+    size_t len)
+{
+    char stamp[32], name[64], *p;
+    time_t now = time(NULL);
+    struct tm tm;
+    int n;
+
+    if (localtime_r(&now, &tm) == NULL
+	    || strftime(stamp, sizeof(stamp), "%b %e %H:%M:%S", &tm) == 0) {
+	strcpy(stamp, "Jan  1 00:00:00");
+    }
+    snprintf(name, sizeof(name), "%s", ident);
+    for (p = name; *p != '\0'; p++) {
+	if ((unsigned char) *p <= ' ' || *p == 0x7f) {
+	    *p = '_';
+	}
+    }
+    n = snprintf(buf, room, "<%d>%s %s[%ld]: %.*s",
+	    facilityCodes[facility] | levelSeverities[level], stamp, name,
+	    (long) getpid(), (int) len, text);
+    return n < 0 ? 0 : ((size_t) n < room ? (size_t) n : room - 1);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * SyslogOpen --
+ *
+ *	A non-blocking datagram socket connected to syslog's socket.
+ *
+ * Results:
+ *	The descriptor, or -1 with a message.
+ *
+ * Side effects:
+ *	Creates a socket.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+SyslogOpen(
+    char *err,
+    size_t errLen)
+{
+    struct sockaddr_un sun;
+    const char *path = getenv("TCLMILTER_SYSLOG_SOCKET");
+    int fd;
+
+    if (path == NULL || path[0] == '\0') {
+	path = SYSLOG_PATH;
+    }
+    memset(&sun, 0, sizeof(sun));
+    sun.sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof(sun.sun_path)) {
+	snprintf(err, errLen, "cannot reach syslog at \"%s\": path too long",
+		path);
+	return -1;
+    }
+    strcpy(sun.sun_path, path);
+    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+	snprintf(err, errLen, "cannot reach syslog: socket: %s",
+		strerror(errno));
+	return -1;
+    }
+    if (connect(fd, (struct sockaddr *) &sun, sizeof(sun)) != 0) {
+	snprintf(err, errLen, "cannot reach syslog at \"%s\": %s", path,
+		strerror(errno));
+	close(fd);
+	return -1;
+    }
+    return fd;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * SyslogSend --
+ *
+ *	Sends one datagram without blocking.
+ *
+ * Results:
+ *	0 when sent; else the errno value (EAGAIN: syslog's socket is full
+ *	now).
+ *
+ * Side effects:
+ *	Sends.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+SyslogSend(
+    int fd,
+    const char *buf,
+    size_t len)
+{
+    ssize_t n;
+
+    do {
+	n = send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    if (n >= 0) {
+	return 0;
+    }
+    if (errno == EWOULDBLOCK || errno == ENOBUFS) {
+	return EAGAIN;
+    }
+    return errno;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * SyslogUnreachable --
+ *
+ *	Owner thread: syslog cannot be reached. The first time (until it
+ *	can be reached again) a warning saying so goes ahead of the lines,
+ *	which go to standard error instead.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Adds to the bytes on their way to standard error.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static void
+SyslogUnreachable(
+    MilterState *statePtr,
+    const char *why)
+{
+    char name[sizeof(statePtr->logName)], text[600];
+
+    if (statePtr->syslogFd >= 0) {
+	close(statePtr->syslogFd);
+	statePtr->syslogFd = -1;
+    }
+    if (statePtr->syslogFailed) {
+	return;
+    }
+    statePtr->syslogFailed = 1;
+    Tcl_MutexLock(&statePtr->lock);
+    memcpy(name, statePtr->logName, sizeof(name));
+    Tcl_MutexUnlock(&statePtr->lock);
+    name[sizeof(name) - 1] = '\0';
+    snprintf(text, sizeof(text), "%s; logging to standard error", why);
+    if (statePtr->logOutLen + strlen(name) + strlen(text) + 20
+	    < MILTER_LOG_OUT) {
+	statePtr->logOutLen += FormatLine(
+		statePtr->logOut + statePtr->logOutLen,
+		MILTER_LOG_OUT - statePtr->logOutLen, name,
+		MILTER_LOG_WARNING, text, strlen(text));
+    }
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * FlushSyslog --
+ *
+ *	Owner thread: sends queued lines to syslog, up to *budgetPtr of
+ *	them, one datagram each, until syslog's socket is full. When syslog
+ *	cannot be reached (no socket, nobody reading it), the lines go to
+ *	standard error (FlushStderr).
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Takes lines off the queue; sends; decreases *budgetPtr.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static void
+FlushSyslog(
+    MilterState *statePtr,
+    int *budgetPtr)
+{
+    char buf[SYSLOG_MAX], ident[sizeof(statePtr->logName)], err[400];
+    LogLine *linePtr;
+    size_t len;
+    int facility, error, retried = 0;
+
+    while (*budgetPtr > 0) {
+	if (statePtr->syslogFd < 0) {
+	    statePtr->syslogFd = SyslogOpen(err, sizeof(err));
+	    if (statePtr->syslogFd < 0) {
+		SyslogUnreachable(statePtr, err);
+		FlushStderr(statePtr, budgetPtr);
+		return;
+	    }
+	}
+	Tcl_MutexLock(&statePtr->lock);
+	linePtr = PopLocked(statePtr);
+	snprintf(ident, sizeof(ident), "%s", statePtr->syslogIdent[0]
+		? statePtr->syslogIdent : statePtr->logName);
+	facility = statePtr->syslogFacility;
+	Tcl_MutexUnlock(&statePtr->lock);
+	if (linePtr == NULL) {
+	    return;
+	}
+	len = FormatSyslog(buf, sizeof(buf), facility, ident, linePtr->level,
+		linePtr->text, linePtr->len);
+	error = SyslogSend(statePtr->syslogFd, buf, len);
+	if (error == 0) {
+	    ckfree(linePtr);
+	    (*budgetPtr)--;
+	    statePtr->syslogFailed = 0;
+	    continue;
+	}
+	Tcl_MutexLock(&statePtr->lock);
+	PushFrontLocked(statePtr, linePtr);
+	Tcl_MutexUnlock(&statePtr->lock);
+	if (error == EAGAIN) {
+	    return;			/* The timer tries again. */
+	}
+
+	/*
+	 * The syslog daemon went away (ECONNREFUSED): connect again once,
+	 * to its new socket if it was restarted.
+	 */
+
+	close(statePtr->syslogFd);
+	statePtr->syslogFd = -1;
+	if (retried) {
+	    snprintf(err, sizeof(err), "cannot send to syslog: %s",
+		    strerror(error));
+	    SyslogUnreachable(statePtr, err);
+	    FlushStderr(statePtr, budgetPtr);
+	    return;
+	}
+	retried = 1;
+    }
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * FlushDirect --
+ *
+ *	Owner thread: delivers up to *budgetPtr queued lines to standard
+ *	error or syslog, whichever -logdestination names.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	See FlushStderr and FlushSyslog.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static void
+FlushDirect(
+    MilterState *statePtr,
+    int *budgetPtr)
+{
+    if (statePtr->logSyslog) {
+	FlushSyslog(statePtr, budgetPtr);
+	return;
+    }
+    if (statePtr->syslogFd >= 0) {
+	close(statePtr->syslogFd);
+	statePtr->syslogFd = -1;
+    }
+    FlushStderr(statePtr, budgetPtr);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
  * EvalLogCommand --
  *
  *	Owner thread: passes one line to the -logcommand, reporting its
@@ -734,11 +1102,24 @@ MilterLogQueueLocked(
 
     if (statePtr->dead) {
 	if (!statePtr->useLogCommand) {
-	    char buf[MILTER_LOG_OUT];
-	    size_t n = FormatLine(buf, sizeof(buf), statePtr->logName, level,
-		    msg, len);
+	    char buf[MILTER_LOG_OUT], err[400];
+	    size_t n;
+	    int fd = -1;
 
-	    WriteSome(buf, n);
+	    if (statePtr->logSyslog) {
+		fd = SyslogOpen(err, sizeof(err));
+	    }
+	    if (fd >= 0) {
+		n = FormatSyslog(buf, sizeof(buf), statePtr->syslogFacility,
+			statePtr->syslogIdent[0] ? statePtr->syslogIdent
+			: statePtr->logName, level, msg, len);
+		SyslogSend(fd, buf, n);
+		close(fd);
+	    } else {
+		n = FormatLine(buf, sizeof(buf), statePtr->logName, level,
+			msg, len);
+		WriteSome(buf, n);
+	    }
 	}
 	return 0;
     }
@@ -803,7 +1184,7 @@ MilterLogFlush(
 
     while (budget > 0 && !statePtr->shutDown) {
 	if (!UseLogCommand(statePtr)) {
-	    FlushStderr(statePtr, &budget);
+	    FlushDirect(statePtr, &budget);
 	    break;
 	}
 	Tcl_MutexLock(&statePtr->lock);
@@ -990,9 +1371,10 @@ MilterLogReset(
  *
  *	Owner thread, at teardown, after 'dead' is set (so nothing more is
  *	queued): no script runs any more, so the lines still queued for the
- *	-logcommand are lost; lines for standard error (and the reports of
- *	dropped and suppressed lines) are written as far as that can be done
- *	without blocking. Frees the queue and stops the timer.
+ *	-logcommand are lost; lines for standard error or syslog (and the
+ *	reports of dropped and suppressed lines) are written as far as that
+ *	can be done without blocking. Frees the queue, stops the timer and
+ *	closes the socket to syslog.
  *
  * Results:
  *	None.
@@ -1023,7 +1405,7 @@ MilterLogShutdown(
 	Tcl_MutexLock(&statePtr->lock);
 	budget = statePtr->logCount;
 	Tcl_MutexUnlock(&statePtr->lock);
-	FlushStderr(statePtr, &budget);
+	FlushDirect(statePtr, &budget);
 	Tcl_MutexLock(&statePtr->lock);
 	ReportDroppedLocked(statePtr);
 	for (i = 0; i < MILTER_LOG_LIMITS; i++) {
@@ -1031,7 +1413,12 @@ MilterLogShutdown(
 	}
 	budget = statePtr->logCount;
 	Tcl_MutexUnlock(&statePtr->lock);
-	FlushStderr(statePtr, &budget);
+	FlushDirect(statePtr, &budget);
+	WriteOut(statePtr);
+    }
+    if (statePtr->syslogFd >= 0) {
+	close(statePtr->syslogFd);
+	statePtr->syslogFd = -1;
     }
     statePtr->logOutLen = statePtr->logOutDone = 0;
     Tcl_MutexLock(&statePtr->lock);

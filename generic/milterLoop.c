@@ -1,10 +1,12 @@
 /*
  * milterLoop.c --
  *
- *	Running and stopping a milter: milter start, main and stop; the
- *	drain event through which the network thread's work (and its log
- *	lines, see milterLog.c) reaches the owner thread; and teardown on
- *	interpreter deletion, thread exit and process exit.
+ *	Running and stopping a milter: milter start, main, stop and reload;
+ *	the drain event through which the network thread's work (and its
+ *	log lines, see milterLog.c) reaches the owner thread; and teardown on
+ *	interpreter deletion, thread exit and process exit. Signals are
+ *	handled while main runs (unix/milterSignal.c), and a service manager
+ *	is told about start, reload and stop (unix/milterSystemd.c).
  *
  * Copyright (c) 2026 The TclMilter developers.
  *
@@ -16,6 +18,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 /*
  * The event queued to the owner thread. One is in the queue at a time per
@@ -43,6 +46,33 @@ static Running *running = NULL;		/* registryLock */
 static int exitHandlerSet = 0;		/* registryLock */
 
 static int		DrainEventProc(Tcl_Event *evPtr, int flags);
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * NotifyStopping --
+ *
+ *	Any thread, just before a milter's server is asked to stop (and
+ *	only if no stop was asked yet): tells the service manager.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	See MilterNotify.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static void
+NotifyStopping(
+    MilterState *statePtr,
+    MilterServer *server)
+{
+    if (!MilterServerStopping(server)) {
+	MilterNotify(statePtr, "STOPPING=1\nSTATUS=stopping");
+    }
+}
 
 /*
  *----------------------------------------------------------------------
@@ -302,6 +332,7 @@ FinishStop(
     }
     MilterPoolStop(statePtr);
     ReleaseQueue(statePtr);
+    MilterSignalRestore(statePtr);
     statePtr->server = NULL;
     statePtr->status = MILTER_IDLE;
     Tcl_MutexLock(&statePtr->lock);
@@ -386,7 +417,9 @@ DrainEventProc(
  *
  * MilterStart --
  *
- *	Opens the socket and starts serving in the background.
+ *	Opens the socket (or takes the one systemd passed) and starts
+ *	serving in the background; then tells the service manager, if any,
+ *	that the milter is ready.
  *
  * Results:
  *	A standard Tcl result; errorCode MILTER SOCKET on failure.
@@ -404,7 +437,7 @@ MilterStart(
 {
     MilterServerConfig cfg;
     MilterServerHooks hooks;
-    char err[512];
+    char err[512], spec[40];
 
     if (statePtr->status != MILTER_IDLE) {
 	Tcl_SetObjResult(interp, Tcl_NewStringObj(
@@ -425,9 +458,12 @@ MilterStart(
     cfg.maxConnections = statePtr->maxConnections;
     cfg.drainTimeout = statePtr->drainTimeout;
     cfg.socketMode = statePtr->socketMode;
+    cfg.socketUid = statePtr->socketUid;
+    cfg.socketGid = statePtr->socketGid;
     cfg.maxData = (size_t) statePtr->maxDataSize;
     cfg.leadingSpace = statePtr->leadingSpace;
     cfg.debugLevel = statePtr->debugLevel;
+    cfg.wanted = statePtr->wanted;
 
     hooks.clientData = statePtr;
     hooks.assign = AssignHook;
@@ -435,6 +471,20 @@ MilterStart(
     hooks.stopped = StoppedHook;
     hooks.threadExit = ThreadExitHook;
     hooks.deadline = DeadlineHook;
+
+    if (strcmp(cfg.spec, "systemd") == 0) {
+	int fd;
+
+	if (!MilterSystemdFd(interp, &fd, err, sizeof(err))) {
+	    Tcl_SetObjResult(interp, Tcl_ObjPrintf(
+		    "couldn't open milter socket: %s", err));
+	    Tcl_SetErrorCode(interp, "MILTER", "SOCKET", "systemd", NULL);
+	    return TCL_ERROR;
+	}
+	snprintf(spec, sizeof(spec), "fd:%d", fd);
+	cfg.spec = spec;
+    }
+    MilterNotifyInit(statePtr);
 
     Tcl_MutexLock(&statePtr->lock);
     statePtr->useLogCommand = statePtr->logCommandObj != NULL;
@@ -460,7 +510,6 @@ MilterStart(
 		Tcl_GetString(statePtr->connectionObj), NULL);
 	return TCL_ERROR;
     }
-    MilterServerSetWanted(statePtr->server, statePtr->wanted);
     statePtr->status = MILTER_RUNNING;
     Register(statePtr);
     if (statePtr->debugLevel > 0) {
@@ -471,6 +520,8 @@ MilterStart(
 		MilterServerAddress(statePtr->server));
 	MilterLog(statePtr, MILTER_LOG_NOTICE, msg);
     }
+    MilterNotify(statePtr, "READY=1\nSTATUS=listening on %s",
+	    MilterServerAddress(statePtr->server));
     return TCL_OK;
 }
 
@@ -482,7 +533,8 @@ MilterStart(
  *	milter start
  *
  *	Starts serving and returns at once; callbacks run whenever the
- *	event loop runs (vwait, update, Tk, or milter main).
+ *	event loop runs (vwait, update, Tk, or milter main). Signals are
+ *	handled from now on only when -signals is set.
  *
  *----------------------------------------------------------------------
  */
@@ -494,12 +546,32 @@ MilterStartObjCmd(
     int objc,
     Tcl_Obj *const objv[])
 {
+    MilterState *statePtr = MilterGetState(interp);
+    int installed = 0;
+
     (void) clientData;
     if (objc != 1) {
 	Tcl_WrongNumArgs(interp, 1, objv, NULL);
 	return TCL_ERROR;
     }
-    return MilterStart(interp, MilterGetState(interp));
+
+    /*
+     * Signals first, so that they are handled from the moment a service
+     * manager hears that the milter is ready.
+     */
+
+    if (statePtr->signalsObj != NULL && statePtr->status == MILTER_IDLE
+	    && !statePtr->signalsInstalled) {
+	MilterSignalInstall(statePtr, 0);
+	installed = statePtr->signalsInstalled;
+    }
+    if (MilterStart(interp, statePtr) != TCL_OK) {
+	if (installed) {
+	    MilterSignalRestore(statePtr);
+	}
+	return TCL_ERROR;
+    }
+    return TCL_OK;
 }
 
 /*
@@ -511,13 +583,15 @@ MilterStartObjCmd(
  *
  *	Starts the milter if it is idle, then runs the event loop (timers,
  *	file events and sockets keep working) until it is stopped and every
- *	connection has finished.
+ *	connection has finished. Meanwhile the milter handles the signals
+ *	of -signals (TERM, INT and HUP stop it by default), unless another
+ *	milter of the process does.
  *
  * Results:
  *	A standard Tcl result.
  *
  * Side effects:
- *	Runs the event loop.
+ *	Runs the event loop; changes signal dispositions while it runs.
  *
  *----------------------------------------------------------------------
  */
@@ -543,8 +617,12 @@ MilterMainObjCmd(
 	Tcl_SetErrorCode(interp, "MILTER", "STATE", "RUNNING", NULL);
 	return TCL_ERROR;
     }
+    MilterSignalInstall(statePtr, 1);	/* Before READY=1, see start. */
     if (statePtr->status == MILTER_IDLE
 	    && MilterStart(interp, statePtr) != TCL_OK) {
+	if (statePtr->signalsByMain) {
+	    MilterSignalRestore(statePtr);
+	}
 	return TCL_ERROR;
     }
     statePtr->inMain = 1;
@@ -561,11 +639,43 @@ MilterMainObjCmd(
 	}
     }
     statePtr->inMain = 0;
+    if (statePtr->signalsByMain) {
+	MilterSignalRestore(statePtr);
+    }
     Tcl_Release(statePtr);
     if (code == TCL_OK) {
 	Tcl_ResetResult(interp);
     }
     return code;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterStopOwn --
+ *
+ *	Owner thread: stops this interpreter's milter if it runs (milter
+ *	stop, or a signal whose action is stop), telling the service
+ *	manager.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	The milter drains.
+ *
+ *----------------------------------------------------------------------
+ */
+
+void
+MilterStopOwn(
+    MilterState *statePtr)
+{
+    if (statePtr->server != NULL && statePtr->status == MILTER_RUNNING) {
+	statePtr->status = MILTER_DRAINING;
+	NotifyStopping(statePtr, statePtr->server);
+	MilterServerStop(statePtr->server, 0);
+    }
 }
 
 /*
@@ -606,14 +716,12 @@ MilterStopObjCmd(
 	return TCL_ERROR;
     }
     if (statePtr->server != NULL) {
-	if (statePtr->status == MILTER_RUNNING) {
-	    statePtr->status = MILTER_DRAINING;
-	    MilterServerStop(statePtr->server, 0);
-	}
+	MilterStopOwn(statePtr);
 	return TCL_OK;
     }
     Tcl_MutexLock(&registryLock);
     for (rPtr = running; rPtr != NULL; rPtr = rPtr->nextPtr) {
+	NotifyStopping(rPtr->statePtr, rPtr->server);
 	MilterServerStop(rPtr->server, 0);
     }
     Tcl_MutexUnlock(&registryLock);
@@ -638,7 +746,8 @@ MilterStopObjCmd(
  *	the new generation failed.
  *
  * Side effects:
- *	Starts and retires worker threads.
+ *	Starts and retires worker threads; notifies the service manager
+ *	(see MilterReload).
  *
  *----------------------------------------------------------------------
  */
@@ -657,6 +766,35 @@ MilterReloadObjCmd(
 	Tcl_WrongNumArgs(interp, 1, objv, NULL);
 	return TCL_ERROR;
     }
+    return MilterReload(interp, statePtr);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterReload --
+ *
+ *	Owner thread: milter reload, from the command or a signal. The
+ *	service manager is told RELOADING=1 before and READY=1 after (also
+ *	when the new generation failed, since the old one serves on).
+ *
+ * Results:
+ *	As MilterReloadObjCmd.
+ *
+ * Side effects:
+ *	Starts and retires worker threads.
+ *
+ *----------------------------------------------------------------------
+ */
+
+int
+MilterReload(
+    Tcl_Interp *interp,
+    MilterState *statePtr)
+{
+    struct timespec ts;
+    int code;
+
     if (statePtr->status != MILTER_RUNNING) {
 	Tcl_SetObjResult(interp, Tcl_NewStringObj(
 		"the milter is not running", -1));
@@ -669,7 +807,16 @@ MilterReloadObjCmd(
 	Tcl_SetErrorCode(interp, "MILTER", "STATE", "NOWORKERS", NULL);
 	return TCL_ERROR;
     }
-    return MilterPoolReload(interp, statePtr);
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    MilterNotify(statePtr, "RELOADING=1\nMONOTONIC_USEC=%llu\n"
+	    "STATUS=reloading", (unsigned long long) ts.tv_sec * 1000000
+	    + (unsigned long long) ts.tv_nsec / 1000);
+    code = MilterPoolReload(interp, statePtr);
+    MilterNotify(statePtr, "READY=1\nSTATUS=listening on %s%s",
+	    MilterServerAddress(statePtr->server),
+	    code == TCL_OK ? "" : " (reload failed: the workers before it "
+	    "serve on)");
+    return code;
 }
 
 /*
@@ -725,8 +872,10 @@ MilterShutdown(
 	return;
     }
     statePtr->shutDown = 1;
+    MilterSignalRestore(statePtr);
     MilterAnswerPending(statePtr);
     if (server != NULL) {
+	NotifyStopping(statePtr, server);
 	Unregister(statePtr);
 
 	/*
@@ -841,9 +990,10 @@ MilterInitExitHandler(void)
  *
  *	The library is about to leave the process (unload): removes the
  *	exit handler, which would otherwise call into unmapped code at
- *	exit, and forgets the registry mutex, which Tcl would otherwise
- *	finalize through a pointer into the unmapped library. Refused while
- *	any milter of the process runs.
+ *	exit, and forgets the registry mutex (and those of the signal and
+ *	systemd code), which Tcl would otherwise finalize through a pointer
+ *	into the unmapped library. Refused while any milter of the process
+ *	runs.
  *
  * Results:
  *	1 when done, so that the library may go; 0 if a milter runs.
@@ -869,6 +1019,8 @@ MilterDeleteExitHandler(void)
     Tcl_MutexUnlock(&registryLock);
     if (idle) {
 	Tcl_MutexFinalize(&registryLock);
+	MilterSignalFinalize();
+	MilterSystemdFinalize();
     }
     return idle;
 }

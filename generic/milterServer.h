@@ -81,9 +81,14 @@ typedef struct MilterServerConfig {
     int maxConnections;		/* 0 means no limit. */
     int drainTimeout;		/* Milliseconds stop waits for messages. */
     int socketMode;		/* Mode of a unix socket file. */
+    int socketUid;		/* Its owner, or -1 to leave it. */
+    int socketGid;		/* Its group, or -1 to leave it. */
     size_t maxData;		/* Largest packet payload accepted. */
     int leadingSpace;		/* Ask for SMFIP_HDR_LEADSPC. */
     int debugLevel;		/* Detail of the log. */
+    unsigned wanted;		/* Events with a callback, from the first
+				 * connection on (a connection may already
+				 * wait when the network thread starts). */
 } MilterServerConfig;
 
 MODULE_SCOPE MilterServer *MilterServerStart(const MilterServerConfig *cfg,
@@ -135,22 +140,30 @@ MODULE_SCOPE int	MilterQueueConnections(MilterQueue *queue);
 /*
  * Sockets (unix/milterSocket.c). A listener remembers what it bound so
  * that closing it removes only the socket file it created: the same
- * device and inode, never a file another instance put there since.
+ * device and inode, never a file another instance put there since. An
+ * inherited listening socket (fd:N, systemd) is served through a
+ * duplicate of the descriptor: it is never shut down, and its file never
+ * removed, since the process that passed it (systemd) keeps listening on
+ * it after the milter stops.
  */
 
 typedef struct MilterListener {
     int fd;			/* Listening descriptor, -1 when closed. */
     char address[300];		/* The spec actually bound. */
     int ownsPath;		/* A unix socket file we created. */
+    int inherited;		/* An inherited socket (fd:N). */
     unsigned long long dev;	/* Its device ... */
     unsigned long long ino;	/* ... and inode, from stat() after the
 				 * link into place. */
 } MilterListener;
 
 MODULE_SCOPE int	MilterSocketListen(const char *spec, int backlog,
-			    int mode, MilterListener *lPtr, char *err,
-			    size_t errLen);
+			    int mode, int uid, int gid, MilterListener *lPtr,
+			    char *err, size_t errLen);
+MODULE_SCOPE void	MilterSocketRefuse(MilterListener *lPtr);
 MODULE_SCOPE void	MilterSocketClose(MilterListener *lPtr);
+MODULE_SCOPE int	MilterSocketCheckFd(int fd, char *err,
+			    size_t errLen);
 MODULE_SCOPE int	MilterSocketCheckSpec(const char *spec, char *err,
 			    size_t errLen);
 

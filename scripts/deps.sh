@@ -7,7 +7,8 @@
 #
 #	    bash scripts/deps.sh build   compiler, Tcl 8.6 headers and tclsh
 #	    bash scripts/deps.sh test    build + what the test suite drives
-#	                                 (postfix, miltertest, libmilter, tcllib)
+#	                                 (postfix, miltertest, libmilter, tcllib,
+#	                                 systemd-socket-activate)
 #	    bash scripts/deps.sh all     test + sanitizers, valgrind, clang, perf
 #	    bash scripts/deps.sh dev     all + autoconf (to regenerate configure)
 #	    bash scripts/deps.sh deb     test + what building and checking the
@@ -31,6 +32,9 @@ deb_cache="${TCLMILTER_DEB_CACHE:-/var/cache/tclmilter-debs}"
 
 build_pkgs=(gcc libc6-dev make tcl8.6 tcl8.6-dev tcl-thread)
 test_pkgs=(tcllib miltertest postfix libmilter-dev
+	   # systemd-socket-activate and systemd-analyze (tests/systemd.test);
+	   # nothing is started.
+	   systemd
 	   # Shared libraries of sendmail-bin, for the privately unpacked copy.
 	   libdb5.3 libldap-2.5-0 liblockfile1 libnsl2 libsasl2-2 libssl3
 	   libwrap0 m4 procps)
@@ -53,7 +57,7 @@ dev)	want=("${build_pkgs[@]}" "${test_pkgs[@]}" "${all_pkgs[@]}"
 deb)	want=("${build_pkgs[@]}" "${test_pkgs[@]}" "${deb_pkgs[@]}")
 	fetch_sendmail=1 ;;
 -h|--help|help)
-	sed -n '2,24s/^# \{0,1\}//p' "$0"
+	sed -n '2,23s/^# \{0,1\}//p' "$0"
 	exit 0 ;;
 *)	echo "usage: $0 build|test|all|dev|deb" >&2
 	exit 2 ;;

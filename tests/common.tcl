@@ -42,8 +42,11 @@ namespace eval ::tmtest {
     variable defaults {-backlog 0 -connection unix:/var/run/tclmilter.sock
 	    -coroutines 0 -debuglevel 0 -defaultreply SMFIS_TEMPFAIL -draintimeout 5.0
 	    -encoding utf-8 -leadingspace 0 -logcommand {}
+	    -logdestination stderr
 	    -maxconnections 0 -maxdatasize 65535 -name TclMilter
-	    -socketmode 0660 -timeout 7210 -workerinit {} -workers 0}
+	    -signals {} -socketgroup {} -socketmode 0660 -socketowner {}
+	    -syslogfacility mail -syslogident {}
+	    -timeout 7210 -workerinit {} -workers 0}
 
     variable dir {}		;# temporary directory of this test file
     variable seq 0		;# socket file counter

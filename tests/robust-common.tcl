@@ -59,8 +59,10 @@ namespace eval ::robust {
     variable documented {
 	-backlog 0 -coroutines 0 -debuglevel 0 -defaultreply SMFIS_TEMPFAIL
 	-draintimeout 5 -encoding utf-8 -leadingspace 0 -logcommand {}
-	-maxconnections 0 -maxdatasize 65535 -name TclMilter
-	-socketmode 0660 -timeout 7210 -workerinit {} -workers 0
+	-logdestination stderr -maxconnections 0 -maxdatasize 65535
+	-name TclMilter -signals {} -socketgroup {} -socketmode 0660
+	-socketowner {} -syslogfacility mail -syslogident {} -timeout 7210
+	-workerinit {} -workers 0
     }
     variable savedBgerror {}
     variable good {}		;# the well-behaved session command

@@ -365,6 +365,15 @@ AcceptAll(
 	unsigned long id;
 	int fd, on = 1, full;
 
+	if (ATOMIC_GET(&server->stopping)) {
+	    /*
+	     * A stop was asked: an inherited socket is not shut down
+	     * (MilterSocketRefuse), so leave what waits in its queue to
+	     * the next instance rather than accept it only to close it.
+	     */
+
+	    return;
+	}
 	fd = accept4(listenFd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (fd < 0) {
 	    if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS
@@ -679,6 +688,7 @@ MilterServerStart(
     server->config.spec = MilterStrdup(cfg->spec, strlen(cfg->spec));
     server->hooks = *hooks;
     server->debugLevel = cfg->debugLevel;
+    server->wanted = cfg->wanted;	/* Before the thread: see cfg. */
     server->refs = 1;
     server->epollFd = server->wakeFd = -1;
     pthread_mutex_init(&server->lock, NULL);
@@ -689,7 +699,8 @@ MilterServerStart(
     }
 
     if (MilterSocketListen(cfg->spec, cfg->backlog, cfg->socketMode,
-	    &server->listener, err, errLen) < 0) {
+	    cfg->socketUid, cfg->socketGid, &server->listener, err,
+	    errLen) < 0) {
 	MilterServerRelease(server);
 	return NULL;
     }
@@ -751,16 +762,15 @@ MilterServerStop(
     if (hard) {
 	server->hard = 1;
     }
-    if (server->listener.fd >= 0) {
-	/*
-	 * Refuse new connections before returning, not when the network
-	 * thread gets round to closing the socket: a shut-down listening
-	 * socket (unix or TCP) answers connect() with ECONNREFUSED, and
-	 * the descriptor stays valid until the network thread closes it.
-	 */
+    /*
+     * Refuse new connections before returning, not when the network
+     * thread gets round to closing the socket: a shut-down listening
+     * socket (unix or TCP) answers connect() with ECONNREFUSED, and the
+     * descriptor stays valid until the network thread closes it. An
+     * inherited socket (fd:N, systemd) is left alone (MilterSocketRefuse).
+     */
 
-	shutdown(server->listener.fd, SHUT_RDWR);
-    }
+    MilterSocketRefuse(&server->listener);
     pthread_mutex_unlock(&server->lock);
     Wake(server);
 }

@@ -10,6 +10,14 @@
  *	symbolic link is never followed. At stop, only the socket file this
  *	listener created is removed.
  *
+ *	fd:N serves a listening socket the process inherited (inetd, a
+ *	supervisor, systemd socket activation), through a duplicate of the
+ *	descriptor: it is never shut down, re-bound or unlinked, because
+ *	whoever passed it goes on listening on it after the milter stops.
+ *	The spec "systemd" is accepted here and resolved to fd:N by the
+ *	Tcl layer (unix/milterSystemd.c), which reads LISTEN_PID and
+ *	LISTEN_FDS.
+ *
  * Copyright (c) 2026 The TclMilter developers.
  *
  * See the file "license.terms" for information on usage and redistribution
@@ -20,10 +28,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,10 +47,13 @@
  */
 
 typedef struct Spec {
-    int family;			/* AF_UNIX, AF_INET or AF_INET6. */
+    int family;			/* AF_UNIX, AF_INET or AF_INET6; AF_UNSPEC
+				 * for fd:N and systemd. */
     char path[sizeof(((struct sockaddr_un *) 0)->sun_path)];
     char port[32];		/* Port number or service name. */
     char host[256];		/* Host, or "" for any address. */
+    int fd;			/* fd:N: the descriptor; else -1. */
+    int systemd;		/* The spec "systemd". */
 } Spec;
 
 /*
@@ -144,8 +157,33 @@ ParseSpec(
     size_t protoLen = colon ? (size_t) (colon - spec) : 0;
 
     memset(specPtr, 0, sizeof(Spec));
+    specPtr->fd = -1;
+    if (strcmp(spec, "systemd") == 0) {
+	specPtr->family = AF_UNSPEC;
+	specPtr->systemd = 1;
+	return 1;
+    }
     if (colon != NULL) {
 	rest = colon + 1;
+    }
+    if (protoLen == 2 && strncmp(spec, "fd", 2) == 0) {
+	const char *p;
+	long value = 0;
+
+	for (p = rest; *p >= '0' && *p <= '9'; p++) {
+	    value = value * 10 + (*p - '0');
+	    if (value > INT_MAX) {
+		break;
+	    }
+	}
+	if (p == rest || *p != '\0') {
+	    snprintf(err, errLen, "bad descriptor \"%s\" in \"%s\": must be "
+		    "a non-negative integer", rest, spec);
+	    return 0;
+	}
+	specPtr->family = AF_UNSPEC;
+	specPtr->fd = (int) value;
+	return 1;
     }
     if (colon == NULL || (protoLen == 4 && strncmp(spec, "unix", 4) == 0)
 	    || (protoLen == 5 && strncmp(spec, "local", 5) == 0)) {
@@ -168,7 +206,7 @@ ParseSpec(
 	specPtr->family = AF_INET6;
     } else {
 	snprintf(err, errLen, "unknown protocol in \"%s\": must be unix, "
-		"local, inet or inet6", spec);
+		"local, inet, inet6 or fd, or the spec systemd", spec);
 	return 0;
     }
     {
@@ -331,9 +369,10 @@ ProbePath(
  * ListenPrivately --
  *
  *	Binds a unix socket inside a private 0700 directory beside the
- *	target, sets its mode, listens, then links it into place: it is
- *	never reachable with the umask's mode, connecting to the path never
- *	finds it bound but not yet listening, and link() refuses to replace
+ *	target, sets its mode (and its owner and group, when asked),
+ *	listens, then links it into place: it is never reachable with the
+ *	umask's mode or the wrong group, connecting to the path never finds
+ *	it bound but not yet listening, and link() refuses to replace
  *	whatever may have appeared at the path meanwhile.
  *
  * Results:
@@ -353,6 +392,8 @@ ListenPrivately(
     int fd,
     const char *path,		/* Absolute (checked by the spec parser). */
     int mode,
+    int uid,			/* Owner to give it, or -1. */
+    int gid,			/* Group to give it, or -1. */
     int backlog,
     MilterListener *lPtr,
     char *err,
@@ -370,6 +411,12 @@ ListenPrivately(
 	snprintf(err, errLen, "unix socket path \"%s\" is too long", path);
 	return 0;
     }
+    if (uid != -1 && geteuid() != 0 && (uid_t) uid != geteuid()) {
+	snprintf(err, errLen, "cannot give \"%s\" the owner %d: "
+		"-socketowner needs root (this process runs as user %d)",
+		path, uid, (int) geteuid());
+	return 0;
+    }
     memcpy(dir, path, dirLen);
     strcpy(dir + dirLen, "/.tclmilter-XXXXXX");
     if (mkdtemp(dir) == NULL) {
@@ -384,6 +431,9 @@ ListenPrivately(
     if (bind(fd, (struct sockaddr *) &sun, sizeof(sun)) != 0
 	    || chmod(sun.sun_path, (mode_t) mode) != 0) {
 	failed = "cannot bind";
+    } else if ((uid != -1 || gid != -1)
+	    && chown(sun.sun_path, (uid_t) uid, (gid_t) gid) != 0) {
+	failed = "cannot set the owner or group of";
     } else if (listen(fd, backlog) != 0) {
 	failed = "cannot listen on";
     } else if (link(sun.sun_path, path) != 0) {
@@ -428,6 +478,8 @@ ListenUnix(
     const Spec *specPtr,
     int backlog,
     int mode,
+    int uid,
+    int gid,
     MilterListener *lPtr,
     char *err,
     size_t errLen)
@@ -461,7 +513,8 @@ ListenUnix(
 	snprintf(err, errLen, "socket: %s", strerror(errno));
 	return -1;
     }
-    if (!ListenPrivately(fd, path, mode, backlog, lPtr, err, errLen)) {
+    if (!ListenPrivately(fd, path, mode, uid, gid, backlog, lPtr, err,
+	    errLen)) {
 	close(fd);
 	return -1;
     }
@@ -548,17 +601,186 @@ ListenInet(
 /*
  *----------------------------------------------------------------------
  *
+ * MilterSocketCheckFd --
+ *
+ *	Whether a descriptor is a listening stream socket of a family we
+ *	serve (unix, IPv4, IPv6), as fd:N and systemd need.
+ *
+ * Results:
+ *	1 if so; else 0 with a message.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
+int
+MilterSocketCheckFd(
+    int fd,
+    char *err,
+    size_t errLen)
+{
+    int value = 0;
+    socklen_t len = sizeof(value);
+
+    if (fcntl(fd, F_GETFD) < 0) {
+	snprintf(err, errLen, "descriptor %d is not open", fd);
+	return 0;
+    }
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &value, &len) != 0) {
+	snprintf(err, errLen, "descriptor %d is not a socket: %s", fd,
+		strerror(errno));
+	return 0;
+    }
+    if (value != SOCK_STREAM) {
+	snprintf(err, errLen, "descriptor %d is not a stream socket", fd);
+	return 0;
+    }
+    len = sizeof(value);
+    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &value, &len) != 0
+	    || (value != AF_UNIX && value != AF_INET && value != AF_INET6)) {
+	snprintf(err, errLen, "descriptor %d is not a unix, IPv4 or IPv6 "
+		"socket", fd);
+	return 0;
+    }
+    len = sizeof(value);
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &value, &len) != 0
+	    || value == 0) {
+	snprintf(err, errLen, "descriptor %d is not a listening socket", fd);
+	return 0;
+    }
+    return 1;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * InheritedAddress --
+ *
+ *	The address an inherited listening socket is bound to, in the form
+ *	of a spec: unix:PATH (unix:@NAME for an abstract socket),
+ *	inet:PORT@HOST or inet6:PORT@HOST; or fd:N when it has no name.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Fills lPtr->address.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static void
+InheritedAddress(
+    int fd,			/* The descriptor named in the spec. */
+    int dupFd,			/* Ours. */
+    MilterListener *lPtr)
+{
+    struct sockaddr_storage bound;
+    socklen_t len = sizeof(bound);
+    char host[INET6_ADDRSTRLEN + 20], port[NI_MAXSERV];
+
+    memset(&bound, 0, sizeof(bound));
+    snprintf(lPtr->address, sizeof(lPtr->address), "fd:%d", fd);
+    if (getsockname(dupFd, (struct sockaddr *) &bound, &len) != 0) {
+	return;
+    }
+    if (bound.ss_family == AF_UNIX) {
+	struct sockaddr_un *sunPtr = (struct sockaddr_un *) &bound;
+	size_t off = offsetof(struct sockaddr_un, sun_path);
+	size_t pathLen = len > off ? len - off : 0;
+
+	if (pathLen > sizeof(sunPtr->sun_path)) {
+	    pathLen = sizeof(sunPtr->sun_path);
+	}
+	if (pathLen > 0 && sunPtr->sun_path[0] != '\0') {
+	    snprintf(lPtr->address, sizeof(lPtr->address), "unix:%.*s",
+		    (int) strnlen(sunPtr->sun_path, pathLen),
+		    sunPtr->sun_path);
+	} else if (pathLen > 1) {
+	    snprintf(lPtr->address, sizeof(lPtr->address), "unix:@%.*s",
+		    (int) pathLen - 1, sunPtr->sun_path + 1);
+	}
+    } else if (getnameinfo((struct sockaddr *) &bound, len, host,
+	    sizeof(host), port, sizeof(port),
+	    NI_NUMERICHOST | NI_NUMERICSERV) == 0) {
+	snprintf(lPtr->address, sizeof(lPtr->address), "%s:%s@%s",
+		bound.ss_family == AF_INET6 ? "inet6" : "inet", port, host);
+    }
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * ListenInherited --
+ *
+ *	Serves an inherited listening socket (fd:N): checks it, and takes
+ *	a non-blocking, close-on-exec duplicate of it. The descriptor
+ *	itself stays open, marked close-on-exec (as sd_listen_fds does), so
+ *	that programs started with exec do not inherit it and the milter
+ *	can be started on it again after a stop.
+ *
+ * Results:
+ *	Our descriptor, with the address in lPtr->address; or -1 with a
+ *	message.
+ *
+ * Side effects:
+ *	Sets O_NONBLOCK on the socket (shared by every descriptor of it)
+ *	and FD_CLOEXEC on 'fd'.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+ListenInherited(
+    int fd,
+    MilterListener *lPtr,
+    char *err,
+    size_t errLen)
+{
+    int dupFd, flags;
+
+    if (!MilterSocketCheckFd(fd, err, errLen)) {
+	return -1;
+    }
+    dupFd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (dupFd < 0) {
+	snprintf(err, errLen, "cannot duplicate descriptor %d: %s", fd,
+		strerror(errno));
+	return -1;
+    }
+    flags = fcntl(dupFd, F_GETFL);
+    if (flags < 0 || fcntl(dupFd, F_SETFL, flags | O_NONBLOCK) != 0) {
+	snprintf(err, errLen, "cannot make descriptor %d non-blocking: %s",
+		fd, strerror(errno));
+	close(dupFd);
+	return -1;
+    }
+    flags = fcntl(fd, F_GETFD);
+    if (flags >= 0) {
+	fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+    }
+    lPtr->inherited = 1;
+    InheritedAddress(fd, dupFd, lPtr);
+    return dupFd;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
  * MilterSocketListen --
  *
- *	Opens the listening socket for a spec.
+ *	Opens the listening socket for a spec, or takes over an inherited
+ *	one (fd:N).
  *
  * Results:
  *	The descriptor (also in lPtr->fd) with, in lPtr->address, the spec
- *	actually bound (with the real port when 0 was asked for); or -1
- *	with a message.
+ *	actually bound (with the real port when 0 was asked for, the real
+ *	address of an inherited socket); or -1 with a message.
  *
  * Side effects:
- *	Creates a socket.
+ *	Creates a socket, or duplicates an inherited one.
  *
  *----------------------------------------------------------------------
  */
@@ -567,7 +789,9 @@ int
 MilterSocketListen(
     const char *spec,
     int backlog,
-    int mode,
+    int mode,			/* Of a unix socket file we create. */
+    int uid,			/* Its owner, or -1. */
+    int gid,			/* Its group, or -1. */
     MilterListener *lPtr,
     char *err,
     size_t errLen)
@@ -583,8 +807,14 @@ MilterSocketListen(
 	backlog = SOMAXCONN;
     }
     snprintf(lPtr->address, sizeof(lPtr->address), "%s", spec);
-    if (parsed.family == AF_UNIX) {
-	lPtr->fd = ListenUnix(&parsed, backlog, mode, lPtr, err, errLen);
+    if (parsed.systemd) {
+	snprintf(err, errLen, "the spec systemd must be resolved to fd:N "
+		"first");
+    } else if (parsed.fd >= 0) {
+	lPtr->fd = ListenInherited(parsed.fd, lPtr, err, errLen);
+    } else if (parsed.family == AF_UNIX) {
+	lPtr->fd = ListenUnix(&parsed, backlog, mode, uid, gid, lPtr, err,
+		errLen);
     } else {
 	lPtr->fd = ListenInet(&parsed, backlog, lPtr, err, errLen);
     }
@@ -594,10 +824,43 @@ MilterSocketListen(
 /*
  *----------------------------------------------------------------------
  *
+ * MilterSocketRefuse --
+ *
+ *	Any thread, at a stop: makes the listening socket refuse new
+ *	connections at once (a shut-down listening socket, unix or TCP,
+ *	answers connect() with ECONNREFUSED) while its descriptor stays
+ *	valid for the network thread to close. Not for an inherited
+ *	socket: shutdown() acts on the socket, not the descriptor, and
+ *	would break it for the process that passed it (systemd), which
+ *	keeps it to start the next instance; connections that come after
+ *	the stop wait in its queue for that instance instead.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	shutdown().
+ *
+ *----------------------------------------------------------------------
+ */
+
+void
+MilterSocketRefuse(
+    MilterListener *lPtr)
+{
+    if (lPtr->fd >= 0 && !lPtr->inherited) {
+	shutdown(lPtr->fd, SHUT_RDWR);
+    }
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
  * MilterSocketClose --
  *
- *	Closes the listening socket and, for a unix socket file it created,
- *	removes that file if it is still the same one (device and inode).
+ *	Closes the listening socket (our duplicate, for an inherited one)
+ *	and, for a unix socket file it created, removes that file if it is
+ *	still the same one (device and inode).
  *
  * Results:
  *	None.
