@@ -9,13 +9,14 @@
 #	MTAs).  See README.md beside this file.
 #
 #	Usage:
-#	    tclsh greylist.tcl ?-config FILE? ?-SETTING VALUE ...?
+#	    tclsh greylist.tcl ?-config FILE? ?-check? ?-SETTING VALUE ...?
 #
 #	FILE (default /etc/greylist/greylist.conf, if it exists) holds
 #	"setting value" pairs, # comments allowed; -SETTING VALUE on the
 #	command line overrides the file.  greylist.conf beside this script
 #	documents every setting.  The milter logs a line "ready on ADDRESS"
-#	once it listens.  Exit status 2: bad configuration.
+#	once it listens.  -check prints the resulting settings and exits.
+#	Exit status 2: bad configuration.
 #
 #	The callbacks (greylib.tcl) run in -workers interpreters as
 #	coroutines; each has a thread of its own for the database
@@ -210,6 +211,10 @@ proc ::greyconf::load {argv} {
     variable settings
     set file ""
     set overrides {}
+    set i [lsearch -exact $argv -check]
+    if {$i >= 0} {
+	set argv [lreplace $argv $i $i]
+    }
     foreach {option value} $argv {
 	if {$option eq "-config"} {
 	    set file $value
@@ -247,9 +252,15 @@ source [file join $greyDir greylib.tcl]
 
 if {[catch {::greyconf::load $argv} cfg]} {
     puts stderr "greylist: $cfg"
-    puts stderr "usage: [file tail [info script]] ?-config FILE?\
+    puts stderr "usage: [file tail [info script]] ?-config FILE? ?-check?\
 	    ?-SETTING VALUE ...?"
     exit 2
+}
+if {"-check" in $argv} {
+    dict for {name value} $cfg {
+	puts [list $name $value]
+    }
+    exit 0
 }
 
 greylist::init $cfg
