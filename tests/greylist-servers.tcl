@@ -123,6 +123,9 @@ proc ::glsrv::pg::start {} {
 proc ::glsrv::pg::run {} {
     variable inst
     set pgbin $::glsrv::pgbin
+    if {[dict get $inst pid] ne "" && [::mta::alive [dict get $inst pid]]} {
+	return
+    }
     set dir [dict get $inst dir]
     set pid [::mta::spawn [dict get $inst log] {*}[::glsrv::asNobody $dir] \
 	    $pgbin/postgres -D [dict get $inst data] -h 127.0.0.1 \

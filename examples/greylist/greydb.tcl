@@ -68,16 +68,29 @@ proc ::greydb::request {replyThread token op args} {
 
 proc ::greydb::do {op arglist} {
     variable db
+    variable cfg
     if {$op ni {rcpt envfrom maintain ping}} {
 	error "unknown database operation \"$op\""
     }
+    # A connection that worked before may have been lost since (the
+    # server restarted): then one more try, on a new connection.
+    set fresh [expr {$db eq ""}]
     connect
-    try {
-	return [ops::$op {*}$arglist]
-    } on error {msg opts} {
-	disconnect
-	return -options $opts $msg
+    if {[catch {ops::$op {*}$arglist} result opts] == 0} {
+	return $result
     }
+    disconnect
+    if {!$fresh} {
+	connect
+	if {[catch {ops::$op {*}$arglist} result opts] == 0} {
+	    return $result
+	}
+	disconnect
+    }
+    if {[string trim $result] eq ""} {
+	set result "the [dict get $cfg database] statement failed"
+    }
+    return -options $opts $result
 }
 
 # greydb::connect --

@@ -78,6 +78,9 @@ proc ::greylist::log {level message} {
 	    < [dict get $levels [dict get $cfg log_level]]} {
 	return
     }
+    # One line per event, whatever the message holds (libpq's errors
+    # span lines).
+    set message [regsub -all {[ \t]*[\r\n]+[ \t]*} [string trim $message] " "]
     set time [clock format [clock seconds] -format {%Y-%m-%dT%H:%M:%S}]
     catch {
 	puts $logChan "$time [dict get $cfg name]\[[pid]\] $level: $message"
@@ -480,14 +483,23 @@ proc ::greylist::dnsbl::record {ctx zone address token} {
     }
 }
 
+# greylist::dnsbl::complete --
+#	Is the DNSBL verdict known: every zone has answered, or a reject
+#	zone lists the client (the others need not be waited for)?
+
 proc ::greylist::dnsbl::complete {ctx} {
     variable state
-    foreach result [dict values $state($ctx)] {
+    set done 1
+    foreach spec [dict get $::greylist::cfg dnsbl_zones] {
+	lassign $spec zone action
+	set result [dict get $state($ctx) $zone]
 	if {$result eq ""} {
-	    return 0
+	    set done 0
+	} elseif {$action eq "reject" && [lindex $result 0] eq "listed"} {
+	    return 1
 	}
     }
-    return 1
+    return $done
 }
 
 # greylist::dnsbl::await --
@@ -558,6 +570,10 @@ proc ::greylist::dnsbl::verdict {address results} {
 	}
 	set result [dict get $results $zone]
 	switch -- [lindex $result 0] {
+	    "" {
+		# Not waited for: another zone rejects.
+		continue
+	    }
 	    failed {
 		dict set v failed $zone [lindex $result 1]
 		continue
