@@ -7,12 +7,16 @@
 #
 #	    bash scripts/deps.sh build   compiler, Tcl 8.6 headers and tclsh
 #	    bash scripts/deps.sh test    build + what the test suite drives
-#	                                 (postfix, miltertest, libmilter, tcllib)
+#	                                 (postfix, miltertest, libmilter, tcllib;
+#	                                 for examples/greylist: postgresql,
+#	                                 tdbc drivers, dnsmasq-base, tcl-udp)
 #	    bash scripts/deps.sh all     test + sanitizers, valgrind, clang, perf
 #	    bash scripts/deps.sh dev     all + autoconf (to regenerate configure)
 #
 #	Postfix is installed with debconf's "No configuration" answer, so no
-#	system mail service is configured or started.  Sendmail conflicts with
+#	system mail service is configured or started; no service is started
+#	while postfix or postgresql are installed (the tests run private
+#	instances of both).  Sendmail conflicts with
 #	postfix, so for "test" and above its packages are only downloaded into
 #	$TCLMILTER_DEB_CACHE (default /var/cache/tclmilter-debs); the MTA tests
 #	unpack them privately with dpkg-deb -x.  Their shared libraries are
@@ -30,7 +34,12 @@ build_pkgs=(gcc libc6-dev make tcl8.6 tcl8.6-dev tcl-thread)
 test_pkgs=(tcllib miltertest postfix libmilter-dev
 	   # Shared libraries of sendmail-bin, for the privately unpacked copy.
 	   libdb5.3 libldap-2.5-0 liblockfile1 libnsl2 libsasl2-2 libssl3
-	   libwrap0 m4 procps)
+	   libwrap0 m4 procps
+	   # examples/greylist and tests/greylist.test: its databases
+	   # (SQLite through tdbc, a private PostgreSQL server), the DNSBL
+	   # server, UDP for tcllib's dns.
+	   postgresql tcl8.6-tdbc-postgres tcl8.6-tdbc-sqlite3
+	   libsqlite3-tcl dnsmasq-base tcl-udp)
 all_pkgs=(clang libclang-rt-14-dev libasan8 libubsan1 libtsan2 valgrind
 	  linux-perf iproute2)
 dev_pkgs=(autoconf)
@@ -104,6 +113,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 	    # No main.cf, no system instance.
 	    echo "postfix postfix/main_mailer_type select No configuration" \
 		| as_root debconf-set-selections
+	fi
+	if [ "$pkg" = postfix ] || [ "$pkg" = postgresql ]; then
 	    # Keep maintainer scripts from starting any service while we
 	    # install (the standard Debian policy-rc.d hook).
 	    if [ ! -e /usr/sbin/policy-rc.d ]; then
