@@ -113,8 +113,10 @@ proc ::greydb::connect {} {
     set lastTry $now
     try {
 	if {[dict get $cfg database] eq "sqlite"} {
+	    # A locked database gives up in half the time the callback
+	    # waits, so that contention is an error, not a timeout.
 	    set db [tdbc::sqlite3::connection new [dict get $cfg sqlite_file] \
-		    -timeout [dict get $cfg db_timeout]]
+		    -timeout [expr {[dict get $cfg db_timeout] / 2}]]
 	    # WAL: readers do not block the writer, and several
 	    # connections (workers, processes) share the file safely;
 	    # NORMAL: no fsync per commit (a crash may lose the last
@@ -187,9 +189,9 @@ proc ::greydb::schema {} {
 	{CREATE TABLE IF NOT EXISTS greylist_rate (
 	    kind VARCHAR(16) NOT NULL,
 	    rkey VARCHAR(320) NOT NULL,
-	    ts BIGINT NOT NULL)}
-	{CREATE INDEX IF NOT EXISTS greylist_rate_key
-	    ON greylist_rate (kind, rkey, ts)}
+	    start BIGINT NOT NULL,
+	    hits INTEGER NOT NULL,
+	    PRIMARY KEY (kind, rkey, start))}
 	{CREATE INDEX IF NOT EXISTS greylist_triplet_seen
 	    ON greylist_triplet (last_seen)}
     }
@@ -237,17 +239,17 @@ proc ::greydb::prepare {} {
 	    SET passes = greylist_awl.passes + 1, last_seen = :now}
 	awlTouch {UPDATE greylist_awl SET last_seen = :now
 	    WHERE net = :net AND last_seen < :stale}
-	ratePrune {DELETE FROM greylist_rate
-	    WHERE kind = :kind AND rkey = :rkey AND ts <= :cut}
-	rateCount {SELECT COUNT(*) FROM greylist_rate
-	    WHERE kind = :kind AND rkey = :rkey AND ts > :cut}
-	rateAdd {INSERT INTO greylist_rate (kind, rkey, ts)
-	    VALUES (:kind, :rkey, :now)}
+	rateGet {SELECT start, hits FROM greylist_rate
+	    WHERE kind = :kind AND rkey = :rkey AND start >= :prev}
+	rateAdd {INSERT INTO greylist_rate (kind, rkey, start, hits)
+	    VALUES (:kind, :rkey, :cur, 1)
+	    ON CONFLICT (kind, rkey, start) DO UPDATE
+	    SET hits = greylist_rate.hits + 1}
 	expireTriplets {DELETE FROM greylist_triplet
 	    WHERE (passed = 0 AND first_seen < :windowcut)
 	       OR (passed = 1 AND last_seen < :expirycut)}
 	expireAwl {DELETE FROM greylist_awl WHERE last_seen < :expirycut}
-	expireRate {DELETE FROM greylist_rate WHERE ts < :ratecut}
+	expireRate {DELETE FROM greylist_rate WHERE start < :ratecut}
 	ping {SELECT COUNT(*) FROM greylist_awl WHERE 1 = 0}
     } {
 	dict set stmts $name [$db prepare $sql]
@@ -332,6 +334,12 @@ proc ::greydb::ops::rcpt {net sender rcpt now delay window expiry} {
 #	    passes  the network's successful retries
 #	    over    {} or {kind key limit windowMs count} of the first limit
 #		    exceeded (nothing is counted then)
+#
+#	The count over the sliding window that ends now is estimated from
+#	two fixed windows of the same length (rows of greylist_rate): the
+#	current one, and the previous one weighted by the part of it that
+#	the sliding window still covers; rounded up, so that the estimate
+#	errs towards the limit.  Two rows per key, whatever the traffic.
 
 proc ::greydb::ops::envfrom {net now expiry awlCount rates} {
     set result [dict create awl 0 passes 0 over {}]
@@ -351,16 +359,22 @@ proc ::greydb::ops::envfrom {net now expiry awlCount rates} {
     set counted {}
     foreach r $rates {
 	lassign $r kind rkey limit window
-	set cut [expr {$now - $window}]
-	exec ratePrune
-	set count [lindex [rows rateCount] 0 0]
+	set cur [expr {$now / $window * $window}]
+	set prev [expr {$cur - $window}]
+	set hits [dict create $cur 0 $prev 0]
+	foreach row [rows rateGet] {
+	    dict set hits {*}$row
+	}
+	set count [expr {int(ceil([dict get $hits $prev]
+		* double($window - ($now - $cur)) / $window))
+		+ [dict get $hits $cur]}]
 	if {$count >= $limit} {
 	    dict set result over [list $kind $rkey $limit $window $count]
 	    return $result
 	}
-	lappend counted $kind $rkey
+	lappend counted $kind $rkey $cur
     }
-    foreach {kind rkey} $counted {
+    foreach {kind rkey cur} $counted {
 	exec rateAdd
     }
     return $result
@@ -369,12 +383,12 @@ proc ::greydb::ops::envfrom {net now expiry awlCount rates} {
 # greydb::ops::maintain --
 #	Delete what has expired: triplets never retried within the retry
 #	window, passed triplets and auto-whitelist entries not seen within
-#	the expiry, rate-limit events older than the longest window.
+#	the expiry, rate-limit windows that ended before the longest window.
 
 proc ::greydb::ops::maintain {now window expiry rateWindow} {
     set windowcut [expr {$now - $window}]
     set expirycut [expr {$now - $expiry}]
-    set ratecut [expr {$now - $rateWindow}]
+    set ratecut [expr {$now - 2 * $rateWindow}]
     return [dict create triplets [exec expireTriplets] \
 	    awl [exec expireAwl] rate [exec expireRate]]
 }

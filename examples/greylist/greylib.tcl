@@ -254,6 +254,13 @@ proc ::greylist::address {arg} {
     return [string tolower $a]
 }
 
+# greylist::seconds --
+#	"1 second", "N seconds".
+
+proc ::greylist::seconds {n} {
+    return [expr {$n == 1 ? "1 second" : "$n seconds"}]
+}
+
 # greylist::inDomains --
 #	Is name (a host name or the domain of an address) one of the
 #	domains, or below one?
@@ -412,6 +419,9 @@ proc ::greylist::dnsbl::start {ctx address} {
     set cfg $::greylist::cfg
     set state($ctx) {}
     set now [clock seconds]
+    if {[array size cache] > 20000} {
+	prune $now
+    }
     foreach spec [dict get $cfg dnsbl_zones] {
 	set zone [lindex $spec 0]
 	dict set state($ctx) $zone ""
@@ -431,6 +441,22 @@ proc ::greylist::dnsbl::start {ctx address} {
 	}
     }
     return
+}
+
+# greylist::dnsbl::prune --
+#	Keep the cache bounded: drop what has expired, and everything if
+#	that is not enough.
+
+proc ::greylist::dnsbl::prune {now} {
+    variable cache
+    foreach key [array names cache] {
+	if {[lindex $cache($key) 0] <= $now} {
+	    unset cache($key)
+	}
+    }
+    if {[array size cache] > 10000} {
+	array unset cache
+    }
 }
 
 # greylist::dnsbl::answer --
@@ -733,7 +759,7 @@ proc ::greylist::envfrom {ctx argv} {
 		    sent $count messages in [expr {$window / 1000}] s\
 		    (limit $limit)"
 	    $ctx setreply 450 4.7.1 "Rate limit exceeded for $what: at most\
-		    $limit messages in [expr {$window / 1000}] seconds"
+		    $limit messages in [seconds [expr {$window / 1000}]]"
 	    return SMFIS_TEMPFAIL
 	}
 	if {[dict get $r awl]} {
@@ -769,8 +795,8 @@ proc ::greylist::envrcpt {ctx argv} {
 	set wait [expr {([dict get $r wait] + 999) / 1000}]
 	log notice "greylisted $where ([dict get $r reason]), retry in\
 		$wait s"
-	$ctx setreply 451 4.7.1 "Greylisted, please try again in $wait\
-		seconds"
+	$ctx setreply 451 4.7.1 "Greylisted, please try again in\
+		[seconds $wait]"
 	return SMFIS_TEMPFAIL
     }
     set delayed [expr {[dict get $r delayed] / 1000}]
@@ -822,7 +848,7 @@ proc ::greylist::eom {ctx} {
     } elseif {$wl ne ""} {
 	set text "not delayed ($wl) $by"
     } elseif {[$ctx getpriv msg.delayed] > 0} {
-	set text "delayed [$ctx getpriv msg.delayed] seconds $by"
+	set text "delayed [seconds [$ctx getpriv msg.delayed]] $by"
     } else {
 	set text "not delayed (passed before) $by"
     }
