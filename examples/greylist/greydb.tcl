@@ -139,7 +139,7 @@ proc ::greydb::connect {} {
 	prepare
     } on error {msg} {
 	disconnect
-	set lastError "cannot connect to the [dict get $cfg database]\
+	set lastError "cannot open the [dict get $cfg database]\
 		database: [string trim $msg]"
 	error $lastError
     }
@@ -165,12 +165,30 @@ proc ::greydb::disconnect {} {
 }
 
 # greydb::schema --
-#	Create the tables if they are missing.  Several milters may start
-#	at once on one PostgreSQL database; when two create a table at the
-#	same moment one of them fails, which is harmless if the table is
-#	there afterwards.
+#	Create the tables if they are missing.  Several connections (the
+#	workers of one milter, the milters of several hosts) may do this at
+#	once on an empty PostgreSQL database, where two CREATE TABLE IF NOT
+#	EXISTS of one table at the same moment make one of them fail: there
+#	the creation holds an advisory lock.  (SQLite serialises it by
+#	itself.)
 
 proc ::greydb::schema {} {
+    variable db
+    variable cfg
+    set pg [expr {[dict get $cfg database] eq "postgres"}]
+    if {$pg} {
+	$db allrows {SELECT pg_advisory_lock(74737371)}
+    }
+    try {
+	ddl
+    } finally {
+	if {$pg} {
+	    catch {$db allrows {SELECT pg_advisory_unlock(74737371)}}
+	}
+    }
+}
+
+proc ::greydb::ddl {} {
     variable db
     set ddl {
 	{CREATE TABLE IF NOT EXISTS greylist_triplet (
@@ -196,14 +214,7 @@ proc ::greydb::schema {} {
 	    ON greylist_triplet (last_seen)}
     }
     foreach sql $ddl {
-	if {[catch {$db allrows $sql} msg]} {
-	    # Another milter created it meanwhile?
-	    if {[catch {$db allrows {SELECT 1 FROM greylist_rate WHERE 1 = 0}}]
-		    || [catch {$db allrows {SELECT 1 FROM greylist_awl
-			WHERE 1 = 0}}]} {
-		error $msg
-	    }
-	}
+	$db allrows $sql
     }
     return
 }
