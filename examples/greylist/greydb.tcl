@@ -124,11 +124,14 @@ proc ::greydb::connect {} {
 	    $db allrows {PRAGMA journal_mode = WAL}
 	    $db allrows {PRAGMA synchronous = NORMAL}
 	} else {
+	    # -timeout is libpq's connect_timeout, in whole seconds (at
+	    # least 2); statement_timeout is in milliseconds.
 	    set opts [list -host [dict get $cfg pg_host] \
 		    -port [dict get $cfg pg_port] \
 		    -database [dict get $cfg pg_database] \
 		    -user [dict get $cfg pg_user] \
-		    -timeout [dict get $cfg db_timeout] \
+		    -timeout [expr {max(2,
+			([dict get $cfg db_timeout] + 999) / 1000)}] \
 		    -options "-c statement_timeout=[dict get $cfg db_timeout]"]
 	    if {[dict get $cfg pg_password] ne ""} {
 		lappend opts -password [dict get $cfg pg_password]
