@@ -29,6 +29,20 @@ namespace eval ::glsrv {
     variable example [file join $::mta::top examples greylist greylist.tcl]
 }
 
+# glsrv::libpath --
+#	TCLLIBPATH for the milter processes: the caller's own when it has
+#	one ("make test", "make tsan-test" point it at the build to test),
+#	so that a child never loads another build of TclMilter (an
+#	uninstrumented one under TSan hides the atomics from it); else
+#	harness.tcl's search path.
+
+proc ::glsrv::libpath {} {
+    if {[info exists ::env(TCLLIBPATH)] && $::env(TCLLIBPATH) ne ""} {
+	return $::env(TCLLIBPATH)
+    }
+    return [::mta::milter::libpath]
+}
+
 # glsrv::asNobody --
 #	The command prefix that runs a program as user nobody, group
 #	nogroup, in directory dir.
@@ -309,7 +323,7 @@ proc ::glsrv::milter::start {settings} {
     ::mta::writeFile [dict get $m conf] $conf
     ::mta::writeFile [dict get $m log] ""
     set saved [array get ::env TCLLIBPATH]
-    set ::env(TCLLIBPATH) [::mta::milter::libpath]
+    set ::env(TCLLIBPATH) [::glsrv::libpath]
     try {
 	set pid [::mta::spawn $dir/greylist.out [info nameofexecutable] \
 		$::glsrv::example -config [dict get $m conf]]
