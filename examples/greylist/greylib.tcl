@@ -834,7 +834,7 @@ proc ::greylist::eom {ctx} {
     variable cfg
     variable host
     foreach {name value} [$ctx getpriv msg.tags] {
-	$ctx addheader $name $value
+	addheader $ctx $name $value
     }
     if {![dict get $cfg header]} {
 	return SMFIS_CONTINUE
@@ -852,8 +852,18 @@ proc ::greylist::eom {ctx} {
     } else {
 	set text "not delayed (passed before) $by"
     }
-    $ctx addheader X-Greylist $text
+    addheader $ctx X-Greylist $text
     return SMFIS_CONTINUE
+}
+
+# greylist::addheader --
+#	Add a header; an MTA that did not grant the action (or has gone)
+#	costs a log line, not the message.
+
+proc ::greylist::addheader {ctx name value} {
+    if {[catch {$ctx addheader $name $value} msg]} {
+	log warning "cannot add $name: $msg"
+    }
 }
 
 proc ::greylist::abort {ctx} {
