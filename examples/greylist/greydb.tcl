@@ -113,6 +113,7 @@ proc ::greydb::connect {} {
     set lastTry $now
     try {
 	if {[dict get $cfg database] eq "sqlite"} {
+	    file mkdir [file dirname [dict get $cfg sqlite_file]]
 	    # A locked database gives up in half the time the callback
 	    # waits, so that contention is an error, not a timeout.
 	    set db [tdbc::sqlite3::connection new [dict get $cfg sqlite_file] \
