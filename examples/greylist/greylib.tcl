@@ -688,11 +688,18 @@ proc ::greylist::connect {ctx hostname addrInfo} {
 proc ::greylist::envfrom {ctx argv} {
     variable cfg
     $ctx unsetpriv msg.*
+    if {[catch {$ctx getpriv client.wl}]} {
+	# No CONNECT (an MTA that does not send it): no address known.
+	foreach {key value} {address "" net "" wl "" nodnsbl 1 norate 0} {
+	    $ctx setpriv client.$key $value
+	}
+    }
     set sender [address [lindex $argv 0]]
     $ctx setpriv msg.sender $sender
     $ctx setpriv msg.delayed -1
     $ctx setpriv msg.dbdown 0
     $ctx setpriv msg.tags {}
+    $ctx setpriv msg.wl ""
     set client [$ctx getpriv client.address]
     set wl [$ctx getpriv client.wl]
     set nodnsbl [$ctx getpriv client.nodnsbl]
