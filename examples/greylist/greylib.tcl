@@ -410,7 +410,7 @@ namespace eval ::greylist::dnsbl {
 
 # greylist::dnsbl::start --
 #	Send the queries for address to every zone; the answers are
-#	collected in state($ctx) by done.  A result is "listed ANSWERS",
+#	collected in state($ctx) by record.  A result is "listed ANSWERS",
 #	"clean", or "failed REASON".
 
 proc ::greylist::dnsbl::start {ctx address} {
