@@ -17,6 +17,14 @@
  *	A second mode (-I N) opens N idle sessions (OPTNEG + CONNECT, then
  *	hold) and reports the RSS growth of the milter process per session.
  *
+ *	A third (-G N) checks a greylisting milter (examples/greylist):
+ *	no message is blacklisted; the envelope sender of message k is
+ *	<sK@example.com> with K = k % N, so that N senders times the two
+ *	recipients are the triplets seen.  A recipient may be refused with
+ *	"451 4.7.1 ..." (greylisted); a message whose recipients all are
+ *	counts as rejected, any other must reach end of message and get an
+ *	ADDHEADER X-Greylist, counted as accepted.
+ *
  *	Output: one line of key=value pairs on stdout. Diagnostics go to
  *	stderr. The exit status is 0 only if no error was seen.
  *
@@ -190,9 +198,10 @@ static struct {
     int quickAck;
     int verbose;
     const char *label;
+    int grey;			/* -G: greylist mode, number of senders */
 } opt = {
     NULL, 0, {0}, 0, 8, 5.0, 1.0, 0, 1, 1, 0, 0, 0.0, 0.0, 10.0, 2048,
-    0, 0, 0, NULL
+    0, 0, 0, NULL, 0
 };
 
 static int64_t tStart, tWarmEnd, tEnd;	/* us; tEnd only in duration mode */
@@ -735,6 +744,9 @@ static int
 MessageKind(
     uint64_t seq)
 {
+    if (opt.grey) {
+	return K_CLEAN;
+    }
     switch (seq % 20) {
     case 2: case 8: case 14:
 	return K_BADENV;
@@ -802,9 +814,15 @@ EmitStep(
     case S_MAIL: {
 	const char *sender = c->kind == K_BADENV ? senderBad : senderClean;
 	const char *m[] = { "i", tmp, "{mail_addr}", tmp2, NULL };
+	char greySender[64];
 
 	if (p & P_NOMAIL) {
 	    return 0;
+	}
+	if (opt.grey) {
+	    snprintf(greySender, sizeof(greySender), "<s%" PRIu64
+		    "@example.com>", c->seq % (uint64_t) opt.grey);
+	    sender = greySender;
 	}
 	snprintf(tmp, sizeof(tmp), "4B%010" PRIX64, c->seq);
 	snprintf(tmp2, sizeof(tmp2), "%.*s", (int) strlen(sender) - 2,
@@ -1056,7 +1074,12 @@ EndMessage(
 {
     int64_t now = NowUs();
 
-    if (c->kind == K_CLEAN) {
+    if (opt.grey && c->step == S_RCPT && v == V_TEMPFAIL && text != NULL
+	    && strncmp(text, "451 4.7.1 ", 10) == 0) {
+	/* every recipient greylisted */
+	w->rejected++;
+	w->rejectAt[c->step]++;
+    } else if (c->kind == K_CLEAN) {
 	if (v != V_CONTINUE && v != V_ACCEPT) {
 	    ConnError(w, c, "clean message got verdict %d (%s) at %s", v,
 		    text ? text : "-", stepNames[c->step]);
@@ -1251,7 +1274,8 @@ HandlePacket(
 		ConnError(w, c, "malformed ADDHEADER");
 		return;
 	    }
-	    if (strcasecmp(data, "X-Scanned") == 0) {
+	    if (strcasecmp(data, opt.grey ? "X-Greylist" : "X-Scanned")
+		    == 0) {
 		c->sawScanned = 1;
 	    }
 	}
@@ -1584,6 +1608,8 @@ Usage(void)
 "            Nagle/delayed-ACK stall of milters that write a reply in\n"
 "            several small packets; Postfix does not do this)\n"
 "  -l LABEL  label copied to the output line\n"
+"  -G N      greylist mode: N senders, no blacklist, 451 4.7.1 at RCPT\n"
+"            allowed (counted as rejected), X-Greylist expected at EOM\n"
 "  -v        verbose\n");
     exit(2);
 }
@@ -1604,7 +1630,7 @@ main(
     uint32_t *lat;
     struct rlimit rl;
 
-    while ((ch = getopt(argc, argv, "s:c:d:n:w:m:T:p:I:H:W:t:b:QAl:vh")) != -1) {
+    while ((ch = getopt(argc, argv, "s:c:d:n:w:m:T:p:I:H:W:t:b:QAl:G:vh")) != -1) {
 	switch (ch) {
 	case 's': opt.spec = optarg; break;
 	case 'c': opt.concurrency = atoi(optarg); break;
@@ -1622,13 +1648,14 @@ main(
 	case 'Q': opt.quickClose = 1; break;
 	case 'A': opt.quickAck = 1; break;
 	case 'l': opt.label = optarg; break;
+	case 'G': opt.grey = atoi(optarg); break;
 	case 'v': opt.verbose = 1; break;
 	default: Usage();
 	}
     }
     if (opt.spec == NULL || optind != argc || opt.concurrency < 1
 	    || opt.perSession < 1 || opt.threads < 1 || opt.bodySize < 0
-	    || opt.bodySize > 65535 || opt.idle < 0) {
+	    || opt.bodySize > 65535 || opt.idle < 0 || opt.grey < 0) {
 	Usage();
     }
     if (opt.idle) {

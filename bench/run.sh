@@ -50,6 +50,16 @@
 #	CPU-bound scenario (the blacklist milter, unix socket):
 #	  BENCH_CPU_WORKERS="0 2 4"	TclMilter -workers values ("" = skip)
 #	  BENCH_CPU_CONC=8		concurrent milter connections
+#	Greylist scenario (examples/greylist/greylist.tcl, unix socket,
+#	loadgen -G: N senders x 2 recipients from one client network):
+#	  BENCH_GREY_DBS="sqlite postgres"	state backends ("" = skip);
+#				postgres starts a private server (root,
+#				Debian's postgresql) in a temporary directory
+#	  BENCH_GREY_CONC=16	concurrent milter connections
+#	  BENCH_GREY_WORKERS=4	the milter's workers
+#	  BENCH_GREY_SENDERS=1000	distinct senders (triplets = 2 x this)
+#	  BENCH_GREY_DURATION, BENCH_GREY_RUNS (default BENCH_DURATION,
+#				BENCH_RUNS)
 #	With CI set (as .ci/run does) the slow-lookup defaults shrink to one
 #	cell: BENCH_SLOW_DELAYS=20 BENCH_SLOW_CONC=16 (a knob that is set
 #	wins).
@@ -94,6 +104,14 @@ SLOW_MILTERS=${BENCH_SLOW_MILTERS-c block workers coro}
 SLOW_DURATION=${BENCH_SLOW_DURATION:-$DURATION}
 SLOW_RUNS=${BENCH_SLOW_RUNS:-$RUNS}
 CPU_CONCS=${BENCH_CPU_CONC-8}
+GREY_DBS=${BENCH_GREY_DBS-sqlite postgres}
+GREY_CONCS=${BENCH_GREY_CONC-16}
+GREY_WORKERS=${BENCH_GREY_WORKERS:-4}
+GREY_SENDERS=${BENCH_GREY_SENDERS:-1000}
+GREY_DURATION=${BENCH_GREY_DURATION:-$DURATION}
+GREY_RUNS=${BENCH_GREY_RUNS:-$RUNS}
+PGPID=""
+PGDIR=""
 
 mkdir -p "$OUT" || exit 2
 RUNDIR=$(mktemp -d /tmp/tclmilter-bench.XXXXXX) || exit 2
@@ -112,6 +130,7 @@ cleanup() {
 	kill -KILL "$RPID" 2>/dev/null
 	wait "$RPID" 2>/dev/null
     fi
+    declare -F grey_stop_pg >/dev/null && grey_stop_pg
     rm -rf "$RUNDIR"
 }
 trap cleanup EXIT
@@ -525,6 +544,179 @@ if [ ${#CPU_KINDS[@]} -gt 0 ] && [ -n "$CPU_CONCS" ]; then
 fi
 
 # ---------------------------------------------------------------------
+# The greylist scenario: examples/greylist/greylist.tcl with -workers on
+# SQLite and on a private PostgreSQL server.
+
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+PGPORT=""
+
+# grey_stop_pg: fast shutdown of the private PostgreSQL, if it runs.
+grey_stop_pg() {
+    if [ -n "$PGPID" ]; then
+	kill -INT "$PGPID" 2>/dev/null
+	for _ in $(seq 100); do
+	    kill -0 "$PGPID" 2>/dev/null || break
+	    sleep 0.1
+	done
+	kill -KILL "$PGPID" 2>/dev/null
+	wait "$PGPID" 2>/dev/null
+	PGPID=""
+    fi
+    if [ -n "$PGDIR" ]; then
+	rm -rf "$PGDIR"
+	PGDIR=""
+    fi
+}
+
+# grey_why DB: why this machine cannot run DB ("" if it can).
+grey_why() {
+    local pkg=tdbc::sqlite3
+    [ "$1" = postgres ] && pkg=tdbc::postgres
+    if [ "$STANDIN" = 1 ]; then
+	echo "not with BENCH_STANDIN"
+	return
+    fi
+    if [ "$HAVE_WORKERS" != 1 ] || [ "$HAVE_CORO" != 1 ]; then
+	echo "this TclMilter lacks -workers or -coroutines"
+	return
+    fi
+    if ! echo "package require $pkg" | "$TCLSH" >/dev/null 2>&1; then
+	echo "no $pkg (bash scripts/deps.sh test)"
+	return
+    fi
+    if [ "$1" = postgres ]; then
+	if [ "$(id -u)" != 0 ] || [ -z "$PGBIN" ] \
+		|| ! command -v setpriv >/dev/null; then
+	    echo "needs root, setpriv and Debian's postgresql"
+	fi
+    fi
+}
+
+# grey_start_pg: initdb into a temporary directory and start the server
+# as user nobody (PostgreSQL refuses root) on 127.0.0.1 and a free port,
+# trusting user greylist; create its database.
+grey_start_pg() {
+    local as
+    PGDIR=$(mktemp -d /tmp/tclmilter-bench-pg.XXXXXX) || return 1
+    chmod 755 "$PGDIR"
+    mkdir "$PGDIR/data"
+    chown nobody:nogroup "$PGDIR/data" "$PGDIR"
+    as=(setpriv --reuid=nobody --regid=nogroup --clear-groups -- env
+	-C "$PGDIR")
+    "${as[@]}" "$PGBIN/initdb" -D "$PGDIR/data" -U greylist --auth=trust \
+	--no-locale -E UTF8 --no-sync >"$OUT/postgres.log" 2>&1 || return 1
+    PORT=$((PORT + 1))
+    while ss -Htan "sport = :$PORT" 2>/dev/null | grep -q .; do
+	PORT=$((PORT + 1))
+    done
+    PGPORT=$PORT
+    # synchronous_commit off: like SQLite's synchronous=NORMAL in WAL
+    # mode, a crash may lose the last commits, never consistency.
+    "${as[@]}" "$PGBIN/postgres" -D "$PGDIR/data" -h 127.0.0.1 \
+	-p "$PGPORT" -k "$PGDIR" -c synchronous_commit=off \
+	-c max_connections=100 >>"$OUT/postgres.log" 2>&1 &
+    PGPID=$!
+    for _ in $(seq 200); do
+	"$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$PGPORT" && break
+	sleep 0.1
+    done
+    "${as[@]}" "$PGBIN/createdb" -h 127.0.0.1 -p "$PGPORT" -U greylist \
+	greylist >>"$OUT/postgres.log" 2>&1
+}
+
+# grey_run DB CONC RUN: one load run of the greylist milter on DB, from
+# empty tables; appends to $RESULTS the fields of one_run, then threads,
+# NA, -, and the percentage of messages greylisted.
+grey_run() {
+    local db=$1 conc=$2 run=$3 conf line rc acc rej pct=NA
+    new_spec unix
+    conf=$RUNDIR/greylist$SEQ.conf
+    if [ "$db" = postgres ]; then
+	psql -q -h 127.0.0.1 -p "$PGPORT" -U greylist -d greylist \
+	    -c 'DROP TABLE IF EXISTS greylist_triplet, greylist_awl,
+		greylist_rate' >>"$OUT/postgres.log" 2>&1
+    fi
+    # delay 0: every triplet is greylisted once, and passes from its
+    # next message on; every message also passes the two rate limits.
+    cat >"$conf" <<EOC
+connection $SPEC
+workers $GREY_WORKERS
+log_file {$OUT/greylist-$db.log}
+log_level warning
+database $db
+sqlite_file {$RUNDIR/greylist$SEQ.db}
+pg_port ${PGPORT:-5432}
+delay 0
+awl_count 0
+whitelist_networks {}
+rate_sender {1000000 60}
+rate_client {1000000 60}
+cleanup_interval 0
+EOC
+    echo "=== greylist c=$conc $db run $run ($SPEC)" \
+	>>"$OUT/milter-grey-$db.log"
+    if ! start_milter "grey-$db" "$SPEC" "$TCLSH" \
+	    "$SRC/../examples/greylist/greylist.tcl" -config "$conf"; then
+	FAILED=1
+	echo "grey $conc $db $run FAIL" >>"$RESULTS"
+	return
+    fi
+    line=$("$OUT/loadgen" -s "$SPEC" -c "$conc" -d "$GREY_DURATION" \
+	-w "$WARMUP" -m "$PER_SESSION" -p "$MPID" -W 5 -G "$GREY_SENDERS" \
+	-l "grey/$conc/$db/$run" 2>>"$OUT/loadgen.log")
+    rc=$?
+    stop_milter
+    echo "$line" >>"$OUT/loadgen.log"
+    if [ $rc -ne 0 ] || [ -z "$line" ]; then
+	FAILED=1
+    fi
+    acc=$(kv "$line" accepted)
+    rej=$(kv "$line" rejected)
+    if [ "$acc" != NA ] && [ "$rej" != NA ] && [ $((acc + rej)) -gt 0 ]; then
+	pct=$(awk -v a="$acc" -v r="$rej" \
+	    'BEGIN { printf "%.1f", 100 * r / (a + r) }')
+    fi
+    printf '%s %s %s %s %s %s %s %s %s %s %s %s %s %s %s %s %s\n' grey \
+	"$conc" "$db" "$run" "$(kv "$line" msgs_per_s)" \
+	"$(kv "$line" p50_us)" "$(kv "$line" p99_us)" \
+	"$(kv "$line" cpu_us_per_msg)" "$(kv "$line" rss_kib)" \
+	"$(kv "$line" hwm_kib)" "$(kv "$line" errors)" \
+	"$(kv "$line" protocol)" "$(kv "$line" reject_at)" \
+	"$(kv "$line" threads)" NA - "$pct" >>"$RESULTS"
+    printf '  %-8s c=%-3s %-10s run %s: %s msgs/s, p99 %s us, errors %s\n' \
+	greylist "$conc" "$db" "$run" "$(kv "$line" msgs_per_s)" \
+	"$(kv "$line" p99_us)" "$(kv "$line" errors)"
+}
+
+GREY_OK=" "
+GREY_NA=""
+if [ -n "$GREY_DBS" ] && [ -n "$GREY_CONCS" ]; then
+    echo "greylist: $GREY_DBS, -workers $GREY_WORKERS, concurrency" \
+	"$GREY_CONCS, $GREY_RUNS runs, ${WARMUP}s warmup +" \
+	"${GREY_DURATION}s each"
+    for db in $GREY_DBS; do
+	why=$(grey_why "$db")
+	if [ -z "$why" ] && [ "$db" = postgres ] && ! grey_start_pg; then
+	    why="the private PostgreSQL did not start (see $OUT/postgres.log)"
+	    FAILED=1
+	fi
+	if [ -n "$why" ]; then
+	    echo "  greylist $db: n/a ($why)"
+	    GREY_NA="$GREY_NA$db: $why
+"
+	    continue
+	fi
+	GREY_OK="$GREY_OK$db "
+	for conc in $GREY_CONCS; do
+	    for run in $(seq "$GREY_RUNS"); do
+		grey_run "$db" "$conc" "$run"
+	    done
+	done
+	[ "$db" = postgres ] && grey_stop_pg
+    done
+fi
+
+# ---------------------------------------------------------------------
 # Memory per idle connection.
 
 IDLE_C=NA
@@ -783,6 +975,47 @@ if [ ${#CPU_KINDS[@]} -gt 0 ] && [ -n "$CPU_CONCS" ]; then
 	done
     done
     echo "notes: ratio = msgs/s / $CNAME's; lookups do not apply (NA)."
+fi
+
+if [ -n "$GREY_DBS" ] && [ -n "$GREY_CONCS" ]; then
+    echo
+    echo "greylist: examples/greylist/greylist.tcl, -workers $GREY_WORKERS," \
+	"unix socket, $GREY_SENDERS senders x 2 recipients, one client"
+    echo "runs: $GREY_RUNS per cell (medians), ${WARMUP}s warmup +" \
+	"${GREY_DURATION}s load, $PER_SESSION message(s) per connection"
+    echo
+    printf '%-9s %5s %8s %8s %8s %9s %8s %10s %6s\n' database conc msgs/s \
+	"p50 ms" "p99 ms" "CPU us/m" "RSS MiB" greylisted errors
+    printf '%-9s %5s %8s %8s %8s %9s %8s %10s %6s\n' --------- ----- \
+	-------- -------- -------- --------- -------- ---------- ------
+    for db in $GREY_DBS; do
+	if [[ "$GREY_OK" != *" $db "* ]]; then
+	    printf '%-9s %5s %s\n' "$db" "" "n/a ($(printf '%s' "$GREY_NA" \
+		| sed -n "s/^$db: //p" | head -1))"
+	    continue
+	fi
+	for conc in $GREY_CONCS; do
+	    e=$(errs grey "$conc" "$db")
+	    [ "$e" != 0 ] && FAILED=1
+	    g=$(med grey "$conc" "$db" 17)
+	    [ "$g" != NA ] && g="$g%"
+	    printf '%-9s %5s %8s %8s %8s %9s %8s %10s %6s\n' "$db" "$conc" \
+		"$(fmt 1 0 "$(med grey "$conc" "$db" 5)")" \
+		"$(fmt 1000 2 "$(med grey "$conc" "$db" 6)")" \
+		"$(fmt 1000 2 "$(med grey "$conc" "$db" 7)")" \
+		"$(fmt 1 0 "$(med grey "$conc" "$db" 8)")" \
+		"$(fmt 1024 1 "$(med grey "$conc" "$db" 9)")" "$g" "$e"
+	done
+    done
+    cat <<EOF2
+notes: per message: MAIL (two rate limits, one database request), two
+  RCPTs (one triplet request each), X-Greylist at end of message; delay 0,
+  so a triplet is greylisted at its first message only (greylisted: the
+  messages whose recipients all were). SQLite: one file, WAL mode,
+  synchronous=NORMAL; PostgreSQL: a private server on 127.0.0.1,
+  synchronous_commit=off. CPU us/m counts the milter process only (not
+  the PostgreSQL server). No DNSBL zones.
+EOF2
 fi
 
 echo

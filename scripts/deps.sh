@@ -8,7 +8,9 @@
 #	    bash scripts/deps.sh build   compiler, Tcl 8.6 headers and tclsh
 #	    bash scripts/deps.sh test    build + what the test suite drives
 #	                                 (postfix, miltertest, libmilter, tcllib,
-#	                                 systemd-socket-activate)
+#	                                 systemd-socket-activate; for
+#	                                 examples/greylist: postgresql, tdbc
+#	                                 drivers, dnsmasq-base, tcl-udp)
 #	    bash scripts/deps.sh all     test + sanitizers, valgrind, clang, perf
 #	    bash scripts/deps.sh dev     all + autoconf (to regenerate configure)
 #	    bash scripts/deps.sh deb     test + what building and checking the
@@ -16,7 +18,9 @@
 #	                                 tcl-dev, fakeroot, lintian)
 #
 #	Postfix is installed with debconf's "No configuration" answer, so no
-#	system mail service is configured or started.  Sendmail conflicts with
+#	system mail service is configured or started; no service is started
+#	while postfix or postgresql are installed (the tests run private
+#	instances of both).  Sendmail conflicts with
 #	postfix, so for "test" and above its packages are only downloaded into
 #	$TCLMILTER_DEB_CACHE (default /var/cache/tclmilter-debs); the MTA tests
 #	unpack them privately with dpkg-deb -x.  Their shared libraries are
@@ -37,7 +41,12 @@ test_pkgs=(tcllib miltertest postfix libmilter-dev
 	   systemd
 	   # Shared libraries of sendmail-bin, for the privately unpacked copy.
 	   libdb5.3 libldap-2.5-0 liblockfile1 libnsl2 libsasl2-2 libssl3
-	   libwrap0 m4 procps)
+	   libwrap0 m4 procps
+	   # examples/greylist and tests/greylist.test: its databases
+	   # (SQLite through tdbc, a private PostgreSQL server), the DNSBL
+	   # server, UDP for tcllib's dns.
+	   postgresql tcl8.6-tdbc-postgres tcl8.6-tdbc-sqlite3
+	   libsqlite3-tcl dnsmasq-base tcl-udp)
 all_pkgs=(clang libclang-rt-14-dev libasan8 libubsan1 libtsan2 valgrind
 	  linux-perf iproute2)
 dev_pkgs=(autoconf)
@@ -57,7 +66,7 @@ dev)	want=("${build_pkgs[@]}" "${test_pkgs[@]}" "${all_pkgs[@]}"
 deb)	want=("${build_pkgs[@]}" "${test_pkgs[@]}" "${deb_pkgs[@]}")
 	fetch_sendmail=1 ;;
 -h|--help|help)
-	sed -n '2,23s/^# \{0,1\}//p' "$0"
+	sed -n '2,27s/^# \{0,1\}//p' "$0"
 	exit 0 ;;
 *)	echo "usage: $0 build|test|all|dev|deb" >&2
 	exit 2 ;;
@@ -116,6 +125,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 	    # No main.cf, no system instance.
 	    echo "postfix postfix/main_mailer_type select No configuration" \
 		| as_root debconf-set-selections
+	fi
+	if [ "$pkg" = postfix ] || [ "$pkg" = postgresql ]; then
 	    # Keep maintainer scripts from starting any service while we
 	    # install (the standard Debian policy-rc.d hook).
 	    if [ ! -e /usr/sbin/policy-rc.d ]; then
