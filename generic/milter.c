@@ -665,6 +665,35 @@ ApplyPending(
 /*
  *----------------------------------------------------------------------
  *
+ * RefuseInWorker --
+ *
+ *	The error for what only the owner may do: in a worker interpreter
+ *	the configuration and the callbacks are the owner's, copied in
+ *	(see milterWorker.c), and a change there would be overwritten.
+ *
+ * Results:
+ *	TCL_ERROR, with errorCode MILTER STATE WORKER.
+ *
+ * Side effects:
+ *	Sets the interpreter's result.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+RefuseInWorker(
+    Tcl_Interp *interp,
+    const char *what)
+{
+    Tcl_SetObjResult(interp, Tcl_ObjPrintf(
+	    "a worker interpreter cannot %s: the owner does", what));
+    Tcl_SetErrorCode(interp, "MILTER", "STATE", "WORKER", NULL);
+    return TCL_ERROR;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
  * ConfigureObjCmd --
  *
  *	milter configure ?-option ?value? ...?
@@ -718,6 +747,9 @@ ConfigureObjCmd(
     if (objc % 2 == 0) {
 	Tcl_WrongNumArgs(interp, 1, objv, "?-option value ...?");
 	return TCL_ERROR;
+    }
+    if (statePtr->workerPtr != NULL) {
+	return RefuseInWorker(interp, "change the configuration");
     }
 
     memset(&pending, 0, sizeof(pending));
@@ -803,6 +835,9 @@ RegisterObjCmd(
 	    Tcl_SetObjResult(interp, statePtr->callbacks[event]);
 	}
 	return TCL_OK;
+    }
+    if (statePtr->workerPtr != NULL) {
+	return RefuseInWorker(interp, "register callbacks");
     }
     if (Tcl_ListObjLength(interp, objv[2], &len) != TCL_OK) {
 	return TCL_ERROR;

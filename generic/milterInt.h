@@ -238,6 +238,8 @@ MODULE_SCOPE void	MilterShutdown(MilterState *statePtr);
 MODULE_SCOPE void	MilterInitExitHandler(void);
 MODULE_SCOPE int	MilterDeleteExitHandler(void);
 MODULE_SCOPE void	MilterReadyHook(void *clientData);
+MODULE_SCOPE void	MilterLogFromAnyThread(MilterState *statePtr,
+			    MilterLogLevel level, const char *msg);
 MODULE_SCOPE int	MilterReloadObjCmd(ClientData clientData,
 			    Tcl_Interp *interp, int objc,
 			    Tcl_Obj *const objv[]);

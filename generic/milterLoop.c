@@ -208,8 +208,33 @@ LogHook(
     MilterLogLevel level,
     const char *msg)
 {
-    MilterState *statePtr = clientData;
+    MilterLogFromAnyThread(clientData, level, msg);
+}
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterLogFromAnyThread --
+ *
+ *	Queues a log line for the owner of 'statePtr' (through its
+ *	-logcommand or its log destination), from any thread; never blocks
+ *	on I/O.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Queues the line and wakes the owner.
+ *
+ *----------------------------------------------------------------------
+ */
+
+void
+MilterLogFromAnyThread(
+    MilterState *statePtr,
+    MilterLogLevel level,
+    const char *msg)
+{
     Tcl_MutexLock(&statePtr->lock);
     if (MilterLogQueueLocked(statePtr, level, msg)) {
 	PostDrainLocked(statePtr);

@@ -80,6 +80,7 @@ typedef struct MilterWorker {
     int quit;			/* End now (stop). */
     int retire;			/* End once no connection is pinned. */
     int joined;			/* The thread was joined. */
+    int replacement;		/* Started for one that died. */
     char *error;		/* -workerinit's error ... */
     char *errorInfo;		/* ... and its errorInfo (ckalloc'ed). */
     struct MilterWorker *nextPtr;
@@ -665,8 +666,9 @@ ReplaceWorker(
 	return;
     }
     newPtr = StartWorker(poolPtr, wPtr->generation, wPtr->script);
-    if (newPtr != NULL && wPtr->retire) {
-	newPtr->retire = 1;
+    if (newPtr != NULL) {
+	newPtr->replacement = 1;
+	newPtr->retire = wPtr->retire;
     }
 }
 
@@ -725,6 +727,18 @@ WorkerThread(
 	wPtr->error = error;
 	wPtr->errorInfo = errorInfo;
 	wPtr->phase = WORKER_FAILED;
+	if (wPtr->replacement) {
+	    /*
+	     * Nobody waits for a replacement: say why the pool is one
+	     * worker short.
+	     */
+
+	    char msg[600];
+
+	    snprintf(msg, sizeof(msg), "a worker replacing one that died "
+		    "failed in -workerinit: %.500s", error);
+	    MilterLogFromAnyThread(poolPtr->ownerPtr, MILTER_LOG_ERROR, msg);
+	}
     } else {
 	wPtr->phase = WORKER_READY;
     }
