@@ -785,7 +785,14 @@ WorkerThread(
     Tcl_ConditionNotify(&poolPtr->changed);
     Tcl_MutexUnlock(&poolPtr->lock);
     Tcl_DeleteThreadExitHandler(WorkerThreadExit, wPtr);
-    Tcl_ExitThread(0);
+
+    /*
+     * Return rather than Tcl_ExitThread: pthread_exit() unwinds the
+     * stack by force, which AddressSanitizer mistakes for an overflow
+     * when it then tears the thread down.
+     */
+
+    Tcl_FinalizeThread();
     TCL_THREAD_CREATE_RETURN;
 }
 
