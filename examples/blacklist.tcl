@@ -13,8 +13,10 @@
 #	SPEC is a connection spec such as unix:/var/run/blmilter.sock (the
 #	default) or inet:8890@127.0.0.1.  Point the MTA at it, for Postfix:
 #	    smtpd_milters = unix:/var/run/blmilter.sock
-#	The script runs until it is killed; the stale socket file it then
-#	leaves behind is replaced the next time it starts.
+#	The script runs until SIGTERM, SIGINT or SIGHUP (or milter stop):
+#	messages in progress finish, milter main returns and the socket file
+#	is removed.  After a SIGKILL, the stale socket file left behind is
+#	replaced the next time it starts.
 #
 # Copyright (c) 2026 The TclMilter developers.
 #
@@ -128,6 +130,7 @@ proc bl_header {ctx name value} {
 milter register envfrom bl_envfrom
 milter register header bl_header
 
-# Serve until stopped.  The socket file is removed when milter main
-# returns, and a stale one is replaced at the next start.
+# Serve until stopped (TERM, INT and HUP stop it too).  The socket file
+# is removed when milter main returns, and a stale one is replaced at the
+# next start.
 milter main
