@@ -125,6 +125,8 @@ MilterGetState(
     while (strcmp(milterFacilityNames[statePtr->syslogFacility], "mail")) {
 	statePtr->syslogFacility++;
     }
+    statePtr->ownStats = MilterStatsNew();
+    statePtr->stats = statePtr->ownStats;
     Tcl_SetAssocData(interp, "milter", DeleteState, statePtr);
     Tcl_CreateThreadExitHandler(ThreadExit, statePtr);
     return statePtr;
@@ -203,6 +205,7 @@ FreeState(
     }
     Tcl_FreeEncoding(statePtr->encoding);
     MilterCoroFree(statePtr);
+    MilterStatsFree(statePtr->ownStats);
     Tcl_MutexFinalize(&statePtr->lock);
     ckfree(blockPtr);
 }
@@ -917,7 +920,7 @@ AddressObjCmd(
  * Milter_Init --
  *
  *	Package entry point: creates ::milter::{configure register start
- *	main stop status address} and the ensemble ::milter.
+ *	main stop status address stats} and the ensemble ::milter.
  *
  * Results:
  *	A standard Tcl result.
@@ -941,6 +944,7 @@ Milter_Init(
 	{"::milter::main", MilterMainObjCmd},
 	{"::milter::register", RegisterObjCmd},
 	{"::milter::start", MilterStartObjCmd},
+	{"::milter::stats", MilterStatsObjCmd},
 	{"::milter::reload", MilterReloadObjCmd},
 	{"::milter::status", StatusObjCmd},
 	{"::milter::stop", MilterStopObjCmd},

@@ -489,6 +489,7 @@ MilterStart(
     cfg.leadingSpace = statePtr->leadingSpace;
     cfg.debugLevel = statePtr->debugLevel;
     cfg.wanted = statePtr->wanted;
+    cfg.stats = statePtr->stats;
 
     hooks.clientData = statePtr;
     hooks.assign = AssignHook;
@@ -516,6 +517,7 @@ MilterStart(
     Tcl_MutexUnlock(&statePtr->lock);
     MilterLogReset(statePtr);
 
+    MilterStatsReset(statePtr->stats);	/* Counted since the start. */
     statePtr->queue = MilterQueueNew(MilterReadyHook, statePtr);
     if (statePtr->workers > 0) {
 	if (MilterPoolStart(interp, statePtr) != TCL_OK) {

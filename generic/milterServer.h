@@ -89,6 +89,7 @@ typedef struct MilterServerConfig {
     unsigned wanted;		/* Events with a callback, from the first
 				 * connection on (a connection may already
 				 * wait when the network thread starts). */
+    MilterStats *stats;		/* Where to count; outlives the server. */
 } MilterServerConfig;
 
 MODULE_SCOPE MilterServer *MilterServerStart(const MilterServerConfig *cfg,

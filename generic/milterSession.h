@@ -30,6 +30,7 @@
 #define _MILTERSESSION_H
 
 #include "milterWire.h"
+#include "milterStats.h"
 
 /*
  * Events a session asks its driver to decide. The order matches the
@@ -127,6 +128,8 @@ MODULE_SCOPE void	MilterSessionSetWanted(MilterSession *s,
 MODULE_SCOPE void	MilterSessionSetLeadingSpace(MilterSession *s,
 			    int on);
 MODULE_SCOPE void	MilterSessionSetPeerGone(MilterSession *s);
+MODULE_SCOPE void	MilterSessionSetStats(MilterSession *s,
+			    MilterStats *stats);
 
 /*
  * Driving.

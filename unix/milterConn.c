@@ -80,6 +80,7 @@ MilterConnNew(
     conn->fd = fd;
     conn->session = MilterSessionNew(server->config.maxData);
     MilterSessionSetLeadingSpace(conn->session, server->config.leadingSpace);
+    MilterSessionSetStats(conn->session, server->config.stats);	/* Stats. */
     MilterBufInit(&conn->in);
     conn->lastActive = MilterNowMs();
     return conn;
@@ -565,10 +566,14 @@ FeedLocked(
 	}
 	break;
     case MILTER_FRAME_EMPTY:
+	MilterStatsCount(server->config.stats, MILTER_STAT_PROTOCOL_ERRORS,
+		1);			/* Stats. */
 	EndInputLocked(conn, MILTER_LOG_WARNING,
 		"packet with length 0; closing");
 	break;
     case MILTER_FRAME_TOOBIG:
+	MilterStatsCount(server->config.stats, MILTER_STAT_PROTOCOL_ERRORS,
+		1);			/* Stats. */
 	snprintf(why, sizeof(why), "packet with %u data bytes exceeds "
 		"-maxdatasize %zu; closing",
 		(unsigned) MilterWireGet32(MilterBufData(&conn->in)) - 1,
@@ -809,6 +814,8 @@ MilterConnTick(
 		: tickPtr->timeout;
 
 	if (limit > 0 && tickPtr->now >= conn->lastActive + limit) {
+	    MilterStatsCount(conn->server->config.stats,
+		    MILTER_STAT_TIMEOUTS, 1);	/* Stats. */
 	    MilterServerLog(conn->server, MILTER_LOG_NOTICE, "connection %lu: "
 		    "MTA does not take its replies; closing", conn->id);
 	    CloseLocked(conn);
@@ -826,6 +833,8 @@ MilterConnTick(
 		    "closed by milter stop between messages");
 	} else if (!conn->busy && tickPtr->timeout > 0) {
 	    if (tickPtr->now >= conn->lastActive + tickPtr->timeout) {
+		MilterStatsCount(conn->server->config.stats,
+			MILTER_STAT_TIMEOUTS, 1);	/* Stats. */
 		EndInputLocked(conn, MILTER_LOG_NOTICE,
 			"MTA silent past -timeout; closing");
 	    } else {

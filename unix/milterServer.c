@@ -294,6 +294,7 @@ Reap(
 	    conn->next->prev = conn->prev;
 	}
 	server->connCount--;
+	MilterStatsCount(server->config.stats, MILTER_STAT_CLOSED, 1);
     }
     pthread_mutex_unlock(&server->lock);
     while (list != NULL) {
@@ -394,6 +395,7 @@ AcceptAll(
 	    MilterServerLog(server, MILTER_LOG_WARNING, "connection refused: "
 		    "-maxconnections %d reached",
 		    server->config.maxConnections);
+	    MilterStatsCount(server->config.stats, MILTER_STAT_REFUSED, 1);
 	    close(fd);
 	    continue;
 	}
@@ -411,6 +413,7 @@ AcceptAll(
 	server->connCount++;
 	server->refs++;
 	pthread_mutex_unlock(&server->lock);
+	MilterStatsCount(server->config.stats, MILTER_STAT_ACCEPTED, 1);
 	MilterConnStart(conn);
 	MilterServerLog(server, MILTER_LOG_INFO, "connection %lu accepted", id);
     }
