@@ -198,6 +198,7 @@ typedef struct MilterState {
     MilterStats *stats;		/* Where this interpreter counts: its own,
 				 * or in a worker the owner's. */
     MilterStats *ownStats;	/* Its own block (milter stats). */
+    Tcl_Obj *metricsObj;	/* -metrics, or NULL. */
 } MilterState;
 
 /*
@@ -355,6 +356,7 @@ MODULE_SCOPE void	MilterUnixChanInit(Tcl_Interp *interp);
  * milterStats.c
  */
 
+MODULE_SCOPE char *	MilterStatsText(void *clientData, size_t *lenPtr);
 MODULE_SCOPE int	MilterStatsObjCmd(ClientData clientData,
 			    Tcl_Interp *interp, int objc,
 			    Tcl_Obj *const objv[]);

@@ -68,6 +68,10 @@ typedef struct MilterServerHooks {
 				 * (MilterConnExpired), and the owner should
 				 * answer whatever it still holds. May be
 				 * NULL. */
+    char *(*metrics)(void *clientData, size_t *lenPtr);
+				/* -metrics: the statistics in the Prometheus
+				 * text format, MilterAlloc'ed (the server
+				 * frees it). No Tcl. */
 } MilterServerHooks;
 
 /*
@@ -90,7 +94,16 @@ typedef struct MilterServerConfig {
 				 * connection on (a connection may already
 				 * wait when the network thread starts). */
     MilterStats *stats;		/* Where to count; outlives the server. */
+    const char *metricsSpec;	/* -metrics: where to serve the statistics
+				 * over HTTP, or NULL. */
 } MilterServerConfig;
+
+/*
+ * How the message of a failed MilterServerStart begins when the -metrics
+ * socket could not be opened.
+ */
+
+#define MILTER_METRICS_ERROR	"metrics: "
 
 MODULE_SCOPE MilterServer *MilterServerStart(const MilterServerConfig *cfg,
 			    const MilterServerHooks *hooks, char *err,
@@ -102,6 +115,7 @@ MODULE_SCOPE void	MilterServerSetWanted(MilterServer *server,
 			    unsigned mask);
 MODULE_SCOPE void	MilterServerSetDebug(MilterServer *server, int level);
 MODULE_SCOPE const char *MilterServerAddress(MilterServer *server);
+MODULE_SCOPE const char *MilterServerMetricsAddress(MilterServer *server);
 MODULE_SCOPE int	MilterServerStopping(MilterServer *server);
 
 /*

@@ -721,6 +721,38 @@ Extra(
 /*
  *----------------------------------------------------------------------
  *
+ * MilterStatsText --
+ *
+ *	The server's metrics hook (-metrics): the statistics of a milter
+ *	(clientData, its MilterState) in the Prometheus text format. Runs
+ *	on the network thread and touches no Tcl object: the queue and
+ *	pool it reads outlive the network thread.
+ *
+ * Results:
+ *	A MilterAlloc'ed text, its length in *lenPtr.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
+char *
+MilterStatsText(
+    void *clientData,
+    size_t *lenPtr)
+{
+    MilterState *statePtr = clientData;
+    MilterStatsExtra extra;
+
+    Extra(statePtr, &extra);
+    return MilterStatsPrometheus(statePtr->stats, &extra, milterEventNames,
+	    lenPtr);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
  * MilterStatsObjCmd --
  *
  *	milter stats ?-format dict|prometheus?

@@ -185,6 +185,7 @@ MilterServerRelease(
     }
     pthread_mutex_destroy(&server->lock);
     MilterFree((void *) server->config.spec);
+    MilterFree((void *) server->config.metricsSpec);
     MilterFree(server);
 }
 /*
@@ -621,8 +622,15 @@ NetworkThread(
 	    break;
 	}
 
-	n = epoll_wait(server->epollFd, events, EVENTS_PER_WAIT,
-		WaitMillis(server));
+	n = WaitMillis(server);
+	if (server->metricsConns != NULL) {	/* -metrics deadlines. */
+	    int due = MilterMetricsSweep(server);
+
+	    if (due >= 0 && (n < 0 || due < n)) {
+		n = due;
+	    }
+	}
+	n = epoll_wait(server->epollFd, events, EVENTS_PER_WAIT, n);
 	for (i = 0; i < n; i++) {
 	    void *ptr = events[i].data.ptr;
 
@@ -635,6 +643,11 @@ NetworkThread(
 		if (server->listening) {
 		    AcceptAll(server);
 		}
+	    } else if (ptr == &server->metrics) {
+		MilterMetricsAccept(server);
+	    } else if (server->metricsConns != NULL
+		    && MilterMetricsHandle(server, ptr, events[i].events)) {
+		/* A scrape (-metrics). */
 	    } else {
 		MilterConnHandle(ptr, events[i].events);
 	    }
@@ -651,6 +664,7 @@ NetworkThread(
 	}
     }
 
+    MilterMetricsCloseAll(server);
     server->hooks.stopped(server->hooks.clientData);
     if (server->hooks.threadExit != NULL) {
 	server->hooks.threadExit(server->hooks.clientData);
@@ -689,6 +703,9 @@ MilterServerStart(
     memset(server, 0, sizeof(MilterServer));
     server->config = *cfg;
     server->config.spec = MilterStrdup(cfg->spec, strlen(cfg->spec));
+    server->config.metricsSpec = cfg->metricsSpec == NULL ? NULL
+	    : MilterStrdup(cfg->metricsSpec, strlen(cfg->metricsSpec));
+    server->metrics.fd = -1;
     server->hooks = *hooks;
     server->debugLevel = cfg->debugLevel;
     server->wanted = cfg->wanted;	/* Before the thread: see cfg. */
@@ -719,6 +736,9 @@ MilterServerStart(
     ev.data.ptr = &server->wakeFd;
     epoll_ctl(server->epollFd, EPOLL_CTL_ADD, server->wakeFd, &ev);
     ListenerInterest(server, server->listener.fd, 1);
+    if (!MilterMetricsListen(server, err, errLen)) {
+	goto fail;
+    }
 
     if (pthread_create(&server->thread, NULL, NetworkThread, server) != 0) {
 	snprintf(err, errLen, "cannot start the network thread");
@@ -729,6 +749,7 @@ MilterServerStart(
 
   fail:
     MilterSocketClose(&server->listener);
+    MilterMetricsCloseAll(server);
     MilterServerRelease(server);
     return NULL;
 }
