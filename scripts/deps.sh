@@ -20,8 +20,9 @@
 #	Postfix is installed with debconf's "No configuration" answer, so no
 #	system mail service is configured or started; no service is started
 #	while postfix, postgresql or prometheus are installed (the tests run
-#	private instances of the first two and only promtool of the last).  Sendmail conflicts with
-#	postfix, so for "test" and above its packages are only downloaded into
+#	private instances of the first two and only promtool of the last).
+#	Sendmail conflicts with postfix, so for "test" and above its
+#	packages are only downloaded into
 #	$TCLMILTER_DEB_CACHE (default /var/cache/tclmilter-debs); the MTA tests
 #	unpack them privately with dpkg-deb -x.  Their shared libraries are
 #	installed so that the unpacked binaries run.
