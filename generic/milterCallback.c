@@ -389,7 +389,8 @@ Invoke(
     }
 
     Tcl_Preserve(interp);
-    MilterStatsCount(statePtr->stats, MILTER_STAT_RUNNING, 1);	/* Stats. */
+    /* Stats: callbacks running, time in script. */
+    MilterStatsCount(statePtr->stats, MILTER_STAT_RUNNING, 1);
     if (statePtr->workerPtr != NULL) {
 	MilterStatsCount(statePtr->stats, MILTER_STAT_WORKERS_BUSY, 1);
     }

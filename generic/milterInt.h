@@ -195,8 +195,8 @@ typedef struct MilterState {
     int coroClosed;		/* lock: queue no more deadline events. */
 
     /* Statistics (milterStats.c). */
-    MilterStats *stats;		/* Where this interpreter counts: its own,
-				 * or in a worker the owner's. */
+    MilterStats *stats;		/* Where this interpreter counts: its
+				 * own, or in a worker the owner's. */
     MilterStats *ownStats;	/* Its own block (milter stats). */
     Tcl_Obj *metricsObj;	/* -metrics, or NULL. */
 } MilterState;

@@ -93,7 +93,8 @@ typedef struct MilterServerConfig {
     unsigned wanted;		/* Events with a callback, from the first
 				 * connection on (a connection may already
 				 * wait when the network thread starts). */
-    MilterStats *stats;		/* Where to count; outlives the server. */
+    MilterStats *stats;		/* Where to count; outlives the
+				 * server. */
     const char *metricsSpec;	/* -metrics: where to serve the statistics
 				 * over HTTP, or NULL. */
 } MilterServerConfig;

@@ -156,6 +156,22 @@ MilterStatsCount(
     }
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * VerdictIndex --
+ *
+ *	The index of a verdict (a MILTER_* value) among the kinds.
+ *
+ * Results:
+ *	The index; 0 (continue) for anything unknown.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
 static int
 VerdictIndex(
     int verdict)
@@ -454,6 +470,23 @@ Out(
     }
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * OutHist, OutSimple --
+ *
+ *	One histogram (its buckets, sum and count lines), or one metric
+ *	of a single value with its HELP and TYPE lines, in the text format.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Grows the buffer.
+ *
+ *----------------------------------------------------------------------
+ */
+
 static void
 OutHist(
     MilterBuf *bufPtr,
@@ -673,6 +706,22 @@ HistDict(
 	    Tcl_NewDoubleObj(sum));
     return dictObj;
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * PutWide --
+ *
+ *	Puts an integer into a dict under a key.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Changes the dict.
+ *
+ *----------------------------------------------------------------------
+ */
 
 static void
 PutWide(

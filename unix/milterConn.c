@@ -80,7 +80,7 @@ MilterConnNew(
     conn->fd = fd;
     conn->session = MilterSessionNew(server->config.maxData);
     MilterSessionSetLeadingSpace(conn->session, server->config.leadingSpace);
-    MilterSessionSetStats(conn->session, server->config.stats);	/* Stats. */
+    MilterSessionSetStats(conn->session, server->config.stats);
     MilterBufInit(&conn->in);
     conn->lastActive = MilterNowMs();
     return conn;

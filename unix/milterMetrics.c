@@ -49,7 +49,8 @@ struct MilterMetricsConn {
 				 * while the request is read. */
     size_t answerLen;
     size_t answerDone;		/* Bytes of it written. */
-    int64_t deadline;		/* Monotonic ms: closed then, done or not. */
+    int64_t deadline;		/* Monotonic ms: closed then, done or
+				 * not. */
     MilterMetricsConn *next;
 };
 
