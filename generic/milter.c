@@ -961,7 +961,8 @@ AddressObjCmd(
  * Milter_Init --
  *
  *	Package entry point: creates ::milter::{configure register start
- *	main stop status address stats} and the ensemble ::milter.
+ *	main stop status address stats sessions} and the ensemble
+ *	::milter.
  *
  * Results:
  *	A standard Tcl result.
@@ -984,6 +985,7 @@ Milter_Init(
 	{"::milter::configure", ConfigureObjCmd},
 	{"::milter::main", MilterMainObjCmd},
 	{"::milter::register", RegisterObjCmd},
+	{"::milter::sessions", MilterSessionsObjCmd},
 	{"::milter::start", MilterStartObjCmd},
 	{"::milter::stats", MilterStatsObjCmd},
 	{"::milter::reload", MilterReloadObjCmd},

@@ -357,6 +357,9 @@ MODULE_SCOPE void	MilterUnixChanInit(Tcl_Interp *interp);
  */
 
 MODULE_SCOPE char *	MilterStatsText(void *clientData, size_t *lenPtr);
+MODULE_SCOPE int	MilterSessionsObjCmd(ClientData clientData,
+			    Tcl_Interp *interp, int objc,
+			    Tcl_Obj *const objv[]);
 MODULE_SCOPE int	MilterStatsObjCmd(ClientData clientData,
 			    Tcl_Interp *interp, int objc,
 			    Tcl_Obj *const objv[]);

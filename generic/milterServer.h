@@ -117,6 +117,21 @@ MODULE_SCOPE void	MilterServerSetWanted(MilterServer *server,
 MODULE_SCOPE void	MilterServerSetDebug(MilterServer *server, int level);
 MODULE_SCOPE const char *MilterServerAddress(MilterServer *server);
 MODULE_SCOPE const char *MilterServerMetricsAddress(MilterServer *server);
+
+/*
+ * What milter sessions shows of a connection (MilterServerDescribe).
+ */
+
+typedef struct MilterConnInfo {
+    unsigned long id;		/* The connection's number. */
+    long long ageMs;		/* Milliseconds since it was accepted. */
+    int busy;			/* An event of it is out for a verdict ... */
+    long long busyMs;		/* ... since so many milliseconds. */
+    MilterSessionInfo session;
+} MilterConnInfo;
+
+MODULE_SCOPE MilterConnInfo *MilterServerDescribe(MilterServer *server,
+			    int *countPtr);
 MODULE_SCOPE int	MilterServerStopping(MilterServer *server);
 
 /*

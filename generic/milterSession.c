@@ -402,6 +402,8 @@ EndMessage(
 {
     CountMessage(s, s->pending >= 0 ? s->pending : MILTER_STAT_ABORTED);
     s->inMessage = 0;
+    s->info.sender[0] = '\0';
+    s->info.recipients = 0;
     s->position = 0;
     s->pending = -1;
     s->skipBody = 0;
@@ -1046,6 +1048,91 @@ StoreMacros(
 /*
  *----------------------------------------------------------------------
  *
+ * CopyInfo, NoteStage --
+ *
+ *	For milter sessions: copies a string of a packet (cut to fit, NULs
+ *	never inside), and notes the stage a command puts the session in.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Changes s->info.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static void
+CopyInfo(
+    char *dst,
+    size_t size,
+    const MilterStr *strPtr)
+{
+    size_t len = strPtr->len < size - 1 ? strPtr->len : size - 1;
+
+    memcpy(dst, strPtr->ptr, len);
+    dst[len] = '\0';
+}
+
+static void
+NoteStage(
+    MilterSession *s,
+    unsigned char cmd)
+{
+    const char *stage;
+
+    switch (cmd) {
+    case SMFIC_OPTNEG:	stage = "negotiate";	break;
+    case SMFIC_CONNECT:	stage = "connect";	break;
+    case SMFIC_HELO:	stage = "helo";		break;
+    case SMFIC_MAIL:	stage = "envfrom";	break;
+    case SMFIC_RCPT:	stage = "envrcpt";	break;
+    case SMFIC_DATA:	stage = "data";		break;
+    case SMFIC_HEADER:	stage = "header";	break;
+    case SMFIC_EOH:	stage = "eoh";		break;
+    case SMFIC_BODY:	stage = "body";		break;
+    case SMFIC_BODYEOB:	stage = "eom";		break;
+    case SMFIC_ABORT:	stage = "abort";	break;
+    case SMFIC_UNKNOWN:	stage = "unknown";	break;
+    case SMFIC_QUIT:
+    case SMFIC_QUIT_NC:	stage = "quit";		break;
+    default:		return;		/* Macros: the stage stays. */
+    }
+    snprintf(s->info.stage, sizeof(s->info.stage), "%s", stage);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterSessionDescribe --
+ *
+ *	What milter sessions shows of a session.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Fills *infoPtr.
+ *
+ *----------------------------------------------------------------------
+ */
+
+void
+MilterSessionDescribe(
+    const MilterSession *s,
+    MilterSessionInfo *infoPtr)
+{
+    *infoPtr = s->info;
+    infoPtr->inMessage = s->inMessage;
+    if (!s->inMessage) {
+	infoPtr->sender[0] = '\0';
+	infoPtr->recipients = 0;
+    }
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
  * PrepareEvent --
  *
  *	Decodes a replying command's payload and, if its event is wanted,
@@ -1075,6 +1162,13 @@ PrepareEvent(
 	if (!MilterWireConnect(pktPtr, &info)) {
 	    Fail(s, "malformed connect information");
 	    return 0;
+	}
+	CopyInfo(s->info.client, sizeof(s->info.client), &info.hostname);
+	if (info.family == 'U') {
+	    s->info.address[0] = '\0';
+	} else {
+	    CopyInfo(s->info.address, sizeof(s->info.address),
+		    &info.address);
 	}
 	if (s->wanted & MILTER_EVBIT(MILTER_EV_CONNECT)) {
 	    strs[0] = info.hostname;
@@ -1113,6 +1207,12 @@ PrepareEvent(
 	    Fail(s, "malformed payload for command '%c'", pktPtr->cmd);
 	    return 0;
 	}
+    }
+    if (pktPtr->cmd == SMFIC_MAIL) {		/* milter sessions */
+	CopyInfo(s->info.sender, sizeof(s->info.sender), &strs[0]);
+	s->info.recipients = 0;
+    } else if (pktPtr->cmd == SMFIC_RCPT) {
+	s->info.recipients++;
     }
     if ((s->wanted & MILTER_EVBIT(type))
 	    && !(IsContent(pktPtr->cmd) && s->pending >= 0)) {
@@ -1153,6 +1253,7 @@ MilterSessionFeed(
     s->cmd = pktPtr->cmd;
     s->phase = 0;
     s->verdict = MILTER_CONTINUE;
+    NoteStage(s, pktPtr->cmd);
 
     if (s->state == MILTER_ST_INIT) {
 	if (pktPtr->cmd != SMFIC_OPTNEG) {

@@ -938,3 +938,75 @@ MilterStatsObjCmd(
     Tcl_SetObjResult(interp, resultObj);
     return TCL_OK;
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterSessionsObjCmd --
+ *
+ *	milter sessions
+ *
+ *	Lists the live MTA connections, oldest first, each a dict: id,
+ *	client, address, stage, age (seconds), sender, recipients (of the
+ *	open message), busy (an event is out for a callback's verdict) and
+ *	busytime (seconds it has been out).
+ *
+ * Results:
+ *	A standard Tcl result.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
+int
+MilterSessionsObjCmd(
+    ClientData clientData,	/* Not used. */
+    Tcl_Interp *interp,
+    int objc,
+    Tcl_Obj *const objv[])
+{
+    MilterState *statePtr = MilterGetState(interp);
+    MilterConnInfo *infos;
+    Tcl_Obj *listObj = Tcl_NewObj();
+    int n, i;
+
+    (void) clientData;
+    if (objc != 1) {
+	Tcl_WrongNumArgs(interp, 1, objv, NULL);
+	return TCL_ERROR;
+    }
+    if (statePtr->server == NULL) {
+	Tcl_SetObjResult(interp, listObj);
+	return TCL_OK;
+    }
+    infos = MilterServerDescribe(statePtr->server, &n);
+    for (i = 0; i < n; i++) {
+	MilterConnInfo *p = &infos[i];
+	Tcl_Obj *d = Tcl_NewDictObj();
+
+	PutWide(d, "id", (Tcl_WideInt) p->id);
+	Tcl_DictObjPut(NULL, d, Tcl_NewStringObj("client", -1),
+		MilterNewTextObj(statePtr, p->session.client,
+		strlen(p->session.client)));
+	Tcl_DictObjPut(NULL, d, Tcl_NewStringObj("address", -1),
+		MilterNewTextObj(statePtr, p->session.address,
+		strlen(p->session.address)));
+	Tcl_DictObjPut(NULL, d, Tcl_NewStringObj("stage", -1),
+		Tcl_NewStringObj(p->session.stage, -1));
+	Tcl_DictObjPut(NULL, d, Tcl_NewStringObj("age", -1),
+		Tcl_NewDoubleObj(p->ageMs / 1000.0));
+	Tcl_DictObjPut(NULL, d, Tcl_NewStringObj("sender", -1),
+		MilterNewTextObj(statePtr, p->session.sender,
+		strlen(p->session.sender)));
+	PutWide(d, "recipients", p->session.recipients);
+	PutWide(d, "busy", p->busy);
+	Tcl_DictObjPut(NULL, d, Tcl_NewStringObj("busytime", -1),
+		Tcl_NewDoubleObj(p->busyMs / 1000.0));
+	Tcl_ListObjAppendElement(NULL, listObj, d);
+    }
+    MilterFree(infos);
+    Tcl_SetObjResult(interp, listObj);
+    return TCL_OK;
+}

@@ -83,6 +83,7 @@ MilterConnNew(
     MilterSessionSetStats(conn->session, server->config.stats);
     MilterBufInit(&conn->in);
     conn->lastActive = MilterNowMs();
+    conn->born = conn->lastActive;
     return conn;
 }
 
@@ -638,6 +639,7 @@ PumpLocked(
     FlushLocked(conn);
     if (ev != NULL) {
 	conn->busy = 1;
+	conn->busySince = MilterNowMs();	/* milter sessions */
 	ATOMIC_ADD(&conn->refs, 1);
     }
     MilterBufTrim(&conn->in, READ_CHUNK);
@@ -884,6 +886,7 @@ MilterConnResume(
 	    ev = PumpLocked(conn);
 	} else {
 	    finished = 0;	/* Same event chain: keep its reference. */
+	    conn->busySince = MilterNowMs();	/* milter sessions */
 	    FlushLocked(conn);
 	    UpdateInterest(conn);
 	}
@@ -1010,4 +1013,36 @@ MilterConnId(
     MilterConn *conn)
 {
     return conn->id;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterConnDescribe --
+ *
+ *	Any thread: what milter sessions shows of a connection.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Fills *infoPtr; takes the connection's lock for a moment.
+ *
+ *----------------------------------------------------------------------
+ */
+
+void
+MilterConnDescribe(
+    MilterConn *conn,
+    MilterConnInfo *infoPtr)
+{
+    int64_t now = MilterNowMs();
+
+    pthread_mutex_lock(&conn->lock);
+    infoPtr->id = conn->id;
+    infoPtr->ageMs = (long long) (now - conn->born);
+    infoPtr->busy = conn->busy;
+    infoPtr->busyMs = conn->busy ? (long long) (now - conn->busySince) : 0;
+    MilterSessionDescribe(conn->session, &infoPtr->session);
+    pthread_mutex_unlock(&conn->lock);
 }

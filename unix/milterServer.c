@@ -885,3 +885,51 @@ MilterServerStopping(
     return ATOMIC_GET(&server->stopping);
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterServerDescribe --
+ *
+ *	Any thread: what milter sessions shows of every live connection,
+ *	in the order they were accepted. The connections are retained
+ *	under the server's lock and described after it is released (a
+ *	connection's lock comes before the server's).
+ *
+ * Results:
+ *	A MilterAlloc'ed array (the caller frees it), its length in
+ *	*countPtr.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
+MilterConnInfo *
+MilterServerDescribe(
+    MilterServer *server,
+    int *countPtr)
+{
+    MilterConn **list, *conn;
+    MilterConnInfo *infos;
+    int n = 0, i;
+
+    pthread_mutex_lock(&server->lock);
+    list = MilterAlloc(sizeof(MilterConn *) * (server->connCount + 1));
+    for (conn = server->conns; conn != NULL; conn = conn->next) {
+	if (!conn->retired) {
+	    MilterConnRetain(conn);
+	    list[n++] = conn;
+	}
+    }
+    pthread_mutex_unlock(&server->lock);
+    infos = MilterAlloc(sizeof(MilterConnInfo) * (n + 1));
+    for (i = 0; i < n; i++) {
+	/* The list is newest first. */
+	MilterConnDescribe(list[n - 1 - i], &infos[i]);
+	MilterConnRelease(list[n - 1 - i]);
+    }
+    MilterFree(list);
+    *countPtr = n;
+    return infos;
+}

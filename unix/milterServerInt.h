@@ -106,6 +106,9 @@ struct MilterConn {
     int expired;		/* Ended at the stop deadline (atomic). */
     int hasData;		/* The owner attached data. */
     int64_t lastActive;		/* Monotonic ms of the last byte moved. */
+    int64_t born;		/* Monotonic ms of the accept. */
+    int64_t busySince;		/* Monotonic ms: when the event out was
+				 * handed out. */
     void *clientData;		/* The owner's per-connection data. */
 };
 
@@ -196,5 +199,7 @@ MODULE_SCOPE void	MilterConnStart(MilterConn *conn);
 MODULE_SCOPE void	MilterConnHandle(MilterConn *conn, uint32_t events);
 MODULE_SCOPE int64_t	MilterConnTick(MilterConn *conn,
 			    const MilterTick *tickPtr);
+MODULE_SCOPE void	MilterConnDescribe(MilterConn *conn,
+			    MilterConnInfo *infoPtr);
 
 #endif /* MILTER_SERVER_INT_H */
