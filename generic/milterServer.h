@@ -125,7 +125,7 @@ MODULE_SCOPE const char *MilterServerMetricsAddress(MilterServer *server);
 typedef struct MilterConnInfo {
     unsigned long id;		/* The connection's number. */
     long long ageMs;		/* Milliseconds since it was accepted. */
-    int busy;			/* An event of it is out for a verdict ... */
+    int busy;			/* An event is out for a verdict ... */
     long long busyMs;		/* ... since so many milliseconds. */
     MilterSessionInfo session;
 } MilterConnInfo;

@@ -1096,7 +1096,7 @@ NoteStage(
     case SMFIC_UNKNOWN:	stage = "unknown";	break;
     case SMFIC_QUIT:
     case SMFIC_QUIT_NC:	stage = "quit";		break;
-    default:		return;		/* Macros: the stage stays. */
+    default:		return;	/* Macros: the stage stays. */
     }
     snprintf(s->info.stage, sizeof(s->info.stage), "%s", stage);
 }
