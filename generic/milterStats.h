@@ -106,6 +106,7 @@ MODULE_SCOPE const char *const milterStatVerdictNames[];
 MODULE_SCOPE const char *const milterStatOutcomeNames[];
 MODULE_SCOPE const char *const milterStatModNames[];
 MODULE_SCOPE const double milterStatBounds[];
+MODULE_SCOPE const char *const milterStatCounterNames[];
 
 MODULE_SCOPE MilterStats *MilterStatsNew(void);
 MODULE_SCOPE void	MilterStatsFree(MilterStats *stats);
@@ -122,6 +123,11 @@ MODULE_SCOPE void	MilterStatsModifications(MilterStats *stats,
 MODULE_SCOPE void	MilterStatsCallback(MilterStats *stats, int event,
 			    int64_t micros);
 MODULE_SCOPE uint64_t	MilterStatsGet(const uint64_t *counterPtr);
+MODULE_SCOPE void	MilterStatsGauges(MilterStats *stats,
+			    int64_t *openPtr, int64_t *inFlightPtr);
+MODULE_SCOPE void	MilterStatsReadHist(MilterHist *histPtr,
+			    uint64_t cum[MILTER_STAT_BUCKETS + 1],
+			    double *sumPtr);
 MODULE_SCOPE char *	MilterStatsPrometheus(MilterStats *stats,
 			    const MilterStatsExtra *extraPtr,
 			    const char *const eventNames[], size_t *lenPtr);
