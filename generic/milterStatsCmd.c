@@ -266,8 +266,8 @@ MilterStatsObjCmd(
     PutWide(gaugesObj, "callbacks_running",
 	    (Tcl_WideInt) (int64_t) MilterStatsGet(&c[MILTER_STAT_RUNNING]));
     PutWide(gaugesObj, "workers", extra.workers);
-    PutWide(gaugesObj, "workers_busy",
-	    (Tcl_WideInt) (int64_t) MilterStatsGet(&c[MILTER_STAT_WORKERS_BUSY]));
+    PutWide(gaugesObj, "workers_busy", (Tcl_WideInt) (int64_t)
+	    MilterStatsGet(&c[MILTER_STAT_WORKERS_BUSY]));
 
     histObj = Tcl_NewDictObj();
     subObj = Tcl_NewDictObj();
