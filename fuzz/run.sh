@@ -103,7 +103,7 @@ build() {
 }
 build fuzz_wire $common
 build fuzz_session $common "$srcdir/generic/milterSession.c" \
-    "$srcdir/generic/milterSessionActions.c"
+    "$srcdir/generic/milterSessionActions.c" "$srcdir/generic/milterStats.c"
 
 # ----------------------------------------------------------------------
 # Run.

@@ -49,7 +49,8 @@ const int milterCodeValues[] = {
 static const char *const optionNames[] = {
     "-backlog", "-connection", "-coroutines", "-debuglevel", "-defaultreply",
     "-draintimeout", "-encoding", "-leadingspace", "-logcommand",
-    "-logdestination", "-maxconnections", "-maxdatasize", "-name",
+    "-logdestination", "-maxconnections", "-maxdatasize", "-metrics",
+    "-name",
     "-signals", "-socketgroup", "-socketmode", "-socketowner",
     "-syslogfacility", "-syslogident", "-timeout", "-workerinit",
     "-workers", NULL
@@ -58,13 +59,14 @@ enum Option {
     OPT_BACKLOG, OPT_CONNECTION, OPT_COROUTINES, OPT_DEBUGLEVEL,
     OPT_DEFAULTREPLY,
     OPT_DRAINTIMEOUT, OPT_ENCODING, OPT_LEADINGSPACE, OPT_LOGCOMMAND,
-    OPT_LOGDESTINATION, OPT_MAXCONNECTIONS, OPT_MAXDATASIZE, OPT_NAME,
+    OPT_LOGDESTINATION, OPT_MAXCONNECTIONS, OPT_MAXDATASIZE, OPT_METRICS,
+    OPT_NAME,
     OPT_SIGNALS, OPT_SOCKETGROUP, OPT_SOCKETMODE, OPT_SOCKETOWNER,
     OPT_SYSLOGFACILITY, OPT_SYSLOGIDENT, OPT_TIMEOUT, OPT_WORKERINIT,
     OPT_WORKERS
 };
 static const int optionIsStatic[] = {
-    1, 1, 0, 0, 0, 1, 0, 1, 0, 0, 1, 1, 1, 0, 1, 1, 1, 0, 0, 1, 0, 1
+    1, 1, 0, 0, 0, 1, 0, 1, 0, 0, 1, 1, 1, 1, 0, 1, 1, 1, 0, 0, 1, 0, 1
 };
 
 /*
@@ -125,6 +127,8 @@ MilterGetState(
     while (strcmp(milterFacilityNames[statePtr->syslogFacility], "mail")) {
 	statePtr->syslogFacility++;
     }
+    statePtr->ownStats = MilterStatsNew();
+    statePtr->stats = statePtr->ownStats;
     Tcl_SetAssocData(interp, "milter", DeleteState, statePtr);
     Tcl_CreateThreadExitHandler(ThreadExit, statePtr);
     return statePtr;
@@ -201,8 +205,12 @@ FreeState(
     if (statePtr->syslogIdentObj != NULL) {
 	Tcl_DecrRefCount(statePtr->syslogIdentObj);
     }
+    if (statePtr->metricsObj != NULL) {
+	Tcl_DecrRefCount(statePtr->metricsObj);
+    }
     Tcl_FreeEncoding(statePtr->encoding);
     MilterCoroFree(statePtr);
+    MilterStatsFree(statePtr->ownStats);
     Tcl_MutexFinalize(&statePtr->lock);
     ckfree(blockPtr);
 }
@@ -262,6 +270,7 @@ OptionValue(
 	return Tcl_NewStringObj(destinationNames[statePtr->logSyslog], -1);
     case OPT_MAXCONNECTIONS: return Tcl_NewIntObj(statePtr->maxConnections);
     case OPT_MAXDATASIZE: return Tcl_NewIntObj(statePtr->maxDataSize);
+    case OPT_METRICS:	return OBJ_OR_EMPTY(statePtr->metricsObj);
     case OPT_NAME:	return statePtr->nameObj;
     case OPT_SIGNALS:	return OBJ_OR_EMPTY(statePtr->signalsObj);
     case OPT_SOCKETGROUP: return OBJ_OR_EMPTY(statePtr->socketGroupObj);
@@ -482,6 +491,26 @@ ValidateOption(
     case OPT_MAXDATASIZE:
 	return GetIntInRange(interp, option, valueObj, MILTER_CHUNK_SIZE,
 		64 * 1024 * 1024, "an integer from 65535 to 67108864", nPtr);
+    case OPT_METRICS: {
+	const char *spec = Tcl_GetString(valueObj);
+	char err[400];
+
+	if (*spec == '\0') {
+	    return TCL_OK;
+	}
+	if (strncmp(spec, "fd:", 3) == 0 || strcmp(spec, "systemd") == 0) {
+	    return BadValue(interp, option, valueObj,
+		    "empty or an inet:, inet6: or unix: spec");
+	}
+	if (!MilterSocketCheckSpec(spec, err, sizeof(err))) {
+	    Tcl_SetObjResult(interp, Tcl_ObjPrintf(
+		    "bad value for -metrics: %s", err));
+	    Tcl_SetErrorCode(interp, "MILTER", "CONFIG", "VALUE",
+		    "-metrics", NULL);
+	    return TCL_ERROR;
+	}
+	return TCL_OK;
+    }
     case OPT_NAME:
 	return TCL_OK;
     case OPT_SIGNALS: {
@@ -615,6 +644,11 @@ ApplyPending(
 	    break;
 	case OPT_MAXCONNECTIONS: statePtr->maxConnections = n;	break;
 	case OPT_MAXDATASIZE:	statePtr->maxDataSize = n;	break;
+	case OPT_METRICS:
+	    ReplaceObj(&statePtr->metricsObj,
+		    Tcl_GetCharLength(pPtr->obj[option]) > 0
+		    ? pPtr->obj[option] : NULL);
+	    break;
 	case OPT_NAME:
 	    ReplaceObj(&statePtr->nameObj, pPtr->obj[option]);
 	    Tcl_MutexLock(&statePtr->lock);
@@ -861,8 +895,9 @@ RegisterObjCmd(
  * StatusObjCmd, AddressObjCmd --
  *
  *	milter status: idle, running or draining.
- *	milter address: the spec actually listened on (with the real port
- *	when port 0 was configured), or "" when idle.
+ *	milter address ?-metrics?: the spec actually listened on (with the
+ *	real port when port 0 was configured), or "" when idle; with
+ *	-metrics, the same for the -metrics socket ("" when there is none).
  *
  *----------------------------------------------------------------------
  */
@@ -897,16 +932,25 @@ AddressObjCmd(
     int objc,
     Tcl_Obj *const objv[])
 {
+    static const char *const addressOptions[] = {"-metrics", NULL};
     MilterState *statePtr = MilterGetState(interp);
+    int index;
 
     (void) clientData;
-    if (objc != 1) {
-	Tcl_WrongNumArgs(interp, 1, objv, NULL);
+    if (objc != 1 && objc != 2) {
+	Tcl_WrongNumArgs(interp, 1, objv, "?-metrics?");
+	return TCL_ERROR;
+    }
+    if (objc == 2 && Tcl_GetIndexFromObj(interp, objv[1], addressOptions,
+	    "option", 0, &index) != TCL_OK) {
+	Tcl_SetErrorCode(interp, "MILTER", "ADDRESS", "OPTION",
+		Tcl_GetString(objv[1]), NULL);
 	return TCL_ERROR;
     }
     if (statePtr->server != NULL) {
-	Tcl_SetObjResult(interp, Tcl_NewStringObj(
-		MilterServerAddress(statePtr->server), -1));
+	Tcl_SetObjResult(interp, Tcl_NewStringObj(objc == 2
+		? MilterServerMetricsAddress(statePtr->server)
+		: MilterServerAddress(statePtr->server), -1));
     }
     return TCL_OK;
 }
@@ -917,7 +961,8 @@ AddressObjCmd(
  * Milter_Init --
  *
  *	Package entry point: creates ::milter::{configure register start
- *	main stop status address} and the ensemble ::milter.
+ *	main stop status address stats sessions} and the ensemble
+ *	::milter.
  *
  * Results:
  *	A standard Tcl result.
@@ -940,7 +985,9 @@ Milter_Init(
 	{"::milter::configure", ConfigureObjCmd},
 	{"::milter::main", MilterMainObjCmd},
 	{"::milter::register", RegisterObjCmd},
+	{"::milter::sessions", MilterSessionsObjCmd},
 	{"::milter::start", MilterStartObjCmd},
+	{"::milter::stats", MilterStatsObjCmd},
 	{"::milter::reload", MilterReloadObjCmd},
 	{"::milter::status", StatusObjCmd},
 	{"::milter::stop", MilterStopObjCmd},

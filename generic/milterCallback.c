@@ -325,6 +325,11 @@ MilterCallbackVerdict(
 	Tcl_BackgroundException(interp, code);
 	verdict = type == MILTER_EV_NEGOTIATE ? MILTER_REJECT
 		: statePtr->defaultReply;
+	MilterStatsCount(statePtr->stats, MILTER_STAT_CALLBACK_ERRORS, 1);
+	if (type != MILTER_EV_NEGOTIATE && type != MILTER_EV_ABORT
+		&& type != MILTER_EV_CLOSE) {
+	    MilterStatsCount(statePtr->stats, MILTER_STAT_DEFAULT_REPLIES, 1);
+	}
 	if (type == MILTER_EV_EOM && ctxPtr->conn != NULL) {
 	    MilterSessionDiscardModifications(MilterConnLock(ctxPtr->conn));
 	    MilterConnUnlock(ctxPtr->conn, 0);
@@ -368,6 +373,7 @@ Invoke(
     int objc, i, code, verdict;
     int type = ev->type;	/* The event may be gone once the script ran
 				 * (MilterAnswerPending). */
+    int64_t began;		/* Stats: when the script started. */
 
     Tcl_IncrRefCount(cbObj);
     Tcl_ListObjGetElements(NULL, cbObj, &prefixc, &prefixv);
@@ -383,6 +389,12 @@ Invoke(
     }
 
     Tcl_Preserve(interp);
+    /* Stats: callbacks running, time in script. */
+    MilterStatsCount(statePtr->stats, MILTER_STAT_RUNNING, 1);
+    if (statePtr->workerPtr != NULL) {
+	MilterStatsCount(statePtr->stats, MILTER_STAT_WORKERS_BUSY, 1);
+    }
+    began = MilterStatsNow();
     if (statePtr->coroutines) {
 	verdict = MilterCoroInvoke(statePtr, conn, ctxPtr, cbObj, type, objc,
 		objv);
@@ -395,6 +407,11 @@ Invoke(
 	verdict = MilterCallbackVerdict(statePtr, interp, ctxPtr, cbObj, type,
 		code);
     }
+    MilterStatsCallback(statePtr->stats, type, MilterStatsNow() - began);
+    if (statePtr->workerPtr != NULL) {
+	MilterStatsCount(statePtr->stats, MILTER_STAT_WORKERS_BUSY, -1);
+    }
+    MilterStatsCount(statePtr->stats, MILTER_STAT_RUNNING, -1);
     Tcl_Release(interp);
 
     for (i = 0; i < objc; i++) {
@@ -436,6 +453,7 @@ RunEvent(
     Tcl_Obj *cbObj = statePtr->callbacks[type];
 
     if (statePtr->shutDown || statePtr->interp == NULL) {
+	MilterStatsCount(statePtr->stats, MILTER_STAT_DEFAULT_REPLIES, 1);
 	return statePtr->defaultReply;
     }
     if (MilterConnExpired(conn) && type != MILTER_EV_ABORT
@@ -445,6 +463,7 @@ RunEvent(
 	 * script, so the stop is not held up by a queue of callbacks.
 	 */
 
+	MilterStatsCount(statePtr->stats, MILTER_STAT_DEFAULT_REPLIES, 1);
 	return statePtr->defaultReply;
     }
     if (ctxPtr == NULL) {

@@ -193,6 +193,12 @@ typedef struct MilterState {
     size_t logOutDone;		/* ... of which already written. */
     char logOut[MILTER_LOG_OUT];/* Whole lines on their way to stderr. */
     int coroClosed;		/* lock: queue no more deadline events. */
+
+    /* Statistics (milterStats.c). */
+    MilterStats *stats;		/* Where this interpreter counts: its
+				 * own, or in a worker the owner's. */
+    MilterStats *ownStats;	/* Its own block (milter stats). */
+    Tcl_Obj *metricsObj;	/* -metrics, or NULL. */
 } MilterState;
 
 /*
@@ -262,6 +268,7 @@ MODULE_SCOPE int	MilterPoolWorkers(MilterPool *poolPtr, int *connsPtr);
 MODULE_SCOPE void	MilterPoolDeadline(MilterPool *poolPtr);
 MODULE_SCOPE void	MilterWorkerBeforeDrain(MilterState *statePtr);
 MODULE_SCOPE void	MilterWorkerDetach(MilterState *statePtr);
+MODULE_SCOPE long	MilterPoolQueued(MilterPool *poolPtr);
 
 /*
  * milterLog.c
@@ -344,6 +351,18 @@ MODULE_SCOPE void	MilterSystemdFinalize(void);
  */
 
 MODULE_SCOPE void	MilterUnixChanInit(Tcl_Interp *interp);
+
+/*
+ * milterStats.c
+ */
+
+MODULE_SCOPE char *	MilterStatsText(void *clientData, size_t *lenPtr);
+MODULE_SCOPE int	MilterSessionsObjCmd(ClientData clientData,
+			    Tcl_Interp *interp, int objc,
+			    Tcl_Obj *const objv[]);
+MODULE_SCOPE int	MilterStatsObjCmd(ClientData clientData,
+			    Tcl_Interp *interp, int objc,
+			    Tcl_Obj *const objv[]);
 
 /*
  * milterText.c

@@ -489,6 +489,9 @@ MilterStart(
     cfg.leadingSpace = statePtr->leadingSpace;
     cfg.debugLevel = statePtr->debugLevel;
     cfg.wanted = statePtr->wanted;
+    cfg.stats = statePtr->stats;
+    cfg.metricsSpec = statePtr->metricsObj != NULL
+	    ? Tcl_GetString(statePtr->metricsObj) : NULL;
 
     hooks.clientData = statePtr;
     hooks.assign = AssignHook;
@@ -496,6 +499,7 @@ MilterStart(
     hooks.stopped = StoppedHook;
     hooks.threadExit = ThreadExitHook;
     hooks.deadline = DeadlineHook;
+    hooks.metrics = MilterStatsText;
 
     if (strcmp(cfg.spec, "systemd") == 0) {
 	int fd;
@@ -516,6 +520,7 @@ MilterStart(
     Tcl_MutexUnlock(&statePtr->lock);
     MilterLogReset(statePtr);
 
+    MilterStatsReset(statePtr->stats);	/* Counted since the start. */
     statePtr->queue = MilterQueueNew(MilterReadyHook, statePtr);
     if (statePtr->workers > 0) {
 	if (MilterPoolStart(interp, statePtr) != TCL_OK) {
@@ -529,6 +534,15 @@ MilterStart(
     if (statePtr->server == NULL) {
 	MilterPoolStop(statePtr);
 	ReleaseQueue(statePtr);
+	if (strncmp(err, MILTER_METRICS_ERROR,
+		strlen(MILTER_METRICS_ERROR)) == 0) {
+	    Tcl_SetObjResult(interp, Tcl_ObjPrintf(		/* Stats. */
+		    "couldn't open metrics socket: %s",
+		    err + strlen(MILTER_METRICS_ERROR)));
+	    Tcl_SetErrorCode(interp, "MILTER", "SOCKET",
+		    Tcl_GetString(statePtr->metricsObj), NULL);
+	    return TCL_ERROR;
+	}
 	Tcl_SetObjResult(interp, Tcl_ObjPrintf(
 		"couldn't open milter socket: %s", err));
 	Tcl_SetErrorCode(interp, "MILTER", "SOCKET",

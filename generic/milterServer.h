@@ -68,6 +68,10 @@ typedef struct MilterServerHooks {
 				 * (MilterConnExpired), and the owner should
 				 * answer whatever it still holds. May be
 				 * NULL. */
+    char *(*metrics)(void *clientData, size_t *lenPtr);
+				/* -metrics: the statistics in the Prometheus
+				 * text format, MilterAlloc'ed (the server
+				 * frees it). No Tcl. */
 } MilterServerHooks;
 
 /*
@@ -89,7 +93,18 @@ typedef struct MilterServerConfig {
     unsigned wanted;		/* Events with a callback, from the first
 				 * connection on (a connection may already
 				 * wait when the network thread starts). */
+    MilterStats *stats;		/* Where to count; outlives the
+				 * server. */
+    const char *metricsSpec;	/* -metrics: where to serve the statistics
+				 * over HTTP, or NULL. */
 } MilterServerConfig;
+
+/*
+ * How the message of a failed MilterServerStart begins when the -metrics
+ * socket could not be opened.
+ */
+
+#define MILTER_METRICS_ERROR	"metrics: "
 
 MODULE_SCOPE MilterServer *MilterServerStart(const MilterServerConfig *cfg,
 			    const MilterServerHooks *hooks, char *err,
@@ -101,6 +116,22 @@ MODULE_SCOPE void	MilterServerSetWanted(MilterServer *server,
 			    unsigned mask);
 MODULE_SCOPE void	MilterServerSetDebug(MilterServer *server, int level);
 MODULE_SCOPE const char *MilterServerAddress(MilterServer *server);
+MODULE_SCOPE const char *MilterServerMetricsAddress(MilterServer *server);
+
+/*
+ * What milter sessions shows of a connection (MilterServerDescribe).
+ */
+
+typedef struct MilterConnInfo {
+    unsigned long id;		/* The connection's number. */
+    long long ageMs;		/* Milliseconds since it was accepted. */
+    int busy;			/* An event is out for a verdict ... */
+    long long busyMs;		/* ... since so many milliseconds. */
+    MilterSessionInfo session;
+} MilterConnInfo;
+
+MODULE_SCOPE MilterConnInfo *MilterServerDescribe(MilterServer *server,
+			    int *countPtr);
 MODULE_SCOPE int	MilterServerStopping(MilterServer *server);
 
 /*

@@ -89,6 +89,9 @@ MilterSessionFree(
 {
     int stage;
 
+    if (s->msgStart != 0) {
+	MilterStatsMessage(s->stats, MILTER_STAT_ABORTED, s->msgStart);
+    }
     ClearMacros(s, 0);
     for (stage = 0; stage < SMFIM_COUNT; stage++) {
 	MilterFree(s->symlists[stage]);
@@ -134,6 +137,31 @@ MilterSessionSetLeadingSpace(
     int on)
 {
     s->leadingSpace = on;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterSessionSetStats --
+ *
+ *	Tells the session where to count (sessions, messages, verdicts,
+ *	modifications, protocol errors). Given before the first packet.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	The session counts from now on.
+ *
+ *----------------------------------------------------------------------
+ */
+
+void
+MilterSessionSetStats(
+    MilterSession *s,
+    MilterStats *stats)
+{
+    s->stats = stats;
 }
 
 /*
@@ -305,10 +333,50 @@ Fail(
     va_start(args, format);
     vsnprintf(s->problem, sizeof(s->problem), format, args);
     va_end(args);
+    MilterStatsCount(s->stats, MILTER_STAT_PROTOCOL_ERRORS, 1);
     MilterFree(s->cmdEvent);
     s->cmdEvent = NULL;
     s->cmd = CMD_END;
     s->phase = 0;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * BeginMessage, CountMessage --
+ *
+ *	Statistics: a message begins; the open message ends with this final
+ *	verdict (MILTER_STAT_ABORTED when nothing decided it). A message is
+ *	counted once, at its first end.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Counts; sets or clears s->msgStart.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static void
+BeginMessage(
+    MilterSession *s)
+{
+    if (s->stats != NULL) {
+	MilterStatsCount(s->stats, MILTER_STAT_MESSAGES, 1);
+	s->msgStart = MilterStatsNow();
+    }
+}
+
+static void
+CountMessage(
+    MilterSession *s,
+    int verdict)
+{
+    if (s->msgStart != 0) {
+	MilterStatsMessage(s->stats, verdict, s->msgStart);
+	s->msgStart = 0;
+    }
 }
 
 /*
@@ -332,7 +400,10 @@ EndMessage(
     MilterSession *s,
     int fromStage)
 {
+    CountMessage(s, s->pending >= 0 ? s->pending : MILTER_STAT_ABORTED);
     s->inMessage = 0;
+    s->info.sender[0] = '\0';
+    s->info.recipients = 0;
     s->position = 0;
     s->pending = -1;
     s->skipBody = 0;
@@ -530,10 +601,12 @@ ApplyVerdict(
 	break;
     case SMFIC_RCPT:
 	if (verdict == MILTER_DISCARD || verdict == MILTER_ACCEPT) {
+	    CountMessage(s, verdict);
 	    EndMessage(s, SMFIM_ENVFROM);
 	}
 	break;
     default:
+	CountMessage(s, verdict);
 	EndMessage(s, SMFIM_ENVFROM);
 	break;
     }
@@ -636,6 +709,8 @@ RunOptneg(
 	s->inNegotiate = 0;
 	if (s->verdict != MILTER_CONTINUE) {
 	    Fail(s, "negotiation refused by the negotiate callback");
+	    MilterStatsCount(s->stats, MILTER_STAT_PROTOCOL_ERRORS, -1);
+				/* Stats: a refusal, not an MTA error. */
 	    return Run(s);
 	}
 	if (s->agreed.version < MILTER_VERSION_MAX) {
@@ -646,6 +721,7 @@ RunOptneg(
 	}
 	MilterWireOptnegReply(&s->out, &s->agreed, s->symlists);
 	s->state = MILTER_ST_READY;
+	MilterStatsCount(s->stats, MILTER_STAT_SESSIONS, 1);
 	break;
     }
     return NULL;
@@ -698,6 +774,7 @@ RunEnd(
 	s->connected = 0;
 	if (s->cmd == SMFIC_QUIT_NC) {
 	    s->sessionOpen = 1;
+	    MilterStatsCount(s->stats, MILTER_STAT_SESSIONS, 1);
 	} else {
 	    s->state = MILTER_ST_CLOSED;
 	}
@@ -756,10 +833,17 @@ RunEom(
 	    s->verdict = s->pending;
 	} else if (s->verdict == MILTER_CONTINUE
 		|| s->verdict == MILTER_ACCEPT) {
+	    if (s->stats != NULL) {
+		MilterStatsModifications(s->stats, MilterBufData(&s->mods),
+			MilterBufLength(&s->mods));
+		MilterStatsModifications(s->stats, MilterBufData(&s->body),
+			MilterBufLength(&s->body));
+	    }
 	    MilterBufAppendBuf(&s->out, &s->mods);
 	    MilterBufAppendBuf(&s->out, &s->body);
 	}
 	WriteVerdict(s, s->verdict);
+	CountMessage(s, s->verdict);
 	EndMessage(s, SMFIM_ENVFROM);
 	break;
     }
@@ -830,6 +914,7 @@ RunCommand(
 	    break;
 	case SMFIC_MAIL:
 	    s->inMessage = 1;
+	    BeginMessage(s);
 	    ClearMacros(s, SMFIM_ENVRCPT);
 	    break;
 	case SMFIC_RCPT:
@@ -963,6 +1048,91 @@ StoreMacros(
 /*
  *----------------------------------------------------------------------
  *
+ * CopyInfo, NoteStage --
+ *
+ *	For milter sessions: copies a string of a packet (cut to fit, NULs
+ *	never inside), and notes the stage a command puts the session in.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Changes s->info.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static void
+CopyInfo(
+    char *dst,
+    size_t size,
+    const MilterStr *strPtr)
+{
+    size_t len = strPtr->len < size - 1 ? strPtr->len : size - 1;
+
+    memcpy(dst, strPtr->ptr, len);
+    dst[len] = '\0';
+}
+
+static void
+NoteStage(
+    MilterSession *s,
+    unsigned char cmd)
+{
+    const char *stage;
+
+    switch (cmd) {
+    case SMFIC_OPTNEG:	stage = "negotiate";	break;
+    case SMFIC_CONNECT:	stage = "connect";	break;
+    case SMFIC_HELO:	stage = "helo";		break;
+    case SMFIC_MAIL:	stage = "envfrom";	break;
+    case SMFIC_RCPT:	stage = "envrcpt";	break;
+    case SMFIC_DATA:	stage = "data";		break;
+    case SMFIC_HEADER:	stage = "header";	break;
+    case SMFIC_EOH:	stage = "eoh";		break;
+    case SMFIC_BODY:	stage = "body";		break;
+    case SMFIC_BODYEOB:	stage = "eom";		break;
+    case SMFIC_ABORT:	stage = "abort";	break;
+    case SMFIC_UNKNOWN:	stage = "unknown";	break;
+    case SMFIC_QUIT:
+    case SMFIC_QUIT_NC:	stage = "quit";		break;
+    default:		return;	/* Macros: the stage stays. */
+    }
+    snprintf(s->info.stage, sizeof(s->info.stage), "%s", stage);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterSessionDescribe --
+ *
+ *	What milter sessions shows of a session.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Fills *infoPtr.
+ *
+ *----------------------------------------------------------------------
+ */
+
+void
+MilterSessionDescribe(
+    const MilterSession *s,
+    MilterSessionInfo *infoPtr)
+{
+    *infoPtr = s->info;
+    infoPtr->inMessage = s->inMessage;
+    if (!s->inMessage) {
+	infoPtr->sender[0] = '\0';
+	infoPtr->recipients = 0;
+    }
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
  * PrepareEvent --
  *
  *	Decodes a replying command's payload and, if its event is wanted,
@@ -992,6 +1162,13 @@ PrepareEvent(
 	if (!MilterWireConnect(pktPtr, &info)) {
 	    Fail(s, "malformed connect information");
 	    return 0;
+	}
+	CopyInfo(s->info.client, sizeof(s->info.client), &info.hostname);
+	if (info.family == 'U') {
+	    s->info.address[0] = '\0';
+	} else {
+	    CopyInfo(s->info.address, sizeof(s->info.address),
+		    &info.address);
 	}
 	if (s->wanted & MILTER_EVBIT(MILTER_EV_CONNECT)) {
 	    strs[0] = info.hostname;
@@ -1030,6 +1207,12 @@ PrepareEvent(
 	    Fail(s, "malformed payload for command '%c'", pktPtr->cmd);
 	    return 0;
 	}
+    }
+    if (pktPtr->cmd == SMFIC_MAIL) {		/* milter sessions */
+	CopyInfo(s->info.sender, sizeof(s->info.sender), &strs[0]);
+	s->info.recipients = 0;
+    } else if (pktPtr->cmd == SMFIC_RCPT) {
+	s->info.recipients++;
     }
     if ((s->wanted & MILTER_EVBIT(type))
 	    && !(IsContent(pktPtr->cmd) && s->pending >= 0)) {
@@ -1070,6 +1253,7 @@ MilterSessionFeed(
     s->cmd = pktPtr->cmd;
     s->phase = 0;
     s->verdict = MILTER_CONTINUE;
+    NoteStage(s, pktPtr->cmd);
 
     if (s->state == MILTER_ST_INIT) {
 	if (pktPtr->cmd != SMFIC_OPTNEG) {
@@ -1134,6 +1318,7 @@ MilterSessionFeed(
 	    s->inMessage = 1;
 	    s->position = 0;
 	    opened = 1;
+	    BeginMessage(s);
 	}
 	if (!s->inMessage) {
 	    Fail(s, "command '%c' outside a transaction", pktPtr->cmd);
@@ -1143,6 +1328,10 @@ MilterSessionFeed(
 	    if (opened) {
 		s->inMessage = 0;	/* A malformed command opened nothing
 					 * there is to abort. */
+		if (s->msgStart != 0) {
+		    s->msgStart = 0;	/* ... nor to count. */
+		    MilterStatsCount(s->stats, MILTER_STAT_MESSAGES, -1);
+		}
 	    }
 	} else if (pktPtr->cmd == SMFIC_BODYEOB) {
 	    s->phase = 1;
@@ -1176,6 +1365,9 @@ MilterSessionResume(
     MilterSession *s,
     int verdict)
 {
+    if (s->current != NULL) {
+	MilterStatsVerdict(s->stats, (int) s->current->type, verdict);
+    }
     MilterFree(s->current);
     s->current = NULL;
     if (s->phase == 1 && (s->cmd == SMFIC_MAIL || s->cmd == SMFIC_HELO)) {

@@ -30,6 +30,7 @@
 #define _MILTERSESSION_H
 
 #include "milterWire.h"
+#include "milterStats.h"
 
 /*
  * Events a session asks its driver to decide. The order matches the
@@ -115,6 +116,21 @@ typedef enum MilterSessionState {
 
 typedef struct MilterSession MilterSession;
 
+/*
+ * What milter sessions shows of a session (MilterSessionDescribe).
+ */
+
+typedef struct MilterSessionInfo {
+    char client[256];		/* The client's host name, or "". */
+    char address[64];		/* ... and address, or "". */
+    char stage[16];		/* The last command: an event name, or
+				 * "optneg", "macro", "quit", "" before
+				 * any. */
+    int inMessage;		/* A message is open. */
+    char sender[256];		/* Its sender, or "". */
+    int recipients;		/* RCPT commands seen for it. */
+} MilterSessionInfo;
+
 MODULE_SCOPE MilterSession *MilterSessionNew(size_t maxData);
 MODULE_SCOPE void	MilterSessionFree(MilterSession *s);
 
@@ -127,6 +143,8 @@ MODULE_SCOPE void	MilterSessionSetWanted(MilterSession *s,
 MODULE_SCOPE void	MilterSessionSetLeadingSpace(MilterSession *s,
 			    int on);
 MODULE_SCOPE void	MilterSessionSetPeerGone(MilterSession *s);
+MODULE_SCOPE void	MilterSessionSetStats(MilterSession *s,
+			    MilterStats *stats);
 
 /*
  * Driving.
@@ -141,6 +159,8 @@ MODULE_SCOPE MilterBuf *MilterSessionOutput(MilterSession *s);
 MODULE_SCOPE int	MilterSessionClosed(const MilterSession *s);
 MODULE_SCOPE int	MilterSessionInMessage(const MilterSession *s);
 MODULE_SCOPE const char *MilterSessionProblem(MilterSession *s);
+MODULE_SCOPE void	MilterSessionDescribe(const MilterSession *s,
+			    MilterSessionInfo *infoPtr);
 
 /*
  * Queries and actions for the callbacks.

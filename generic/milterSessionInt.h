@@ -68,6 +68,12 @@ struct MilterSession {
     MilterOptneg offered;	/* What the MTA offered in OPTNEG. */
 
     char problem[160];		/* Last protocol problem, for the log. */
+
+    MilterStats *stats;		/* Where to count, or NULL. */
+    MilterSessionInfo info;	/* What milter sessions shows. */
+    int64_t msgStart;		/* Statistics: when the open message began
+				 * (MilterStatsNow), or 0 when none is open
+				 * or it is counted already. */
 };
 
 #endif /* MILTER_SESSION_INT_H */

@@ -570,6 +570,8 @@ InitWorker(
     }
     statePtr = MilterGetState(interp);
     statePtr->workerPtr = wPtr;
+    statePtr->stats = wPtr->poolPtr->ownerPtr->stats;	/* Stats: count
+							 * as the owner. */
     statePtr->queue = wPtr->queue;
     wPtr->statePtr = statePtr;
     SyncWorker(statePtr);
@@ -1184,5 +1186,38 @@ MilterPoolWorkers(
     }
     Tcl_MutexUnlock(&poolPtr->lock);
     *connsPtr = conns;
+    return n;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterPoolQueued --
+ *
+ *	Statistics: the events waiting in the workers' ready queues.
+ *
+ * Results:
+ *	Their number.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
+long
+MilterPoolQueued(
+    MilterPool *poolPtr)
+{
+    MilterWorker *wPtr;
+    long n = 0;
+
+    Tcl_MutexLock(&poolPtr->lock);
+    for (wPtr = poolPtr->workers; wPtr != NULL; wPtr = wPtr->nextPtr) {
+	if (wPtr->queue != NULL) {
+	    n += MilterQueueLength(wPtr->queue);
+	}
+    }
+    Tcl_MutexUnlock(&poolPtr->lock);
     return n;
 }

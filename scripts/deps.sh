@@ -8,7 +8,7 @@
 #	    bash scripts/deps.sh build   compiler, Tcl 8.6 headers and tclsh
 #	    bash scripts/deps.sh test    build + what the test suite drives
 #	                                 (postfix, miltertest, libmilter, tcllib,
-#	                                 systemd-socket-activate; for
+#	                                 systemd-socket-activate, promtool; for
 #	                                 examples/greylist: postgresql, tdbc
 #	                                 drivers, dnsmasq-base, tcl-udp)
 #	    bash scripts/deps.sh all     test + sanitizers, valgrind, clang, perf
@@ -19,9 +19,10 @@
 #
 #	Postfix is installed with debconf's "No configuration" answer, so no
 #	system mail service is configured or started; no service is started
-#	while postfix or postgresql are installed (the tests run private
-#	instances of both).  Sendmail conflicts with
-#	postfix, so for "test" and above its packages are only downloaded into
+#	while postfix, postgresql or prometheus are installed (the tests run
+#	private instances of the first two and only promtool of the last).
+#	Sendmail conflicts with postfix, so for "test" and above its
+#	packages are only downloaded into
 #	$TCLMILTER_DEB_CACHE (default /var/cache/tclmilter-debs); the MTA tests
 #	unpack them privately with dpkg-deb -x.  Their shared libraries are
 #	installed so that the unpacked binaries run.
@@ -46,7 +47,11 @@ test_pkgs=(tcllib miltertest postfix libmilter-dev
 	   # (SQLite through tdbc, a private PostgreSQL server), the DNSBL
 	   # server, UDP for tcllib's dns.
 	   postgresql tcl8.6-tdbc-postgres tcl8.6-tdbc-sqlite3
-	   libsqlite3-tcl dnsmasq-base tcl-udp)
+	   libsqlite3-tcl dnsmasq-base tcl-udp
+	   # promtool (tests/stats.test checks milter stats -format
+	   # prometheus and -metrics with a real scraper's parser; 19 MB
+	   # download).  Its service is not started.
+	   prometheus)
 all_pkgs=(clang libclang-rt-14-dev libasan8 libubsan1 libtsan2 valgrind
 	  linux-perf iproute2)
 dev_pkgs=(autoconf)
@@ -126,7 +131,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 	    echo "postfix postfix/main_mailer_type select No configuration" \
 		| as_root debconf-set-selections
 	fi
-	if [ "$pkg" = postfix ] || [ "$pkg" = postgresql ]; then
+	if [ "$pkg" = postfix ] || [ "$pkg" = postgresql ] \
+		|| [ "$pkg" = prometheus ]; then
 	    # Keep maintainer scripts from starting any service while we
 	    # install (the standard Debian policy-rc.d hook).
 	    if [ ! -e /usr/sbin/policy-rc.d ]; then

@@ -43,7 +43,7 @@ namespace eval ::tmtest {
 	    -coroutines 0 -debuglevel 0 -defaultreply SMFIS_TEMPFAIL -draintimeout 5.0
 	    -encoding utf-8 -leadingspace 0 -logcommand {}
 	    -logdestination stderr
-	    -maxconnections 0 -maxdatasize 65535 -name TclMilter
+	    -maxconnections 0 -maxdatasize 65535 -metrics {} -name TclMilter
 	    -signals {} -socketgroup {} -socketmode 0660 -socketowner {}
 	    -syslogfacility mail -syslogident {}
 	    -timeout 7210 -workerinit {} -workers 0}

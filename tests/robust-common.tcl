@@ -59,7 +59,7 @@ namespace eval ::robust {
     variable documented {
 	-backlog 0 -coroutines 0 -debuglevel 0 -defaultreply SMFIS_TEMPFAIL
 	-draintimeout 5 -encoding utf-8 -leadingspace 0 -logcommand {}
-	-logdestination stderr -maxconnections 0 -maxdatasize 65535
+	-logdestination stderr -maxconnections 0 -maxdatasize 65535 -metrics {}
 	-name TclMilter -signals {} -socketgroup {} -socketmode 0660
 	-socketowner {} -syslogfacility mail -syslogident {} -timeout 7210
 	-workerinit {} -workers 0

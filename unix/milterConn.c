@@ -80,8 +80,10 @@ MilterConnNew(
     conn->fd = fd;
     conn->session = MilterSessionNew(server->config.maxData);
     MilterSessionSetLeadingSpace(conn->session, server->config.leadingSpace);
+    MilterSessionSetStats(conn->session, server->config.stats);
     MilterBufInit(&conn->in);
     conn->lastActive = MilterNowMs();
+    conn->born = conn->lastActive;
     return conn;
 }
 
@@ -565,10 +567,14 @@ FeedLocked(
 	}
 	break;
     case MILTER_FRAME_EMPTY:
+	MilterStatsCount(server->config.stats, MILTER_STAT_PROTOCOL_ERRORS,
+		1);			/* Stats. */
 	EndInputLocked(conn, MILTER_LOG_WARNING,
 		"packet with length 0; closing");
 	break;
     case MILTER_FRAME_TOOBIG:
+	MilterStatsCount(server->config.stats, MILTER_STAT_PROTOCOL_ERRORS,
+		1);			/* Stats. */
 	snprintf(why, sizeof(why), "packet with %u data bytes exceeds "
 		"-maxdatasize %zu; closing",
 		(unsigned) MilterWireGet32(MilterBufData(&conn->in)) - 1,
@@ -633,6 +639,7 @@ PumpLocked(
     FlushLocked(conn);
     if (ev != NULL) {
 	conn->busy = 1;
+	conn->busySince = MilterNowMs();	/* milter sessions */
 	ATOMIC_ADD(&conn->refs, 1);
     }
     MilterBufTrim(&conn->in, READ_CHUNK);
@@ -809,6 +816,8 @@ MilterConnTick(
 		: tickPtr->timeout;
 
 	if (limit > 0 && tickPtr->now >= conn->lastActive + limit) {
+	    MilterStatsCount(conn->server->config.stats,
+		    MILTER_STAT_TIMEOUTS, 1);	/* Stats. */
 	    MilterServerLog(conn->server, MILTER_LOG_NOTICE, "connection %lu: "
 		    "MTA does not take its replies; closing", conn->id);
 	    CloseLocked(conn);
@@ -826,6 +835,8 @@ MilterConnTick(
 		    "closed by milter stop between messages");
 	} else if (!conn->busy && tickPtr->timeout > 0) {
 	    if (tickPtr->now >= conn->lastActive + tickPtr->timeout) {
+		MilterStatsCount(conn->server->config.stats,
+			MILTER_STAT_TIMEOUTS, 1);	/* Stats. */
 		EndInputLocked(conn, MILTER_LOG_NOTICE,
 			"MTA silent past -timeout; closing");
 	    } else {
@@ -875,6 +886,7 @@ MilterConnResume(
 	    ev = PumpLocked(conn);
 	} else {
 	    finished = 0;	/* Same event chain: keep its reference. */
+	    conn->busySince = MilterNowMs();	/* milter sessions */
 	    FlushLocked(conn);
 	    UpdateInterest(conn);
 	}
@@ -1001,4 +1013,36 @@ MilterConnId(
     MilterConn *conn)
 {
     return conn->id;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterConnDescribe --
+ *
+ *	Any thread: what milter sessions shows of a connection.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Fills *infoPtr; takes the connection's lock for a moment.
+ *
+ *----------------------------------------------------------------------
+ */
+
+void
+MilterConnDescribe(
+    MilterConn *conn,
+    MilterConnInfo *infoPtr)
+{
+    int64_t now = MilterNowMs();
+
+    pthread_mutex_lock(&conn->lock);
+    infoPtr->id = conn->id;
+    infoPtr->ageMs = (long long) (now - conn->born);
+    infoPtr->busy = conn->busy;
+    infoPtr->busyMs = conn->busy ? (long long) (now - conn->busySince) : 0;
+    MilterSessionDescribe(conn->session, &infoPtr->session);
+    pthread_mutex_unlock(&conn->lock);
 }

@@ -185,6 +185,7 @@ MilterServerRelease(
     }
     pthread_mutex_destroy(&server->lock);
     MilterFree((void *) server->config.spec);
+    MilterFree((void *) server->config.metricsSpec);
     MilterFree(server);
 }
 /*
@@ -294,6 +295,7 @@ Reap(
 	    conn->next->prev = conn->prev;
 	}
 	server->connCount--;
+	MilterStatsCount(server->config.stats, MILTER_STAT_CLOSED, 1);
     }
     pthread_mutex_unlock(&server->lock);
     while (list != NULL) {
@@ -394,6 +396,7 @@ AcceptAll(
 	    MilterServerLog(server, MILTER_LOG_WARNING, "connection refused: "
 		    "-maxconnections %d reached",
 		    server->config.maxConnections);
+	    MilterStatsCount(server->config.stats, MILTER_STAT_REFUSED, 1);
 	    close(fd);
 	    continue;
 	}
@@ -411,6 +414,7 @@ AcceptAll(
 	server->connCount++;
 	server->refs++;
 	pthread_mutex_unlock(&server->lock);
+	MilterStatsCount(server->config.stats, MILTER_STAT_ACCEPTED, 1);
 	MilterConnStart(conn);
 	MilterServerLog(server, MILTER_LOG_INFO, "connection %lu accepted", id);
     }
@@ -618,8 +622,15 @@ NetworkThread(
 	    break;
 	}
 
-	n = epoll_wait(server->epollFd, events, EVENTS_PER_WAIT,
-		WaitMillis(server));
+	n = WaitMillis(server);
+	if (server->metricsConns != NULL) {	/* -metrics deadlines. */
+	    int due = MilterMetricsSweep(server);
+
+	    if (due >= 0 && (n < 0 || due < n)) {
+		n = due;
+	    }
+	}
+	n = epoll_wait(server->epollFd, events, EVENTS_PER_WAIT, n);
 	for (i = 0; i < n; i++) {
 	    void *ptr = events[i].data.ptr;
 
@@ -632,6 +643,11 @@ NetworkThread(
 		if (server->listening) {
 		    AcceptAll(server);
 		}
+	    } else if (ptr == &server->metrics) {
+		MilterMetricsAccept(server);
+	    } else if (server->metricsConns != NULL
+		    && MilterMetricsHandle(server, ptr, events[i].events)) {
+		/* A scrape (-metrics). */
 	    } else {
 		MilterConnHandle(ptr, events[i].events);
 	    }
@@ -648,6 +664,7 @@ NetworkThread(
 	}
     }
 
+    MilterMetricsCloseAll(server);
     server->hooks.stopped(server->hooks.clientData);
     if (server->hooks.threadExit != NULL) {
 	server->hooks.threadExit(server->hooks.clientData);
@@ -686,6 +703,9 @@ MilterServerStart(
     memset(server, 0, sizeof(MilterServer));
     server->config = *cfg;
     server->config.spec = MilterStrdup(cfg->spec, strlen(cfg->spec));
+    server->config.metricsSpec = cfg->metricsSpec == NULL ? NULL
+	    : MilterStrdup(cfg->metricsSpec, strlen(cfg->metricsSpec));
+    server->metrics.fd = -1;
     server->hooks = *hooks;
     server->debugLevel = cfg->debugLevel;
     server->wanted = cfg->wanted;	/* Before the thread: see cfg. */
@@ -716,6 +736,9 @@ MilterServerStart(
     ev.data.ptr = &server->wakeFd;
     epoll_ctl(server->epollFd, EPOLL_CTL_ADD, server->wakeFd, &ev);
     ListenerInterest(server, server->listener.fd, 1);
+    if (!MilterMetricsListen(server, err, errLen)) {
+	goto fail;
+    }
 
     if (pthread_create(&server->thread, NULL, NetworkThread, server) != 0) {
 	snprintf(err, errLen, "cannot start the network thread");
@@ -726,6 +749,7 @@ MilterServerStart(
 
   fail:
     MilterSocketClose(&server->listener);
+    MilterMetricsCloseAll(server);
     MilterServerRelease(server);
     return NULL;
 }
@@ -861,3 +885,51 @@ MilterServerStopping(
     return ATOMIC_GET(&server->stopping);
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterServerDescribe --
+ *
+ *	Any thread: what milter sessions shows of every live connection,
+ *	in the order they were accepted. The connections are retained
+ *	under the server's lock and described after it is released (a
+ *	connection's lock comes before the server's).
+ *
+ * Results:
+ *	A MilterAlloc'ed array (the caller frees it), its length in
+ *	*countPtr.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
+MilterConnInfo *
+MilterServerDescribe(
+    MilterServer *server,
+    int *countPtr)
+{
+    MilterConn **list, *conn;
+    MilterConnInfo *infos;
+    int n = 0, i;
+
+    pthread_mutex_lock(&server->lock);
+    list = MilterAlloc(sizeof(MilterConn *) * (server->connCount + 1));
+    for (conn = server->conns; conn != NULL; conn = conn->next) {
+	if (!conn->retired) {
+	    MilterConnRetain(conn);
+	    list[n++] = conn;
+	}
+    }
+    pthread_mutex_unlock(&server->lock);
+    infos = MilterAlloc(sizeof(MilterConnInfo) * (n + 1));
+    for (i = 0; i < n; i++) {
+	/* The list is newest first. */
+	MilterConnDescribe(list[n - 1 - i], &infos[i]);
+	MilterConnRelease(list[n - 1 - i]);
+    }
+    MilterFree(list);
+    *countPtr = n;
+    return infos;
+}

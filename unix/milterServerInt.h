@@ -54,6 +54,8 @@
 #define ATOMIC_SET(p, v)	__atomic_store_n((p), (v), __ATOMIC_RELEASE)
 #define ATOMIC_ADD(p, v)	__atomic_add_fetch((p), (v), __ATOMIC_ACQ_REL)
 
+typedef struct MilterMetricsConn MilterMetricsConn;
+
 /*
  * What the network thread's timer pass tells each connection
  * (MilterConnTick).
@@ -104,6 +106,9 @@ struct MilterConn {
     int expired;		/* Ended at the stop deadline (atomic). */
     int hasData;		/* The owner attached data. */
     int64_t lastActive;		/* Monotonic ms of the last byte moved. */
+    int64_t born;		/* Monotonic ms of the accept. */
+    int64_t busySince;		/* Monotonic ms: when the event out was
+				 * handed out. */
     void *clientData;		/* The owner's per-connection data. */
 };
 
@@ -142,6 +147,11 @@ struct MilterServer {
     int64_t nextTick;		/* Network thread: next timer pass. */
     int lateSeen;		/* Network thread: the drain deadline
 				 * passed and was handled. */
+
+    /* -metrics (milterMetrics.c), network thread: */
+    MilterListener metrics;	/* Its listener; fd -1 when none. */
+    MilterMetricsConn *metricsConns;	/* Scrapes being answered. */
+    int metricsCount;		/* ... how many. */
 };
 
 /*
@@ -158,6 +168,18 @@ MODULE_SCOPE int	MilterServerLogs(MilterServer *server,
 			    MilterLogLevel level);
 MODULE_SCOPE int64_t	MilterNowMs(void);
 MODULE_SCOPE void	MilterServerRetire(MilterConn *conn);
+
+/*
+ * milterMetrics.c
+ */
+
+MODULE_SCOPE int	MilterMetricsListen(MilterServer *server, char *err,
+			    size_t errLen);
+MODULE_SCOPE void	MilterMetricsAccept(MilterServer *server);
+MODULE_SCOPE int	MilterMetricsHandle(MilterServer *server, void *ptr,
+			    uint32_t events);
+MODULE_SCOPE int	MilterMetricsSweep(MilterServer *server);
+MODULE_SCOPE void	MilterMetricsCloseAll(MilterServer *server);
 
 /*
  * milterQueue.c
@@ -177,5 +199,7 @@ MODULE_SCOPE void	MilterConnStart(MilterConn *conn);
 MODULE_SCOPE void	MilterConnHandle(MilterConn *conn, uint32_t events);
 MODULE_SCOPE int64_t	MilterConnTick(MilterConn *conn,
 			    const MilterTick *tickPtr);
+MODULE_SCOPE void	MilterConnDescribe(MilterConn *conn,
+			    MilterConnInfo *infoPtr);
 
 #endif /* MILTER_SERVER_INT_H */

@@ -1,0 +1,665 @@
+/*
+ * milterStats.c --
+ *
+ *	The statistics of a milter: counting (any thread, atomic additions,
+ *	no lock) and the Prometheus text exposition format (version 0.0.4).
+ *	No Tcl here, so that any thread may count and report, and the
+ *	session's fuzz targets link it alone; the commands are in
+ *	milterStatsCmd.c.
+ *
+ * Copyright (c) 2026 The TclMilter developers.
+ *
+ * See the file "license.terms" for information on usage and redistribution
+ * of this file, and for a DISCLAIMER OF ALL WARRANTIES.
+ */
+
+#include "milterStats.h"
+#include "milterSession.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+/*
+ * Relaxed atomics: the numbers are independent of each other.
+ */
+
+#define STAT_ADD(p, v)	__atomic_fetch_add((p), (v), __ATOMIC_RELAXED)
+#define STAT_GET(p)	__atomic_load_n((p), __ATOMIC_RELAXED)
+
+/*
+ * Names of the kinds, in index order.
+ */
+
+const char *const milterStatVerdictNames[] = {
+    "continue", "reject", "discard", "accept", "tempfail", "skip", NULL
+};
+const char *const milterStatOutcomeNames[] = {
+    "accept", "reject", "discard", "tempfail", "aborted", NULL
+};
+const char *const milterStatModNames[] = {
+    "addheader", "chgheader", "insheader", "addrcpt", "delrcpt",
+    "chgfrom", "replbody", "quarantine", NULL
+};
+
+/*
+ * Upper bounds of the histogram buckets, in seconds; +Inf follows.
+ */
+
+const double milterStatBounds[MILTER_STAT_BUCKETS] = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+    0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30
+};
+static const int64_t boundMicros[MILTER_STAT_BUCKETS] = {
+    100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000,
+    100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000, 30000000
+};
+
+const char *const milterStatCounterNames[] = {
+    "connections_accepted", "connections_refused", "connections_closed",
+    "sessions", "messages", "callback_errors", "default_replies",
+    "protocol_errors", "timeouts", NULL
+};
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterStatsNew, MilterStatsFree, MilterStatsReset --
+ *
+ *	Make, free and zero a statistics block.
+ *
+ * Results:
+ *	New returns the block.
+ *
+ * Side effects:
+ *	Allocates or frees memory; Reset notes the time it ran.
+ *
+ *----------------------------------------------------------------------
+ */
+
+MilterStats *
+MilterStatsNew(void)
+{
+    MilterStats *stats = MilterAlloc(sizeof(MilterStats));
+
+    MilterStatsReset(stats);
+    return stats;
+}
+
+void
+MilterStatsFree(
+    MilterStats *stats)
+{
+    MilterFree(stats);
+}
+
+void
+MilterStatsReset(
+    MilterStats *stats)
+{
+    memset(stats, 0, sizeof(MilterStats));
+    stats->started = (int64_t) time(NULL);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterStatsNow --
+ *
+ *	The monotonic clock.
+ *
+ * Results:
+ *	Microseconds.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
+int64_t
+MilterStatsNow(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterStatsCount, MilterStatsVerdict --
+ *
+ *	Adds to a simple counter or gauge (a MILTER_STAT_*), or counts a
+ *	callback's verdict (a MILTER_* value) for an event. A NULL block
+ *	counts nothing.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Changes the counter.
+ *
+ *----------------------------------------------------------------------
+ */
+
+void
+MilterStatsCount(
+    MilterStats *stats,
+    int which,
+    int delta)
+{
+    if (stats != NULL) {
+	STAT_ADD(&stats->counters[which], (uint64_t) (int64_t) delta);
+    }
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * VerdictIndex --
+ *
+ *	The index of a verdict (a MILTER_* value) among the kinds.
+ *
+ * Results:
+ *	The index; 0 (continue) for anything unknown.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+VerdictIndex(
+    int verdict)
+{
+    if (verdict == MILTER_SKIP) {
+	return 5;
+    }
+    if (verdict < 0 || verdict > MILTER_TEMPFAIL) {
+	return 0;
+    }
+    return verdict;
+}
+
+void
+MilterStatsVerdict(
+    MilterStats *stats,
+    int event,
+    int verdict)
+{
+    if (stats != NULL && event >= 0 && event < MILTER_STAT_EVENTS) {
+	STAT_ADD(&stats->verdicts[event][VerdictIndex(verdict)], 1);
+    }
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * Observe --
+ *
+ *	Adds one observation to a histogram.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Changes the histogram.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static void
+Observe(
+    MilterHist *histPtr,
+    int64_t micros)
+{
+    int i = 0;
+
+    if (micros < 0) {
+	micros = 0;
+    }
+    while (i < MILTER_STAT_BUCKETS && micros > boundMicros[i]) {
+	i++;
+    }
+    STAT_ADD(&histPtr->buckets[i], 1);
+    STAT_ADD(&histPtr->sumMicros, (uint64_t) micros);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterStatsMessage, MilterStatsCallback --
+ *
+ *	A message ended with this final verdict (MILTER_STAT_ABORTED when
+ *	the MTA gave it up; MILTER_CONTINUE at end of message counts as
+ *	accept), having begun at startMicros (MilterStatsNow); a callback
+ *	of this event ran for so many microseconds.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Changes the counters and histograms.
+ *
+ *----------------------------------------------------------------------
+ */
+
+void
+MilterStatsMessage(
+    MilterStats *stats,
+    int verdict,
+    int64_t startMicros)
+{
+    int index;
+
+    if (stats == NULL) {
+	return;
+    }
+    switch (verdict) {
+    case MILTER_REJECT:		index = 1;	break;
+    case MILTER_DISCARD:	index = 2;	break;
+    case MILTER_TEMPFAIL:	index = 3;	break;
+    case MILTER_STAT_ABORTED:	index = 4;	break;
+    default:			index = 0;	break;
+    }
+    STAT_ADD(&stats->outcomes[index], 1);
+    Observe(&stats->message, MilterStatsNow() - startMicros);
+}
+
+void
+MilterStatsCallback(
+    MilterStats *stats,
+    int event,
+    int64_t micros)
+{
+    if (stats != NULL && event >= 0 && event < MILTER_STAT_EVENTS) {
+	Observe(&stats->callback[event], micros);
+    }
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterStatsModifications --
+ *
+ *	Counts the modification packets (as queued for the MTA: 4-byte
+ *	length, command, data) about to be sent at end of message.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Changes the counters.
+ *
+ *----------------------------------------------------------------------
+ */
+
+void
+MilterStatsModifications(
+    MilterStats *stats,
+    const unsigned char *packets,
+    size_t len)
+{
+    size_t pos = 0;
+    int replbody = 0;
+
+    if (stats == NULL) {
+	return;
+    }
+    while (pos + 5 <= len) {
+	uint32_t size = MilterWireGet32(packets + pos);
+	int index = -1;
+
+	switch (packets[pos + 4]) {
+	case SMFIR_ADDHEADER:	index = 0;	break;
+	case SMFIR_CHGHEADER:	index = 1;	break;
+	case SMFIR_INSHEADER:	index = 2;	break;
+	case SMFIR_ADDRCPT:
+	case SMFIR_ADDRCPT_PAR:	index = 3;	break;
+	case SMFIR_DELRCPT:	index = 4;	break;
+	case SMFIR_CHGFROM:	index = 5;	break;
+	case SMFIR_REPLBODY:	replbody = 1;	break;
+	case SMFIR_QUARANTINE:	index = 7;	break;
+	}
+	if (index >= 0) {
+	    STAT_ADD(&stats->mods[index], 1);
+	}
+	if (size == 0) {
+	    break;
+	}
+	pos += 4 + (size_t) size;
+    }
+    if (replbody) {
+	STAT_ADD(&stats->mods[6], 1);	/* One per message, not chunk. */
+    }
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterStatsGet --
+ *
+ *	Reads one number.
+ *
+ * Results:
+ *	Its value.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
+uint64_t
+MilterStatsGet(
+    const uint64_t *counterPtr)
+{
+    return STAT_GET(counterPtr);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterStatsGauges --
+ *
+ *	The gauges derived from the counters: open connections and
+ *	messages in flight.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Fills *openPtr and *inFlightPtr.
+ *
+ *----------------------------------------------------------------------
+ */
+
+void
+MilterStatsGauges(
+    MilterStats *stats,
+    int64_t *openPtr,
+    int64_t *inFlightPtr)
+{
+    int64_t ended = 0;
+    int i;
+
+    for (i = 0; i < MILTER_STAT_OUTCOMES; i++) {
+	ended += (int64_t) STAT_GET(&stats->outcomes[i]);
+    }
+    *inFlightPtr = (int64_t) STAT_GET(&stats->counters[MILTER_STAT_MESSAGES])
+	    - ended;
+    *openPtr = (int64_t) STAT_GET(&stats->counters[MILTER_STAT_ACCEPTED])
+	    - (int64_t) STAT_GET(&stats->counters[MILTER_STAT_CLOSED]);
+    if (*inFlightPtr < 0) {
+	*inFlightPtr = 0;	/* Read between the two counters. */
+    }
+    if (*openPtr < 0) {
+	*openPtr = 0;
+    }
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterStatsReadHist --
+ *
+ *	A snapshot of a histogram: cumulative bucket counts (the last is
+ *	the count of all observations) and the sum in seconds.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Fills cum[] and *sumPtr.
+ *
+ *----------------------------------------------------------------------
+ */
+
+void
+MilterStatsReadHist(
+    MilterHist *histPtr,
+    uint64_t cum[MILTER_STAT_BUCKETS + 1],
+    double *sumPtr)
+{
+    uint64_t total = 0;
+    int i;
+
+    for (i = 0; i <= MILTER_STAT_BUCKETS; i++) {
+	total += STAT_GET(&histPtr->buckets[i]);
+	cum[i] = total;
+    }
+    *sumPtr = STAT_GET(&histPtr->sumMicros) / 1e6;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * Out --
+ *
+ *	printf onto a growing buffer.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Grows the buffer.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static void
+Out(
+    MilterBuf *bufPtr,
+    const char *format,
+    ...)
+{
+    char line[512];
+    va_list args;
+    int n;
+
+    va_start(args, format);
+    n = vsnprintf(line, sizeof(line), format, args);
+    va_end(args);
+    if (n > 0) {
+	MilterBufAppend(bufPtr, line,
+		(size_t) n < sizeof(line) ? (size_t) n : sizeof(line) - 1);
+    }
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * OutHist, OutSimple --
+ *
+ *	One histogram (its buckets, sum and count lines), or one metric
+ *	of a single value with its HELP and TYPE lines, in the text format.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Grows the buffer.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static void
+OutHist(
+    MilterBuf *bufPtr,
+    const char *name,
+    const char *label,		/* 'event="helo",' or "". */
+    MilterHist *histPtr)
+{
+    uint64_t cum[MILTER_STAT_BUCKETS + 1];
+    double sum;
+    int i;
+
+    MilterStatsReadHist(histPtr, cum, &sum);
+    for (i = 0; i < MILTER_STAT_BUCKETS; i++) {
+	Out(bufPtr, "%s_bucket{%sle=\"%g\"} %llu\n", name, label,
+		milterStatBounds[i], (unsigned long long) cum[i]);
+    }
+    Out(bufPtr, "%s_bucket{%sle=\"+Inf\"} %llu\n", name, label,
+	    (unsigned long long) cum[MILTER_STAT_BUCKETS]);
+    if (*label != '\0') {
+	char plain[64];
+
+	snprintf(plain, sizeof(plain), "{%.*s}", (int) strlen(label) - 1,
+		label);
+	Out(bufPtr, "%s_sum%s %.6f\n%s_count%s %llu\n", name, plain, sum,
+		name, plain, (unsigned long long) cum[MILTER_STAT_BUCKETS]);
+    } else {
+	Out(bufPtr, "%s_sum %.6f\n%s_count %llu\n", name, sum, name,
+		(unsigned long long) cum[MILTER_STAT_BUCKETS]);
+    }
+}
+
+static void
+OutSimple(
+    MilterBuf *bufPtr,
+    const char *name,
+    const char *type,
+    const char *help,
+    long long value)
+{
+    Out(bufPtr, "# HELP tclmilter_%s %s\n# TYPE tclmilter_%s %s\n"
+	    "tclmilter_%s %lld\n", name, help, name, type, name, value);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterStatsPrometheus --
+ *
+ *	The statistics in the Prometheus text exposition format 0.0.4.
+ *	Callable from any thread; no Tcl.
+ *
+ * Results:
+ *	A MilterAlloc'ed text (the caller frees it with MilterFree), its
+ *	length in *lenPtr.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
+char *
+MilterStatsPrometheus(
+    MilterStats *stats,
+    const MilterStatsExtra *extraPtr,
+    const char *const eventNames[],	/* MILTER_STAT_EVENTS names. */
+    size_t *lenPtr)
+{
+    MilterBuf buf;
+    uint64_t *c = stats->counters;
+    int64_t open, inFlight;
+    char label[64];
+    char *text;
+    int i, k;
+
+    MilterBufInit(&buf);
+    MilterStatsGauges(stats, &open, &inFlight);
+
+    Out(&buf, "# HELP tclmilter_connections_total MTA connections "
+	    "accepted.\n# TYPE tclmilter_connections_total counter\n"
+	    "tclmilter_connections_total %llu\n",
+	    (unsigned long long) STAT_GET(&c[MILTER_STAT_ACCEPTED]));
+    OutSimple(&buf, "connections_refused_total", "counter",
+	    "MTA connections refused at -maxconnections.",
+	    (long long) STAT_GET(&c[MILTER_STAT_REFUSED]));
+    OutSimple(&buf, "connections_closed_total", "counter",
+	    "MTA connections closed.",
+	    (long long) STAT_GET(&c[MILTER_STAT_CLOSED]));
+    OutSimple(&buf, "sessions_total", "counter",
+	    "SMTP sessions (connect commands).",
+	    (long long) STAT_GET(&c[MILTER_STAT_SESSIONS]));
+    OutSimple(&buf, "messages_started_total", "counter",
+	    "Messages begun.",
+	    (long long) STAT_GET(&c[MILTER_STAT_MESSAGES]));
+
+    Out(&buf, "# HELP tclmilter_messages_total Messages ended, by final "
+	    "verdict.\n# TYPE tclmilter_messages_total counter\n");
+    for (i = 0; i < MILTER_STAT_OUTCOMES; i++) {
+	Out(&buf, "tclmilter_messages_total{verdict=\"%s\"} %llu\n",
+		milterStatOutcomeNames[i],
+		(unsigned long long) STAT_GET(&stats->outcomes[i]));
+    }
+
+    Out(&buf, "# HELP tclmilter_verdicts_total Callback verdicts, by "
+	    "event and verdict.\n# TYPE tclmilter_verdicts_total counter\n");
+    for (i = 0; i < MILTER_STAT_EVENTS; i++) {
+	for (k = 0; k < MILTER_STAT_VERDICTS; k++) {
+	    Out(&buf, "tclmilter_verdicts_total{event=\"%s\",verdict=\"%s\"}"
+		    " %llu\n", eventNames[i], milterStatVerdictNames[k],
+		    (unsigned long long) STAT_GET(&stats->verdicts[i][k]));
+	}
+    }
+
+    Out(&buf, "# HELP tclmilter_modifications_total Modifications sent "
+	    "to the MTA, by kind.\n"
+	    "# TYPE tclmilter_modifications_total counter\n");
+    for (i = 0; i < MILTER_STAT_MODS; i++) {
+	Out(&buf, "tclmilter_modifications_total{kind=\"%s\"} %llu\n",
+		milterStatModNames[i],
+		(unsigned long long) STAT_GET(&stats->mods[i]));
+    }
+
+    OutSimple(&buf, "callback_errors_total", "counter",
+	    "Callbacks that raised an error or returned a bad result.",
+	    (long long) STAT_GET(&c[MILTER_STAT_CALLBACK_ERRORS]));
+    OutSimple(&buf, "default_replies_total", "counter",
+	    "Verdicts that were the -defaultreply.",
+	    (long long) STAT_GET(&c[MILTER_STAT_DEFAULT_REPLIES]));
+    OutSimple(&buf, "protocol_errors_total", "counter",
+	    "Malformed or misplaced input from the MTA.",
+	    (long long) STAT_GET(&c[MILTER_STAT_PROTOCOL_ERRORS]));
+    OutSimple(&buf, "timeouts_total", "counter",
+	    "Connections ended past -timeout.",
+	    (long long) STAT_GET(&c[MILTER_STAT_TIMEOUTS]));
+
+    OutSimple(&buf, "connections_open", "gauge",
+	    "MTA connections open now.", (long long) open);
+    OutSimple(&buf, "messages_in_flight", "gauge",
+	    "Messages begun and not ended.", (long long) inFlight);
+    OutSimple(&buf, "events_queued", "gauge",
+	    "Events waiting for an interpreter.",
+	    (long long) extraPtr->queued);
+    OutSimple(&buf, "callbacks_running", "gauge",
+	    "Callbacks running now.",
+	    (long long) (int64_t) STAT_GET(&c[MILTER_STAT_RUNNING]));
+    OutSimple(&buf, "workers", "gauge", "Worker interpreters serving.",
+	    (long long) extraPtr->workers);
+    OutSimple(&buf, "workers_busy", "gauge",
+	    "Worker interpreters running a callback now.",
+	    (long long) (int64_t) STAT_GET(&c[MILTER_STAT_WORKERS_BUSY]));
+    OutSimple(&buf, "start_time_seconds", "gauge",
+	    "When the milter last started, seconds since the epoch.",
+	    (long long) stats->started);
+
+    Out(&buf, "# HELP tclmilter_callback_duration_seconds Time in script "
+	    "per callback, by event.\n"
+	    "# TYPE tclmilter_callback_duration_seconds histogram\n");
+    for (i = 0; i < MILTER_STAT_EVENTS; i++) {
+	snprintf(label, sizeof(label), "event=\"%s\",", eventNames[i]);
+	OutHist(&buf, "tclmilter_callback_duration_seconds", label,
+		&stats->callback[i]);
+    }
+    Out(&buf, "# HELP tclmilter_message_duration_seconds Time from a "
+	    "message's first command to its final verdict.\n"
+	    "# TYPE tclmilter_message_duration_seconds histogram\n");
+    OutHist(&buf, "tclmilter_message_duration_seconds", "",
+	    &stats->message);
+
+    *lenPtr = MilterBufLength(&buf);
+    text = MilterAlloc(*lenPtr + 1);
+    memcpy(text, MilterBufData(&buf), *lenPtr);
+    text[*lenPtr] = '\0';
+    MilterBufFree(&buf);
+    return text;
+}
