@@ -15,6 +15,7 @@
 
 #include <grp.h>
 #include <pwd.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -39,32 +40,6 @@ const char *const milterCodeNames[] = {
 const int milterCodeValues[] = {
     MILTER_CONTINUE, MILTER_REJECT, MILTER_DISCARD, MILTER_ACCEPT,
     MILTER_TEMPFAIL, MILTER_SKIP
-};
-
-/*
- * Options of milter configure. Those marked STATIC cannot change while the
- * milter is running.
- */
-
-static const char *const optionNames[] = {
-    "-backlog", "-connection", "-coroutines", "-debuglevel", "-defaultreply",
-    "-draintimeout", "-encoding", "-leadingspace", "-logcommand",
-    "-logdestination", "-maxconnections", "-maxdatasize", "-name",
-    "-signals", "-socketgroup", "-socketmode", "-socketowner",
-    "-syslogfacility", "-syslogident", "-timeout", "-workerinit",
-    "-workers", NULL
-};
-enum Option {
-    OPT_BACKLOG, OPT_CONNECTION, OPT_COROUTINES, OPT_DEBUGLEVEL,
-    OPT_DEFAULTREPLY,
-    OPT_DRAINTIMEOUT, OPT_ENCODING, OPT_LEADINGSPACE, OPT_LOGCOMMAND,
-    OPT_LOGDESTINATION, OPT_MAXCONNECTIONS, OPT_MAXDATASIZE, OPT_NAME,
-    OPT_SIGNALS, OPT_SOCKETGROUP, OPT_SOCKETMODE, OPT_SOCKETOWNER,
-    OPT_SYSLOGFACILITY, OPT_SYSLOGIDENT, OPT_TIMEOUT, OPT_WORKERINIT,
-    OPT_WORKERS
-};
-static const int optionIsStatic[] = {
-    1, 1, 0, 0, 0, 1, 0, 1, 0, 0, 1, 1, 1, 0, 1, 1, 1, 0, 0, 1, 0, 1
 };
 
 /*
@@ -210,112 +185,6 @@ FreeState(
 /*
  *----------------------------------------------------------------------
  *
- * Configuration helpers --
- *
- *	OptionValue returns an option's current value; a Pending record
- *	holds validated new values until all of them are known good.
- *
- *----------------------------------------------------------------------
- */
-
-typedef struct Pending {
-    int set[sizeof(optionIsStatic) / sizeof(int)];
-    Tcl_Obj *obj[sizeof(optionIsStatic) / sizeof(int)];
-    int num[sizeof(optionIsStatic) / sizeof(int)];
-    Tcl_Encoding encoding;
-    Tcl_Obj *signalsObj;	/* -signals, canonical; NULL when empty. */
-} Pending;
-
-/*
- * Maybe: an option whose value is an object or nothing.
- */
-
-#define OBJ_OR_EMPTY(objPtr) ((objPtr) != NULL ? (objPtr) : Tcl_NewObj())
-
-static Tcl_Obj *
-OptionValue(
-    MilterState *statePtr,
-    int option)
-{
-    switch ((enum Option) option) {
-    case OPT_BACKLOG:	return Tcl_NewIntObj(statePtr->backlog);
-    case OPT_CONNECTION: return statePtr->connectionObj;
-    case OPT_COROUTINES: return Tcl_NewBooleanObj(statePtr->coroutines);
-    case OPT_DEBUGLEVEL: return Tcl_NewIntObj(statePtr->debugLevel);
-    case OPT_DEFAULTREPLY: {
-	int i;
-
-	for (i = 0; milterCodeNames[i] != NULL; i++) {
-	    if (milterCodeValues[i] == statePtr->defaultReply) {
-		break;
-	    }
-	}
-	return Tcl_NewStringObj(milterCodeNames[i], -1);
-    }
-    case OPT_DRAINTIMEOUT:
-	return Tcl_NewDoubleObj(statePtr->drainTimeout / 1000.0);
-    case OPT_ENCODING:
-	return Tcl_NewStringObj(Tcl_GetEncodingName(statePtr->encoding), -1);
-    case OPT_LEADINGSPACE: return Tcl_NewBooleanObj(statePtr->leadingSpace);
-    case OPT_LOGCOMMAND: return OBJ_OR_EMPTY(statePtr->logCommandObj);
-    case OPT_LOGDESTINATION:
-	return Tcl_NewStringObj(destinationNames[statePtr->logSyslog], -1);
-    case OPT_MAXCONNECTIONS: return Tcl_NewIntObj(statePtr->maxConnections);
-    case OPT_MAXDATASIZE: return Tcl_NewIntObj(statePtr->maxDataSize);
-    case OPT_NAME:	return statePtr->nameObj;
-    case OPT_SIGNALS:	return OBJ_OR_EMPTY(statePtr->signalsObj);
-    case OPT_SOCKETGROUP: return OBJ_OR_EMPTY(statePtr->socketGroupObj);
-    case OPT_SOCKETMODE:
-	return Tcl_ObjPrintf("0%o", (unsigned) statePtr->socketMode);
-    case OPT_SOCKETOWNER: return OBJ_OR_EMPTY(statePtr->socketOwnerObj);
-    case OPT_SYSLOGFACILITY:
-	return Tcl_NewStringObj(
-		milterFacilityNames[statePtr->syslogFacility], -1);
-    case OPT_SYSLOGIDENT: return OBJ_OR_EMPTY(statePtr->syslogIdentObj);
-    case OPT_TIMEOUT:	return Tcl_NewIntObj(statePtr->timeout);
-    case OPT_WORKERINIT:
-	return statePtr->workerInitObj ? statePtr->workerInitObj
-		: Tcl_NewObj();
-    case OPT_WORKERS:	return Tcl_NewIntObj(statePtr->workers);
-    }
-    return Tcl_NewObj();
-}
-
-static int
-BadValue(
-    Tcl_Interp *interp,
-    int option,
-    Tcl_Obj *valueObj,
-    const char *expected)
-{
-    Tcl_SetObjResult(interp, Tcl_ObjPrintf(
-	    "bad value \"%s\" for %s: must be %s", Tcl_GetString(valueObj),
-	    optionNames[option], expected));
-    Tcl_SetErrorCode(interp, "MILTER", "CONFIG", "VALUE",
-	    optionNames[option], NULL);
-    return TCL_ERROR;
-}
-
-static int
-GetIntInRange(
-    Tcl_Interp *interp,
-    int option,
-    Tcl_Obj *valueObj,
-    int min,
-    int max,
-    const char *expected,
-    int *valuePtr)
-{
-    if (Tcl_GetIntFromObj(NULL, valueObj, valuePtr) != TCL_OK
-	    || *valuePtr < min || *valuePtr > max) {
-	return BadValue(interp, option, valueObj, expected);
-    }
-    return TCL_OK;
-}
-
-/*
- *----------------------------------------------------------------------
- *
  * LookupId --
  *
  *	A -socketgroup or -socketowner value as a group or user id: a
@@ -373,177 +242,465 @@ LookupId(
 }
 
 /*
+ * The options of milter configure: one table, optionTable below, with an
+ * entry per option. Each entry names the procedures that check a new value
+ * (parseProc), return the current one (getProc) and set it (applyProc),
+ * and the fields of MilterState they work on. A configure call checks
+ * every value into a PendingValue first and applies them only when all
+ * are good.
+ */
+
+typedef struct OptionSpec OptionSpec;
+
+/*
+ * One checked value, not yet applied. Owner thread only, on the C stack.
+ */
+
+typedef struct PendingValue {
+    int set;			/* The option was given in this call. */
+    int num;			/* The value as a number (most options). */
+    Tcl_Obj *obj;		/* The value as given; not counted (objv). */
+    Tcl_Encoding encoding;	/* -encoding: the encoding, held. */
+    Tcl_Obj *dictObj;		/* -signals: the canonical dict, counted;
+				 * NULL when empty. */
+} PendingValue;
+
+typedef int (OptionParseProc)(Tcl_Interp *interp, const OptionSpec *optPtr,
+	Tcl_Obj *valueObj, PendingValue *pvPtr);
+typedef Tcl_Obj *(OptionGetProc)(MilterState *statePtr,
+	const OptionSpec *optPtr);
+typedef void (OptionApplyProc)(MilterState *statePtr,
+	const OptionSpec *optPtr, PendingValue *pvPtr);
+
+/*
+ * Flag bits of OptionSpec.flags.
+ */
+
+enum OptionFlags {
+    OPTION_STATIC = 1,		/* Cannot change while the milter runs. */
+    OPTION_LOCKED = 2,		/* The int field is read by other threads:
+				 * write it under statePtr->lock. */
+    OPTION_GROUP = 4		/* -socketgroup: a group, not a user. */
+};
+
+/*
+ * An entry of the option table. Immutable, shared by all threads.
+ */
+
+struct OptionSpec {
+    const char *name;		/* "-backlog"; first, for
+				 * Tcl_GetIndexFromObjStruct. */
+    int flags;			/* OPTION_* bits. */
+    OptionParseProc *parseProc;	/* Checks a value into a PendingValue. */
+    OptionGetProc *getProc;	/* The current value, a new or shared
+				 * object. */
+    OptionApplyProc *applyProc;	/* Sets a checked value. */
+    size_t intOffset;		/* The int field in MilterState, if any. */
+    size_t objOffset;		/* The Tcl_Obj * field, if any. */
+    int min, max;		/* The range of an integer option. */
+    const char *expected;	/* What a value must be: "a boolean". */
+    const char *const *names;	/* The value names of an index option. */
+};
+
+/*
+ * The fields of MilterState an entry names.
+ */
+
+#define INT_FIELD(statePtr, optPtr) \
+	((int *) ((char *) (statePtr) + (optPtr)->intOffset))
+#define OBJ_FIELD(statePtr, optPtr) \
+	((Tcl_Obj **) ((char *) (statePtr) + (optPtr)->objOffset))
+
+/*
+ * An option whose value is an object or nothing.
+ */
+
+#define OBJ_OR_EMPTY(objPtr) ((objPtr) != NULL ? (objPtr) : Tcl_NewObj())
+
+/*
  *----------------------------------------------------------------------
  *
- * ValidateOption --
+ * BadValue --
  *
- *	Checks one option value and stores it in the Pending record.
+ *	The error for a value an option does not accept.
  *
  * Results:
- *	TCL_OK, or TCL_ERROR with a message and errorCode
- *	MILTER CONFIG VALUE option.
+ *	TCL_ERROR.
  *
  * Side effects:
- *	May get an encoding (released by the caller on error).
+ *	Sets the interpreter's result, 'bad value "v" for -opt: must be
+ *	...', and errorCode MILTER CONFIG VALUE -opt.
  *
  *----------------------------------------------------------------------
  */
 
 static int
-ValidateOption(
+BadValue(
     Tcl_Interp *interp,
-    int option,
-    Tcl_Obj *valueObj,
-    Pending *pPtr)
+    const OptionSpec *optPtr,
+    Tcl_Obj *valueObj)
 {
-    int *nPtr = &pPtr->num[option];
-    double seconds;
+    Tcl_SetObjResult(interp, Tcl_ObjPrintf(
+	    "bad value \"%s\" for %s: must be %s", Tcl_GetString(valueObj),
+	    optPtr->name, optPtr->expected));
+    Tcl_SetErrorCode(interp, "MILTER", "CONFIG", "VALUE", optPtr->name,
+	    NULL);
+    return TCL_ERROR;
+}
 
-    pPtr->set[option] = 1;
-    pPtr->obj[option] = valueObj;
-    switch ((enum Option) option) {
-    case OPT_BACKLOG:
-	return GetIntInRange(interp, option, valueObj, 0, 65535,
-		"an integer from 0 to 65535", nPtr);
-    case OPT_CONNECTION: {
-	char err[400];
+/*
+ *----------------------------------------------------------------------
+ *
+ * ParseInt, ParseBoolean, ParseIndex, ParseAny, ParseCommand --
+ *
+ *	The value checks shared by several options: an integer from
+ *	optPtr->min to optPtr->max; a boolean; one of optPtr->names,
+ *	exactly (its index); any string; a command prefix (a list, its
+ *	length).
+ *
+ * Results:
+ *	TCL_OK with the number in pvPtr->num, or TCL_ERROR (BadValue).
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
 
-	if (!MilterSocketCheckSpec(Tcl_GetString(valueObj), err,
-		sizeof(err))) {
-	    Tcl_SetObjResult(interp, Tcl_ObjPrintf(
-		    "bad value for -connection: %s", err));
-	    Tcl_SetErrorCode(interp, "MILTER", "CONFIG", "VALUE",
-		    "-connection", NULL);
-	    return TCL_ERROR;
-	}
-	return TCL_OK;
-    }
-    case OPT_COROUTINES:
-	if (Tcl_GetBooleanFromObj(NULL, valueObj, nPtr) != TCL_OK) {
-	    return BadValue(interp, option, valueObj, "a boolean");
-	}
-	return TCL_OK;
-    case OPT_DEBUGLEVEL:
-	return GetIntInRange(interp, option, valueObj, 0, 6,
-		"an integer from 0 to 6", nPtr);
-    case OPT_DEFAULTREPLY: {
-	int index;
-
-	if (Tcl_GetIndexFromObjStruct(NULL, valueObj, milterCodeNames,
-		sizeof(char *), "code", TCL_EXACT, &index) != TCL_OK
-		|| milterCodeValues[index] == MILTER_SKIP) {
-	    return BadValue(interp, option, valueObj, "SMFIS_CONTINUE, "
-		    "SMFIS_REJECT, SMFIS_DISCARD, SMFIS_ACCEPT or "
-		    "SMFIS_TEMPFAIL");
-	}
-	*nPtr = milterCodeValues[index];
-	return TCL_OK;
-    }
-    case OPT_DRAINTIMEOUT:
-	if (Tcl_GetDoubleFromObj(NULL, valueObj, &seconds) != TCL_OK
-		|| seconds < 0 || seconds > 86400) {
-	    return BadValue(interp, option, valueObj,
-		    "a number of seconds from 0 to 86400");
-	}
-	*nPtr = (int) (seconds * 1000);
-	return TCL_OK;
-    case OPT_ENCODING:
-	if (pPtr->encoding != NULL) {
-	    Tcl_FreeEncoding(pPtr->encoding);
-	}
-	pPtr->encoding = Tcl_GetEncoding(NULL, Tcl_GetString(valueObj));
-	if (pPtr->encoding == NULL) {
-	    return BadValue(interp, option, valueObj, "a known encoding");
-	}
-	return TCL_OK;
-    case OPT_LEADINGSPACE:
-	if (Tcl_GetBooleanFromObj(NULL, valueObj, nPtr) != TCL_OK) {
-	    return BadValue(interp, option, valueObj, "a boolean");
-	}
-	return TCL_OK;
-    case OPT_LOGCOMMAND: {
-	Tcl_Size len;
-
-	if (Tcl_ListObjLength(NULL, valueObj, &len) != TCL_OK) {
-	    return BadValue(interp, option, valueObj, "a command prefix");
-	}
-	*nPtr = len;
-	return TCL_OK;
-    }
-    case OPT_LOGDESTINATION:
-	if (Tcl_GetIndexFromObj(NULL, valueObj, destinationNames,
-		"destination", TCL_EXACT, nPtr) != TCL_OK) {
-	    return BadValue(interp, option, valueObj, "stderr or syslog");
-	}
-	return TCL_OK;
-    case OPT_MAXCONNECTIONS:
-	return GetIntInRange(interp, option, valueObj, 0, 1000000,
-		"an integer from 0 to 1000000", nPtr);
-    case OPT_MAXDATASIZE:
-	return GetIntInRange(interp, option, valueObj, MILTER_CHUNK_SIZE,
-		64 * 1024 * 1024, "an integer from 65535 to 67108864", nPtr);
-    case OPT_NAME:
-	return TCL_OK;
-    case OPT_SIGNALS: {
-	Tcl_Obj *dictObj;
-
-	if (MilterSignalCheck(interp, valueObj, &dictObj) != TCL_OK) {
-	    return TCL_ERROR;
-	}
-	if (dictObj != NULL) {
-	    Tcl_IncrRefCount(dictObj);
-	}
-	if (pPtr->signalsObj != NULL) {
-	    Tcl_DecrRefCount(pPtr->signalsObj);
-	}
-	pPtr->signalsObj = dictObj;
-	return TCL_OK;
-    }
-    case OPT_SOCKETGROUP:
-	if (!LookupId(Tcl_GetString(valueObj), 1, nPtr)) {
-	    return BadValue(interp, option, valueObj,
-		    "a known group name or a group id");
-	}
-	return TCL_OK;
-    case OPT_SOCKETOWNER:
-	if (!LookupId(Tcl_GetString(valueObj), 0, nPtr)) {
-	    return BadValue(interp, option, valueObj,
-		    "a known user name or a user id");
-	}
-	return TCL_OK;
-    case OPT_SYSLOGFACILITY:
-	if (Tcl_GetIndexFromObj(NULL, valueObj, milterFacilityNames,
-		"facility", TCL_EXACT, nPtr) != TCL_OK) {
-	    return BadValue(interp, option, valueObj, "auth, authpriv, "
-		    "cron, daemon, ftp, kern, local0 to local7, lpr, mail, "
-		    "news, syslog, user or uucp");
-	}
-	return TCL_OK;
-    case OPT_SYSLOGIDENT:
-	return TCL_OK;
-    case OPT_SOCKETMODE: {
-	const char *s = Tcl_GetString(valueObj);
-	char *end;
-	long mode = strtol(s, &end, 8);
-
-	if (*s == '\0' || *end != '\0' || mode < 0 || mode > 0777) {
-	    return BadValue(interp, option, valueObj,
-		    "an octal file mode such as 0660");
-	}
-	*nPtr = (int) mode;
-	return TCL_OK;
-    }
-    case OPT_TIMEOUT:
-	return GetIntInRange(interp, option, valueObj, 0, 100000000,
-		"a non-negative number of seconds", nPtr);
-    case OPT_WORKERINIT:
-	return TCL_OK;
-    case OPT_WORKERS:
-	return GetIntInRange(interp, option, valueObj, 0, 1024,
-		"an integer from 0 to 1024", nPtr);
+static int
+ParseInt(
+    Tcl_Interp *interp,
+    const OptionSpec *optPtr,
+    Tcl_Obj *valueObj,
+    PendingValue *pvPtr)
+{
+    if (Tcl_GetIntFromObj(NULL, valueObj, &pvPtr->num) != TCL_OK
+	    || pvPtr->num < optPtr->min || pvPtr->num > optPtr->max) {
+	return BadValue(interp, optPtr, valueObj);
     }
     return TCL_OK;
 }
+
+static int
+ParseBoolean(
+    Tcl_Interp *interp,
+    const OptionSpec *optPtr,
+    Tcl_Obj *valueObj,
+    PendingValue *pvPtr)
+{
+    if (Tcl_GetBooleanFromObj(NULL, valueObj, &pvPtr->num) != TCL_OK) {
+	return BadValue(interp, optPtr, valueObj);
+    }
+    return TCL_OK;
+}
+
+static int
+ParseIndex(
+    Tcl_Interp *interp,
+    const OptionSpec *optPtr,
+    Tcl_Obj *valueObj,
+    PendingValue *pvPtr)
+{
+    if (Tcl_GetIndexFromObj(NULL, valueObj, optPtr->names, "value",
+	    TCL_EXACT, &pvPtr->num) != TCL_OK) {
+	return BadValue(interp, optPtr, valueObj);
+    }
+    return TCL_OK;
+}
+
+static int
+ParseAny(
+    Tcl_Interp *interp,		/* Not used. */
+    const OptionSpec *optPtr,	/* Not used. */
+    Tcl_Obj *valueObj,		/* Not used. */
+    PendingValue *pvPtr)	/* Not used. */
+{
+    (void) interp;
+    (void) optPtr;
+    (void) valueObj;
+    (void) pvPtr;
+    return TCL_OK;
+}
+
+static int
+ParseCommand(
+    Tcl_Interp *interp,
+    const OptionSpec *optPtr,
+    Tcl_Obj *valueObj,
+    PendingValue *pvPtr)
+{
+    Tcl_Size len;
+
+    if (Tcl_ListObjLength(NULL, valueObj, &len) != TCL_OK) {
+	return BadValue(interp, optPtr, valueObj);
+    }
+    pvPtr->num = (int) len;
+    return TCL_OK;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * ParseConnection, ParseDefaultReply, ParseSeconds, ParseEncoding,
+ * ParseSignals, ParseId, ParseMode --
+ *
+ *	The value checks of single options: a socket spec (-connection);
+ *	a return code other than SMFIS_SKIP (-defaultreply, its verdict);
+ *	seconds from 0 to 86400 (-draintimeout, in milliseconds); a known
+ *	encoding (-encoding, held in pvPtr->encoding); a dict of signals
+ *	and actions (-signals, in pvPtr->dictObj); a user or group
+ *	(-socketowner, -socketgroup, its id); an octal file mode
+ *	(-socketmode).
+ *
+ * Results:
+ *	TCL_OK, or TCL_ERROR with a message and errorCode MILTER CONFIG
+ *	VALUE option.
+ *
+ * Side effects:
+ *	ParseEncoding and ParseSignals hold what they made in the pending
+ *	value, replacing what an earlier instance of the option held; the
+ *	caller releases it (ReleasePending). ParseId reads the user or
+ *	group database.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+ParseConnection(
+    Tcl_Interp *interp,
+    const OptionSpec *optPtr,
+    Tcl_Obj *valueObj,
+    PendingValue *pvPtr)	/* Not used. */
+{
+    char err[400];
+
+    (void) pvPtr;
+    if (!MilterSocketCheckSpec(Tcl_GetString(valueObj), err, sizeof(err))) {
+	Tcl_SetObjResult(interp, Tcl_ObjPrintf("bad value for %s: %s",
+		optPtr->name, err));
+	Tcl_SetErrorCode(interp, "MILTER", "CONFIG", "VALUE", optPtr->name,
+		NULL);
+	return TCL_ERROR;
+    }
+    return TCL_OK;
+}
+
+static int
+ParseDefaultReply(
+    Tcl_Interp *interp,
+    const OptionSpec *optPtr,
+    Tcl_Obj *valueObj,
+    PendingValue *pvPtr)
+{
+    int index;
+
+    if (Tcl_GetIndexFromObjStruct(NULL, valueObj, milterCodeNames,
+	    sizeof(char *), "code", TCL_EXACT, &index) != TCL_OK
+	    || milterCodeValues[index] == MILTER_SKIP) {
+	return BadValue(interp, optPtr, valueObj);
+    }
+    pvPtr->num = milterCodeValues[index];
+    return TCL_OK;
+}
+
+static int
+ParseSeconds(
+    Tcl_Interp *interp,
+    const OptionSpec *optPtr,
+    Tcl_Obj *valueObj,
+    PendingValue *pvPtr)
+{
+    double seconds;
+
+    if (Tcl_GetDoubleFromObj(NULL, valueObj, &seconds) != TCL_OK
+	    || seconds < optPtr->min || seconds > optPtr->max) {
+	return BadValue(interp, optPtr, valueObj);
+    }
+    pvPtr->num = (int) (seconds * 1000);
+    return TCL_OK;
+}
+
+static int
+ParseEncoding(
+    Tcl_Interp *interp,
+    const OptionSpec *optPtr,
+    Tcl_Obj *valueObj,
+    PendingValue *pvPtr)
+{
+    if (pvPtr->encoding != NULL) {
+	Tcl_FreeEncoding(pvPtr->encoding);
+    }
+    pvPtr->encoding = Tcl_GetEncoding(NULL, Tcl_GetString(valueObj));
+    if (pvPtr->encoding == NULL) {
+	return BadValue(interp, optPtr, valueObj);
+    }
+    return TCL_OK;
+}
+
+static int
+ParseSignals(
+    Tcl_Interp *interp,
+    const OptionSpec *optPtr,	/* Not used. */
+    Tcl_Obj *valueObj,
+    PendingValue *pvPtr)
+{
+    Tcl_Obj *dictObj;
+
+    (void) optPtr;
+    if (MilterSignalCheck(interp, valueObj, &dictObj) != TCL_OK) {
+	return TCL_ERROR;
+    }
+    if (dictObj != NULL) {
+	Tcl_IncrRefCount(dictObj);
+    }
+    if (pvPtr->dictObj != NULL) {
+	Tcl_DecrRefCount(pvPtr->dictObj);
+    }
+    pvPtr->dictObj = dictObj;
+    return TCL_OK;
+}
+
+static int
+ParseId(
+    Tcl_Interp *interp,
+    const OptionSpec *optPtr,
+    Tcl_Obj *valueObj,
+    PendingValue *pvPtr)
+{
+    if (!LookupId(Tcl_GetString(valueObj), optPtr->flags & OPTION_GROUP,
+	    &pvPtr->num)) {
+	return BadValue(interp, optPtr, valueObj);
+    }
+    return TCL_OK;
+}
+
+static int
+ParseMode(
+    Tcl_Interp *interp,
+    const OptionSpec *optPtr,
+    Tcl_Obj *valueObj,
+    PendingValue *pvPtr)
+{
+    const char *s = Tcl_GetString(valueObj);
+    char *end;
+    long mode = strtol(s, &end, 8);
+
+    if (*s == '\0' || *end != '\0' || mode < optPtr->min
+	    || mode > optPtr->max) {
+	return BadValue(interp, optPtr, valueObj);
+    }
+    pvPtr->num = (int) mode;
+    return TCL_OK;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * GetInt, GetBoolean, GetIndex, GetObj, GetDefaultReply, GetSeconds,
+ * GetEncoding, GetMode --
+ *
+ *	An option's current value, from its int field (as a number, a
+ *	boolean, one of optPtr->names, a return code name, seconds from
+ *	milliseconds, an octal mode), from its object field (empty for
+ *	NULL), or the encoding's name.
+ *
+ * Results:
+ *	An object: new, or the state's own.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static Tcl_Obj *
+GetInt(
+    MilterState *statePtr,
+    const OptionSpec *optPtr)
+{
+    return Tcl_NewIntObj(*INT_FIELD(statePtr, optPtr));
+}
+
+static Tcl_Obj *
+GetBoolean(
+    MilterState *statePtr,
+    const OptionSpec *optPtr)
+{
+    return Tcl_NewBooleanObj(*INT_FIELD(statePtr, optPtr));
+}
+
+static Tcl_Obj *
+GetIndex(
+    MilterState *statePtr,
+    const OptionSpec *optPtr)
+{
+    return Tcl_NewStringObj(optPtr->names[*INT_FIELD(statePtr, optPtr)],
+	    -1);
+}
+
+static Tcl_Obj *
+GetObj(
+    MilterState *statePtr,
+    const OptionSpec *optPtr)
+{
+    return OBJ_OR_EMPTY(*OBJ_FIELD(statePtr, optPtr));
+}
+
+static Tcl_Obj *
+GetDefaultReply(
+    MilterState *statePtr,
+    const OptionSpec *optPtr)
+{
+    int i, verdict = *INT_FIELD(statePtr, optPtr);
+
+    for (i = 0; milterCodeNames[i] != NULL; i++) {
+	if (milterCodeValues[i] == verdict) {
+	    break;
+	}
+    }
+    return Tcl_NewStringObj(milterCodeNames[i], -1);
+}
+
+static Tcl_Obj *
+GetSeconds(
+    MilterState *statePtr,
+    const OptionSpec *optPtr)
+{
+    return Tcl_NewDoubleObj(*INT_FIELD(statePtr, optPtr) / 1000.0);
+}
+
+static Tcl_Obj *
+GetEncoding(
+    MilterState *statePtr,
+    const OptionSpec *optPtr)	/* Not used. */
+{
+    (void) optPtr;
+    return Tcl_NewStringObj(Tcl_GetEncodingName(statePtr->encoding), -1);
+}
+
+static Tcl_Obj *
+GetMode(
+    MilterState *statePtr,
+    const OptionSpec *optPtr)
+{
+    return Tcl_ObjPrintf("0%o", (unsigned) *INT_FIELD(statePtr, optPtr));
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * ReplaceObj --
+ *
+ *	Stores an object in a counted slot.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Counts the new object (if any); releases the old one (if any).
+ *
+ *----------------------------------------------------------------------
+ */
 
 static void
 ReplaceObj(
@@ -562,104 +719,300 @@ ReplaceObj(
 /*
  *----------------------------------------------------------------------
  *
- * ApplyPending --
+ * ApplyInt, ApplyObj, ApplyNonEmptyObj, ApplyId --
  *
- *	Commits validated option values.
+ *	Set a checked value: the number in the int field (under the
+ *	state's lock for OPTION_LOCKED); the object in the object field;
+ *	the same, or NULL for an empty value; the user or group id in the
+ *	int field and the value as given in the object field, or NULL when
+ *	empty.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Changes the configuration.
  *
  *----------------------------------------------------------------------
  */
 
 static void
-ApplyPending(
+ApplyInt(
     MilterState *statePtr,
-    Pending *pPtr)
+    const OptionSpec *optPtr,
+    PendingValue *pvPtr)
 {
-    int option;
+    if (optPtr->flags & OPTION_LOCKED) {
+	Tcl_MutexLock(&statePtr->lock);
+    }
+    *INT_FIELD(statePtr, optPtr) = pvPtr->num;
+    if (optPtr->flags & OPTION_LOCKED) {
+	Tcl_MutexUnlock(&statePtr->lock);
+    }
+}
 
-    for (option = 0; optionNames[option] != NULL; option++) {
-	int n = pPtr->num[option];
+static void
+ApplyObj(
+    MilterState *statePtr,
+    const OptionSpec *optPtr,
+    PendingValue *pvPtr)
+{
+    ReplaceObj(OBJ_FIELD(statePtr, optPtr), pvPtr->obj);
+}
 
-	if (!pPtr->set[option]) {
-	    continue;
+static void
+ApplyNonEmptyObj(
+    MilterState *statePtr,
+    const OptionSpec *optPtr,
+    PendingValue *pvPtr)
+{
+    ReplaceObj(OBJ_FIELD(statePtr, optPtr),
+	    Tcl_GetCharLength(pvPtr->obj) > 0 ? pvPtr->obj : NULL);
+}
+
+static void
+ApplyId(
+    MilterState *statePtr,
+    const OptionSpec *optPtr,
+    PendingValue *pvPtr)
+{
+    ReplaceObj(OBJ_FIELD(statePtr, optPtr),
+	    pvPtr->num >= 0 ? pvPtr->obj : NULL);
+    *INT_FIELD(statePtr, optPtr) = pvPtr->num;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * ApplyDebugLevel, ApplyEncoding, ApplyLogCommand, ApplyName,
+ * ApplySignals, ApplySyslogIdent --
+ *
+ *	Set a checked value of an option that does more than store it:
+ *	tell the running network thread the debug level; take over the
+ *	pending encoding; keep the other threads' copies (the log command
+ *	flag, the log name, the syslog ident) under the state's lock;
+ *	install the signal handlers.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Changes the configuration; see above.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static void
+ApplyDebugLevel(
+    MilterState *statePtr,
+    const OptionSpec *optPtr,
+    PendingValue *pvPtr)
+{
+    ApplyInt(statePtr, optPtr, pvPtr);
+    if (statePtr->server != NULL) {
+	MilterServerSetDebug(statePtr->server, pvPtr->num);
+    }
+}
+
+static void
+ApplyEncoding(
+    MilterState *statePtr,
+    const OptionSpec *optPtr,	/* Not used. */
+    PendingValue *pvPtr)
+{
+    (void) optPtr;
+    MilterUseEncoding(statePtr, pvPtr->encoding);
+    pvPtr->encoding = NULL;
+}
+
+static void
+ApplyLogCommand(
+    MilterState *statePtr,
+    const OptionSpec *optPtr,
+    PendingValue *pvPtr)
+{
+    ReplaceObj(OBJ_FIELD(statePtr, optPtr),
+	    pvPtr->num > 0 ? pvPtr->obj : NULL);
+    Tcl_MutexLock(&statePtr->lock);
+    statePtr->useLogCommand = pvPtr->num > 0;
+    Tcl_MutexUnlock(&statePtr->lock);
+}
+
+static void
+ApplyName(
+    MilterState *statePtr,
+    const OptionSpec *optPtr,
+    PendingValue *pvPtr)
+{
+    ApplyObj(statePtr, optPtr, pvPtr);
+    Tcl_MutexLock(&statePtr->lock);
+    snprintf(statePtr->logName, sizeof(statePtr->logName), "%s",
+	    Tcl_GetString(statePtr->nameObj));
+    Tcl_MutexUnlock(&statePtr->lock);
+}
+
+static void
+ApplySignals(
+    MilterState *statePtr,
+    const OptionSpec *optPtr,
+    PendingValue *pvPtr)
+{
+    ReplaceObj(OBJ_FIELD(statePtr, optPtr), pvPtr->dictObj);
+    MilterSignalUpdate(statePtr);
+}
+
+static void
+ApplySyslogIdent(
+    MilterState *statePtr,
+    const OptionSpec *optPtr,
+    PendingValue *pvPtr)
+{
+    ApplyNonEmptyObj(statePtr, optPtr, pvPtr);
+    Tcl_MutexLock(&statePtr->lock);
+    snprintf(statePtr->syslogIdent, sizeof(statePtr->syslogIdent), "%s",
+	    Tcl_GetString(pvPtr->obj));
+    Tcl_MutexUnlock(&statePtr->lock);
+}
+
+/*
+ * The option table, in the order of the names (configure lists them so,
+ * and applies values so). NONE marks a field an entry does not use.
+ */
+
+#define NONE		0
+#define INT(f)		offsetof(MilterState, f)
+#define OBJ(f)		offsetof(MilterState, f)
+
+static const OptionSpec optionTable[] = {
+    {"-backlog", OPTION_STATIC, ParseInt, GetInt, ApplyInt,
+	    INT(backlog), NONE, 0, 65535,
+	    "an integer from 0 to 65535", NULL},
+    {"-connection", OPTION_STATIC, ParseConnection, GetObj, ApplyObj,
+	    NONE, OBJ(connectionObj), 0, 0, NULL, NULL},
+    {"-coroutines", 0, ParseBoolean, GetBoolean, ApplyInt,
+	    INT(coroutines), NONE, 0, 0, "a boolean", NULL},
+    {"-debuglevel", 0, ParseInt, GetInt, ApplyDebugLevel,
+	    INT(debugLevel), NONE, 0, 6, "an integer from 0 to 6", NULL},
+    {"-defaultreply", 0, ParseDefaultReply, GetDefaultReply, ApplyInt,
+	    INT(defaultReply), NONE, 0, 0, "SMFIS_CONTINUE, SMFIS_REJECT, "
+	    "SMFIS_DISCARD, SMFIS_ACCEPT or SMFIS_TEMPFAIL", NULL},
+    {"-draintimeout", OPTION_STATIC, ParseSeconds, GetSeconds, ApplyInt,
+	    INT(drainTimeout), NONE, 0, 86400,
+	    "a number of seconds from 0 to 86400", NULL},
+    {"-encoding", 0, ParseEncoding, GetEncoding, ApplyEncoding,
+	    NONE, NONE, 0, 0, "a known encoding", NULL},
+    {"-leadingspace", OPTION_STATIC, ParseBoolean, GetBoolean, ApplyInt,
+	    INT(leadingSpace), NONE, 0, 0, "a boolean", NULL},
+    {"-logcommand", 0, ParseCommand, GetObj, ApplyLogCommand,
+	    NONE, OBJ(logCommandObj), 0, 0, "a command prefix", NULL},
+    {"-logdestination", OPTION_LOCKED, ParseIndex, GetIndex, ApplyInt,
+	    INT(logSyslog), NONE, 0, 0, "stderr or syslog",
+	    destinationNames},
+    {"-maxconnections", OPTION_STATIC, ParseInt, GetInt, ApplyInt,
+	    INT(maxConnections), NONE, 0, 1000000,
+	    "an integer from 0 to 1000000", NULL},
+    {"-maxdatasize", OPTION_STATIC, ParseInt, GetInt, ApplyInt,
+	    INT(maxDataSize), NONE, MILTER_CHUNK_SIZE, 64 * 1024 * 1024,
+	    "an integer from 65535 to 67108864", NULL},
+    {"-name", OPTION_STATIC, ParseAny, GetObj, ApplyName,
+	    NONE, OBJ(nameObj), 0, 0, NULL, NULL},
+    {"-signals", 0, ParseSignals, GetObj, ApplySignals,
+	    NONE, OBJ(signalsObj), 0, 0, NULL, NULL},
+    {"-socketgroup", OPTION_STATIC | OPTION_GROUP, ParseId, GetObj,
+	    ApplyId, INT(socketGid), OBJ(socketGroupObj), 0, 0,
+	    "a known group name or a group id", NULL},
+    {"-socketmode", OPTION_STATIC, ParseMode, GetMode, ApplyInt,
+	    INT(socketMode), NONE, 0, 0777,
+	    "an octal file mode such as 0660", NULL},
+    {"-socketowner", OPTION_STATIC, ParseId, GetObj, ApplyId,
+	    INT(socketUid), OBJ(socketOwnerObj), 0, 0,
+	    "a known user name or a user id", NULL},
+    {"-syslogfacility", OPTION_LOCKED, ParseIndex, GetIndex, ApplyInt,
+	    INT(syslogFacility), NONE, 0, 0, "auth, authpriv, cron, daemon, "
+	    "ftp, kern, local0 to local7, lpr, mail, news, syslog, user or "
+	    "uucp", milterFacilityNames},
+    {"-syslogident", 0, ParseAny, GetObj, ApplySyslogIdent,
+	    NONE, OBJ(syslogIdentObj), 0, 0, NULL, NULL},
+    {"-timeout", OPTION_STATIC, ParseInt, GetInt, ApplyInt,
+	    INT(timeout), NONE, 0, 100000000,
+	    "a non-negative number of seconds", NULL},
+    {"-workerinit", 0, ParseAny, GetObj, ApplyNonEmptyObj,
+	    NONE, OBJ(workerInitObj), 0, 0, NULL, NULL},
+    {"-workers", OPTION_STATIC, ParseInt, GetInt, ApplyInt,
+	    INT(workers), NONE, 0, 1024, "an integer from 0 to 1024", NULL},
+    {NULL, 0, NULL, NULL, NULL, NONE, NONE, 0, 0, NULL, NULL}
+};
+
+#undef NONE
+#undef INT
+#undef OBJ
+
+#define NUM_OPTIONS (sizeof(optionTable) / sizeof(optionTable[0]) - 1)
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * ReleasePending --
+ *
+ *	Frees what the checked values of one configure call hold (what
+ *	the apply procedures did not take over).
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Releases encodings and objects.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static void
+ReleasePending(
+    PendingValue pending[])
+{
+    size_t i;
+
+    for (i = 0; i < NUM_OPTIONS; i++) {
+	if (pending[i].encoding != NULL) {
+	    Tcl_FreeEncoding(pending[i].encoding);
 	}
-	switch ((enum Option) option) {
-	case OPT_BACKLOG:	statePtr->backlog = n;		break;
-	case OPT_CONNECTION:
-	    ReplaceObj(&statePtr->connectionObj, pPtr->obj[option]);
-	    break;
-	case OPT_COROUTINES:	statePtr->coroutines = n;	break;
-	case OPT_DEBUGLEVEL:
-	    statePtr->debugLevel = n;
-	    if (statePtr->server != NULL) {
-		MilterServerSetDebug(statePtr->server, n);
-	    }
-	    break;
-	case OPT_DEFAULTREPLY:	statePtr->defaultReply = n;	break;
-	case OPT_DRAINTIMEOUT:	statePtr->drainTimeout = n;	break;
-	case OPT_ENCODING:
-	    MilterUseEncoding(statePtr, pPtr->encoding);
-	    pPtr->encoding = NULL;
-	    break;
-	case OPT_LEADINGSPACE:	statePtr->leadingSpace = n;	break;
-	case OPT_LOGCOMMAND:
-	    ReplaceObj(&statePtr->logCommandObj,
-		    n > 0 ? pPtr->obj[option] : NULL);
-	    Tcl_MutexLock(&statePtr->lock);
-	    statePtr->useLogCommand = n > 0;
-	    Tcl_MutexUnlock(&statePtr->lock);
-	    break;
-	case OPT_LOGDESTINATION:
-	    Tcl_MutexLock(&statePtr->lock);
-	    statePtr->logSyslog = n;
-	    Tcl_MutexUnlock(&statePtr->lock);
-	    break;
-	case OPT_MAXCONNECTIONS: statePtr->maxConnections = n;	break;
-	case OPT_MAXDATASIZE:	statePtr->maxDataSize = n;	break;
-	case OPT_NAME:
-	    ReplaceObj(&statePtr->nameObj, pPtr->obj[option]);
-	    Tcl_MutexLock(&statePtr->lock);
-	    snprintf(statePtr->logName, sizeof(statePtr->logName), "%s",
-		    Tcl_GetString(statePtr->nameObj));
-	    Tcl_MutexUnlock(&statePtr->lock);
-	    break;
-	case OPT_SIGNALS:
-	    ReplaceObj(&statePtr->signalsObj, pPtr->signalsObj);
-	    MilterSignalUpdate(statePtr);
-	    break;
-	case OPT_SOCKETGROUP:
-	    ReplaceObj(&statePtr->socketGroupObj,
-		    n >= 0 ? pPtr->obj[option] : NULL);
-	    statePtr->socketGid = n;
-	    break;
-	case OPT_SOCKETMODE:	statePtr->socketMode = n;	break;
-	case OPT_SOCKETOWNER:
-	    ReplaceObj(&statePtr->socketOwnerObj,
-		    n >= 0 ? pPtr->obj[option] : NULL);
-	    statePtr->socketUid = n;
-	    break;
-	case OPT_SYSLOGFACILITY:
-	    Tcl_MutexLock(&statePtr->lock);
-	    statePtr->syslogFacility = n;
-	    Tcl_MutexUnlock(&statePtr->lock);
-	    break;
-	case OPT_SYSLOGIDENT:
-	    ReplaceObj(&statePtr->syslogIdentObj,
-		    Tcl_GetCharLength(pPtr->obj[option]) > 0
-		    ? pPtr->obj[option] : NULL);
-	    Tcl_MutexLock(&statePtr->lock);
-	    snprintf(statePtr->syslogIdent, sizeof(statePtr->syslogIdent),
-		    "%s", Tcl_GetString(pPtr->obj[option]));
-	    Tcl_MutexUnlock(&statePtr->lock);
-	    break;
-	case OPT_TIMEOUT:	statePtr->timeout = n;		break;
-	case OPT_WORKERINIT:
-	    ReplaceObj(&statePtr->workerInitObj,
-		    Tcl_GetCharLength(pPtr->obj[option]) > 0
-		    ? pPtr->obj[option] : NULL);
-	    break;
-	case OPT_WORKERS:	statePtr->workers = n;		break;
+	if (pending[i].dictObj != NULL) {
+	    Tcl_DecrRefCount(pending[i].dictObj);
 	}
     }
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * GetOption --
+ *
+ *	Looks up an option name, with unique abbreviations.
+ *
+ * Results:
+ *	TCL_OK with the index into optionTable in *indexPtr, or TCL_ERROR
+ *	with 'bad option "x": must be ...' and errorCode MILTER CONFIG
+ *	OPTION x.
+ *
+ * Side effects:
+ *	Caches the lookup in the object.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+GetOption(
+    Tcl_Interp *interp,
+    Tcl_Obj *nameObj,
+    int *indexPtr)
+{
+    if (Tcl_GetIndexFromObjStruct(interp, nameObj, optionTable,
+	    sizeof(OptionSpec), "option", 0, indexPtr) != TCL_OK) {
+	Tcl_SetErrorCode(interp, "MILTER", "CONFIG", "OPTION",
+		Tcl_GetString(nameObj), NULL);
+	return TCL_ERROR;
+    }
+    return TCL_OK;
 }
 
 /*
@@ -718,30 +1071,29 @@ ConfigureObjCmd(
     Tcl_Obj *const objv[])
 {
     MilterState *statePtr = MilterGetState(interp);
-    Pending pending;
+    PendingValue pending[NUM_OPTIONS];
+    const OptionSpec *optPtr;
     int i, option;
 
     (void) clientData;
     if (objc == 1) {
 	Tcl_Obj *resultObj = Tcl_NewObj();
 
-	for (option = 0; optionNames[option] != NULL; option++) {
+	for (optPtr = optionTable; optPtr->name != NULL; optPtr++) {
 	    Tcl_ListObjAppendElement(NULL, resultObj,
-		    Tcl_NewStringObj(optionNames[option], -1));
+		    Tcl_NewStringObj(optPtr->name, -1));
 	    Tcl_ListObjAppendElement(NULL, resultObj,
-		    OptionValue(statePtr, option));
+		    optPtr->getProc(statePtr, optPtr));
 	}
 	Tcl_SetObjResult(interp, resultObj);
 	return TCL_OK;
     }
     if (objc == 2) {
-	if (Tcl_GetIndexFromObj(interp, objv[1], optionNames, "option", 0,
-		&option) != TCL_OK) {
-	    Tcl_SetErrorCode(interp, "MILTER", "CONFIG", "OPTION",
-		    Tcl_GetString(objv[1]), NULL);
+	if (GetOption(interp, objv[1], &option) != TCL_OK) {
 	    return TCL_ERROR;
 	}
-	Tcl_SetObjResult(interp, OptionValue(statePtr, option));
+	optPtr = &optionTable[option];
+	Tcl_SetObjResult(interp, optPtr->getProc(statePtr, optPtr));
 	return TCL_OK;
     }
     if (objc % 2 == 0) {
@@ -752,39 +1104,43 @@ ConfigureObjCmd(
 	return RefuseInWorker(interp, "change the configuration");
     }
 
-    memset(&pending, 0, sizeof(pending));
+    /*
+     * Check every value, then apply them all in table order.
+     */
+
+    memset(pending, 0, sizeof(pending));
     for (i = 1; i < objc; i += 2) {
-	if (Tcl_GetIndexFromObj(interp, objv[i], optionNames, "option", 0,
-		&option) != TCL_OK) {
-	    Tcl_SetErrorCode(interp, "MILTER", "CONFIG", "OPTION",
-		    Tcl_GetString(objv[i]), NULL);
+	if (GetOption(interp, objv[i], &option) != TCL_OK) {
 	    goto error;
 	}
-	if (optionIsStatic[option] && statePtr->status != MILTER_IDLE) {
+	optPtr = &optionTable[option];
+	if ((optPtr->flags & OPTION_STATIC)
+		&& statePtr->status != MILTER_IDLE) {
 	    Tcl_SetObjResult(interp, Tcl_ObjPrintf(
 		    "cannot change %s while the milter is running",
-		    optionNames[option]));
+		    optPtr->name));
 	    Tcl_SetErrorCode(interp, "MILTER", "STATE", "RUNNING", NULL);
 	    goto error;
 	}
-	if (ValidateOption(interp, option, objv[i+1], &pending) != TCL_OK) {
+	pending[option].set = 1;
+	pending[option].obj = objv[i+1];
+	if (optPtr->parseProc(interp, optPtr, objv[i+1],
+		&pending[option]) != TCL_OK) {
 	    goto error;
 	}
     }
-    ApplyPending(statePtr, &pending);
-    MilterPoolSync(statePtr);
-    if (pending.signalsObj != NULL) {
-	Tcl_DecrRefCount(pending.signalsObj);
+    for (option = 0; option < (int) NUM_OPTIONS; option++) {
+	if (pending[option].set) {
+	    optPtr = &optionTable[option];
+	    optPtr->applyProc(statePtr, optPtr, &pending[option]);
+	}
     }
+    MilterPoolSync(statePtr);
+    ReleasePending(pending);
     return TCL_OK;
 
   error:
-    if (pending.encoding != NULL) {
-	Tcl_FreeEncoding(pending.encoding);
-    }
-    if (pending.signalsObj != NULL) {
-	Tcl_DecrRefCount(pending.signalsObj);
-    }
+    ReleasePending(pending);
     return TCL_ERROR;
 }
 
