@@ -227,7 +227,11 @@ SessionError(
     MilterSessionError err,
     const char *msg)
 {
-    static const char *const classes[] = {"NONE", "STATE", "ACTION", "VALUE"};
+    static const char *const classes[] = {	/* Not NONE, not CLOSED. */
+	[MILTER_ERR_STATE] = "STATE",
+	[MILTER_ERR_ACTION] = "ACTION",
+	[MILTER_ERR_VALUE] = "VALUE"
+    };
 
     if (err == MILTER_ERR_CLOSED) {
 	return ClosedError(interp);
