@@ -204,12 +204,54 @@ ClosedError(
 /*
  *----------------------------------------------------------------------
  *
- * SessionError, ValueError --
+ * SessionResult --
  *
- *	Report an error from a session call: "cannot subcommand: msg" with
- *	errorCode MILTER CONTEXT STATE|ACTION|VALUE subcommand (always the
- *	full subcommand name, however it was abbreviated), or the CLOSED
- *	error.
+ *	The Tcl result of a session call: nothing when it succeeded, else
+ *	"cannot subcommand: msg" with errorCode MILTER CONTEXT
+ *	STATE|ACTION|VALUE subcommand (always the full subcommand name,
+ *	however it was abbreviated), or the CLOSED error.
+ *
+ * Results:
+ *	TCL_OK for MILTER_ERR_NONE, else TCL_ERROR.
+ *
+ * Side effects:
+ *	On error, sets the interpreter's result and errorCode.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+SessionResult(
+    Tcl_Interp *interp,
+    const char *subName,	/* The full subcommand name. */
+    MilterSessionError err,
+    const char *msg)		/* The session's message, for an error. */
+{
+    static const char *const classes[] = {	/* Not NONE, not CLOSED. */
+	[MILTER_ERR_STATE] = "STATE",
+	[MILTER_ERR_ACTION] = "ACTION",
+	[MILTER_ERR_VALUE] = "VALUE"
+    };
+
+    if (err == MILTER_ERR_NONE) {
+	return TCL_OK;
+    }
+    if (err == MILTER_ERR_CLOSED) {
+	return ClosedError(interp);
+    }
+    Tcl_SetObjResult(interp, Tcl_ObjPrintf("cannot %s: %s", subName, msg));
+    Tcl_SetErrorCode(interp, "MILTER", "CONTEXT", classes[err], subName,
+	    NULL);
+    return TCL_ERROR;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * ValueError --
+ *
+ *	Reports a bad argument: "cannot subcommand: msg" with errorCode
+ *	MILTER CONTEXT VALUE subcommand.
  *
  * Results:
  *	TCL_ERROR.
@@ -221,35 +263,12 @@ ClosedError(
  */
 
 static int
-SessionError(
-    Tcl_Interp *interp,
-    const char *subName,	/* The full subcommand name. */
-    MilterSessionError err,
-    const char *msg)
-{
-    static const char *const classes[] = {	/* Not NONE, not CLOSED. */
-	[MILTER_ERR_STATE] = "STATE",
-	[MILTER_ERR_ACTION] = "ACTION",
-	[MILTER_ERR_VALUE] = "VALUE"
-    };
-
-    if (err == MILTER_ERR_CLOSED) {
-	return ClosedError(interp);
-    }
-    Tcl_SetObjResult(interp, Tcl_ObjPrintf("cannot %s: %s",
-	    subName, msg));
-    Tcl_SetErrorCode(interp, "MILTER", "CONTEXT", classes[err],
-	    subName, NULL);
-    return TCL_ERROR;
-}
-
-static int
 ValueError(
     Tcl_Interp *interp,
     const char *subName,	/* The full subcommand name. */
     const char *msg)
 {
-    return SessionError(interp, subName, MILTER_ERR_VALUE, msg);
+    return SessionResult(interp, subName, MILTER_ERR_VALUE, msg);
 }
 
 /*
@@ -394,6 +413,79 @@ HeaderError(
 /*
  *----------------------------------------------------------------------
  *
+ * EncodeStrings --
+ *
+ *	Converts string arguments with -encoding into the bytes to send.
+ *
+ * Results:
+ *	TCL_OK, or TCL_ERROR with "cannot subcommand: problem" and
+ *	errorCode MILTER CONTEXT VALUE subcommand for a string that would
+ *	contain a NUL byte. In both cases *usedPtr tells how many of ds
+ *	to free (FreeStrings).
+ *
+ * Side effects:
+ *	Fills strs and ds.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+EncodeStrings(
+    Tcl_Interp *interp,
+    MilterCtx *ctxPtr,
+    const char *subName,	/* The full subcommand name. */
+    Tcl_Obj *const objs[],
+    int count,
+    const char *problem,	/* The message for a string refused. */
+    MilterStr strs[],		/* Out: the bytes of each string. */
+    Tcl_DString ds[],		/* Out: where they are kept. */
+    int *usedPtr)		/* Out: the number of ds in use. */
+{
+    int i;
+
+    for (i = 0; i < count; i++) {
+	*usedPtr = i + 1;
+	strs[i].ptr = MilterTextBytes(ctxPtr->statePtr, objs[i], &ds[i],
+		&strs[i].len);
+	if (strs[i].ptr == NULL) {
+	    return ValueError(interp, subName, problem);
+	}
+    }
+    *usedPtr = count;
+    return TCL_OK;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * FreeStrings --
+ *
+ *	Frees what EncodeStrings kept.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Frees the dynamic strings.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static void
+FreeStrings(
+    Tcl_DString ds[],
+    int used)
+{
+    int i;
+
+    for (i = 0; i < used; i++) {
+	Tcl_DStringFree(&ds[i]);
+    }
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
  * Modify --
  *
  *	Encodes string arguments and queues one modification packet;
@@ -421,73 +513,58 @@ Modify(
 {
     Tcl_DString ds[3];
     MilterStr strs[3];
-    MilterSessionError err = MILTER_ERR_NONE;
-    const char *msg = NULL;
-    int i, code = TCL_OK;
+    MilterSessionError err;
+    const char *msg;
+    int used, code;
 
-    for (i = 0; i < count; i++) {
-	strs[i].ptr = MilterTextBytes(ctxPtr->statePtr, strObjs[i], &ds[i],
-		&strs[i].len);
-	if (strs[i].ptr == NULL) {
-	    count = i + 1;
-	    code = ValueError(interp, subName, "strings may not contain NUL");
-	    goto done;
-	}
+    code = EncodeStrings(interp, ctxPtr, subName, strObjs, count,
+	    "strings may not contain NUL", strs, ds, &used);
+    if (code == TCL_OK && (cmd == SMFIR_ADDHEADER || cmd == SMFIR_INSHEADER
+	    || cmd == SMFIR_CHGHEADER)) {
+	code = HeaderError(interp, subName, strObjs, strs);
     }
-    if ((cmd == SMFIR_ADDHEADER || cmd == SMFIR_INSHEADER
-	    || cmd == SMFIR_CHGHEADER)
-	    && HeaderError(interp, subName, strObjs, strs) != TCL_OK) {
-	code = TCL_ERROR;
-	goto done;
+    if (code == TCL_OK) {
+	err = MilterSessionModify(LockSession(ctxPtr), cmd, useIndex,
+		(uint32_t) index, strs, count, &msg);
+	MilterConnUnlock(ctxPtr->conn, 0);
+	code = SessionResult(interp, subName, err, msg);
     }
-    err = MilterSessionModify(LockSession(ctxPtr), cmd, useIndex,
-	    (uint32_t) index, strs, count, &msg);
-    MilterConnUnlock(ctxPtr->conn, 0);
-    if (err != MILTER_ERR_NONE) {
-	code = SessionError(interp, subName, err, msg);
-    }
-
-  done:
-    for (i = 0; i < count; i++) {
-	Tcl_DStringFree(&ds[i]);
-    }
+    FreeStrings(ds, used);
     return code;
 }
 
 /*
  *----------------------------------------------------------------------
  *
- * HeaderArgs --
+ * IndexedHeader --
  *
- *	The arguments "name ?index? value" of insheader and chgheader, with
- *	a default index. An index is an integer from 0 to 4294967295.
+ *	insheader and chgheader: the arguments "name ?index? value", with a
+ *	default index, and the modification. An index is an integer from 0
+ *	to 4294967295.
  *
  * Results:
- *	A standard Tcl result; the index and the name and value objects.
- *	A bad index is 'bad header index "x": must be from 0 to
- *	4294967295' with errorCode MILTER CONTEXT VALUE subcommand.
+ *	A standard Tcl result. A bad index is 'bad header index "x": must
+ *	be from 0 to 4294967295' with errorCode MILTER CONTEXT VALUE
+ *	subcommand.
  *
  * Side effects:
- *	None.
+ *	Queues the modification (Modify).
  *
  *----------------------------------------------------------------------
  */
 
 static int
-HeaderArgs(
+IndexedHeader(
     Tcl_Interp *interp,
+    MilterCtx *ctxPtr,
     const char *subName,	/* The full subcommand name. */
+    unsigned char cmd,		/* SMFIR_INSHEADER or SMFIR_CHGHEADER. */
+    uint32_t index,		/* The index when none is given. */
     int objc,
-    Tcl_Obj *const objv[],
-    uint32_t defaultIndex,
-    uint32_t *indexPtr,
-    Tcl_Obj **strs)		/* Out: the name and the value. */
+    Tcl_Obj *const objv[])
 {
-    if (objc != 4 && objc != 5) {
-	Tcl_WrongNumArgs(interp, 2, objv, "name ?index? value");
-	return TCL_ERROR;
-    }
-    *indexPtr = defaultIndex;
+    Tcl_Obj *strs[2];
+
     if (objc == 5) {
 	Tcl_WideInt wide;
 
@@ -500,11 +577,11 @@ HeaderArgs(
 		    NULL);
 	    return TCL_ERROR;
 	}
-	*indexPtr = (uint32_t) wide;
+	index = (uint32_t) wide;
     }
     strs[0] = objv[2];
     strs[1] = objv[objc - 1];
-    return TCL_OK;
+    return Modify(interp, ctxPtr, subName, cmd, 1, index, strs, 2);
 }
 
 /*
@@ -548,7 +625,8 @@ ReadPriv(
 /*
  * The subcommands of a context command, one procedure each, in the order
  * of the names. Each gets the full subcommand name (for its errorCode)
- * and the whole objv ("$ctx subcommand arg ...").
+ * and the whole objv ("$ctx subcommand arg ..."), whose length CtxObjCmd
+ * has checked against the table below.
  */
 
 typedef int (CtxSubCmdProc)(Tcl_Interp *interp, MilterCtx *ctxPtr,
@@ -586,10 +664,6 @@ CtxGetPrivCmd(
     Tcl_Obj *listObj;
 
     (void) subName;
-    if (objc > 3) {
-	Tcl_WrongNumArgs(interp, 2, objv, "?name?");
-	return TCL_ERROR;
-    }
     if (objc == 3) {
 	return ReadPriv(interp, ctxPtr, objv[2]);
     }
@@ -636,10 +710,6 @@ CtxSetPrivCmd(
     int isNew;
 
     (void) subName;
-    if (objc != 3 && objc != 4) {
-	Tcl_WrongNumArgs(interp, 2, objv, "name ?value?");
-	return TCL_ERROR;
-    }
     if (objc == 3) {
 	return ReadPriv(interp, ctxPtr, objv[2]);
     }
@@ -686,10 +756,6 @@ CtxUnsetPrivCmd(
     const char *pattern;
 
     (void) subName;
-    if (objc > 3) {
-	Tcl_WrongNumArgs(interp, 2, objv, "?pattern?");
-	return TCL_ERROR;
-    }
     pattern = objc == 3 ? Tcl_GetString(objv[2]) : NULL;
     for (hPtr = Tcl_FirstHashEntry(tablePtr, &search); hPtr != NULL;
 	    hPtr = Tcl_NextHashEntry(&search)) {
@@ -732,10 +798,6 @@ CtxGetSymValCmd(
     const char *symbol;
 
     (void) subName;
-    if (objc != 3) {
-	Tcl_WrongNumArgs(interp, 2, objv, "symbol");
-	return TCL_ERROR;
-    }
     symbol = Tcl_GetStringFromObj(objv[2], &len);
     if (MilterSessionMacro(MilterConnLock(ctxPtr->conn), symbol,
 	    (size_t) len, &value)) {
@@ -778,12 +840,8 @@ CtxSetReplyCmd(
     Tcl_DString ds[MILTER_REPLY_LINES];
     const char *msg, *xcode = "";
     MilterSessionError err;
-    int first, count, i, code = TCL_OK;
+    int first, count, used, code;
 
-    if (objc < 3) {
-	Tcl_WrongNumArgs(interp, 2, objv, "rcode ?xcode? ?line ...?");
-	return TCL_ERROR;
-    }
     if (objc == 4) {
 	first = 3;
     } else {
@@ -796,27 +854,15 @@ CtxSetReplyCmd(
     if (count > MILTER_REPLY_LINES) {
 	return ValueError(interp, subName, "a reply has at most 32 lines");
     }
-    for (i = 0; i < count; i++) {
-	lines[i].ptr = MilterTextBytes(ctxPtr->statePtr, objv[first + i],
-		&ds[i], &lines[i].len);
-	if (lines[i].ptr == NULL) {
-	    count = i + 1;
-	    code = ValueError(interp, subName,
-		    "a reply line may not contain CR, LF or NUL");
-	    goto done;
-	}
+    code = EncodeStrings(interp, ctxPtr, subName, objv + first, count,
+	    "a reply line may not contain CR, LF or NUL", lines, ds, &used);
+    if (code == TCL_OK) {
+	err = MilterSessionSetReply(LockSession(ctxPtr),
+		Tcl_GetString(objv[2]), xcode, lines, count, &msg);
+	MilterConnUnlock(ctxPtr->conn, 0);
+	code = SessionResult(interp, subName, err, msg);
     }
-    err = MilterSessionSetReply(LockSession(ctxPtr),
-	    Tcl_GetString(objv[2]), xcode, lines, count, &msg);
-    MilterConnUnlock(ctxPtr->conn, 0);
-    if (err != MILTER_ERR_NONE) {
-	code = SessionError(interp, subName, err, msg);
-    }
-
-  done:
-    for (i = 0; i < count; i++) {
-	Tcl_DStringFree(&ds[i]);
-    }
+    FreeStrings(ds, used);
     return code;
 }
 
@@ -845,10 +891,6 @@ CtxAddHeaderCmd(
     int objc,
     Tcl_Obj *const objv[])
 {
-    if (objc != 4) {
-	Tcl_WrongNumArgs(interp, 2, objv, "name value");
-	return TCL_ERROR;
-    }
     return Modify(interp, ctxPtr, subName, SMFIR_ADDHEADER, 0, 0, objv + 2,
 	    2);
 }
@@ -878,15 +920,8 @@ CtxInsHeaderCmd(
     int objc,
     Tcl_Obj *const objv[])
 {
-    Tcl_Obj *strs[2];
-    uint32_t index;
-
-    if (HeaderArgs(interp, subName, objc, objv, 0, &index, strs)
-	    != TCL_OK) {
-	return TCL_ERROR;
-    }
-    return Modify(interp, ctxPtr, subName, SMFIR_INSHEADER, 1, index, strs,
-	    2);
+    return IndexedHeader(interp, ctxPtr, subName, SMFIR_INSHEADER, 0, objc,
+	    objv);
 }
 
 /*
@@ -915,15 +950,8 @@ CtxChgHeaderCmd(
     int objc,
     Tcl_Obj *const objv[])
 {
-    Tcl_Obj *strs[2];
-    uint32_t index;
-
-    if (HeaderArgs(interp, subName, objc, objv, 1, &index, strs)
-	    != TCL_OK) {
-	return TCL_ERROR;
-    }
-    return Modify(interp, ctxPtr, subName, SMFIR_CHGHEADER, 1, index, strs,
-	    2);
+    return IndexedHeader(interp, ctxPtr, subName, SMFIR_CHGHEADER, 1, objc,
+	    objv);
 }
 
 /*
@@ -951,10 +979,6 @@ CtxAddRcptCmd(
     int objc,
     Tcl_Obj *const objv[])
 {
-    if (objc != 3 && objc != 4) {
-	Tcl_WrongNumArgs(interp, 2, objv, "rcpt ?esmtpArgs?");
-	return TCL_ERROR;
-    }
     if (objc == 4 && Tcl_GetCharLength(objv[3]) > 0) {
 	return Modify(interp, ctxPtr, subName, SMFIR_ADDRCPT_PAR, 0, 0,
 		objv + 2, 2);
@@ -988,10 +1012,6 @@ CtxDelRcptCmd(
     int objc,
     Tcl_Obj *const objv[])
 {
-    if (objc != 3) {
-	Tcl_WrongNumArgs(interp, 2, objv, "rcpt");
-	return TCL_ERROR;
-    }
     return Modify(interp, ctxPtr, subName, SMFIR_DELRCPT, 0, 0, objv + 2,
 	    1);
 }
@@ -1021,10 +1041,6 @@ CtxChgFromCmd(
     int objc,
     Tcl_Obj *const objv[])
 {
-    if (objc != 3 && objc != 4) {
-	Tcl_WrongNumArgs(interp, 2, objv, "address ?esmtpArgs?");
-	return TCL_ERROR;
-    }
     return Modify(interp, ctxPtr, subName, SMFIR_CHGFROM, 0, 0, objv + 2,
 	    objc == 4 && Tcl_GetCharLength(objv[3]) > 0 ? 2 : 1);
 }
@@ -1055,10 +1071,6 @@ CtxQuarantineCmd(
     int objc,
     Tcl_Obj *const objv[])
 {
-    if (objc != 3) {
-	Tcl_WrongNumArgs(interp, 2, objv, "reason");
-	return TCL_ERROR;
-    }
     if (Tcl_GetCharLength(objv[2]) == 0) {
 	return ValueError(interp, subName, "the reason may not be empty");
     }
@@ -1097,18 +1109,11 @@ CtxReplaceBodyCmd(
     const char *msg;
     size_t len;
 
-    if (objc != 3) {
-	Tcl_WrongNumArgs(interp, 2, objv, "data");
-	return TCL_ERROR;
-    }
     bytes = MilterBodyBytes(ctxPtr->statePtr, objv[2], &ds, &len);
     err = MilterSessionReplaceBody(LockSession(ctxPtr), bytes, len, &msg);
     MilterConnUnlock(ctxPtr->conn, 0);
     Tcl_DStringFree(&ds);
-    if (err != MILTER_ERR_NONE) {
-	return SessionError(interp, subName, err, msg);
-    }
-    return TCL_OK;
+    return SessionResult(interp, subName, err, msg);
 }
 
 /*
@@ -1140,16 +1145,9 @@ CtxProgressCmd(
     MilterSessionError err;
     const char *msg;
 
-    if (objc != 2) {
-	Tcl_WrongNumArgs(interp, 2, objv, NULL);
-	return TCL_ERROR;
-    }
     err = MilterSessionProgress(LockSession(ctxPtr), &msg);
     MilterConnUnlock(ctxPtr->conn, 1);
-    if (err != MILTER_ERR_NONE) {
-	return SessionError(interp, subName, err, msg);
-    }
-    return TCL_OK;
+    return SessionResult(interp, subName, err, msg);
 }
 
 /*
@@ -1186,10 +1184,6 @@ CtxSetSymListCmd(
     const char *macro, *msg;
     int stage;
 
-    if (objc != 4) {
-	Tcl_WrongNumArgs(interp, 2, objv, "stage macroList");
-	return TCL_ERROR;
-    }
     if (Tcl_GetIndexFromObj(interp, objv[2], stageNames, "stage", 0,
 	    &stage) != TCL_OK
 	    || Tcl_ListObjGetElements(interp, objv[3], &elemc, &elemv)
@@ -1217,10 +1211,7 @@ CtxSetSymListCmd(
 	    Tcl_DStringValue(&list), &msg);
     MilterConnUnlock(ctxPtr->conn, 0);
     Tcl_DStringFree(&list);
-    if (err != MILTER_ERR_NONE) {
-	return SessionError(interp, subName, err, msg);
-    }
-    return TCL_OK;
+    return SessionResult(interp, subName, err, msg);
 }
 
 /*
@@ -1230,26 +1221,29 @@ CtxSetSymListCmd(
 
 typedef struct CtxSubCmd {
     const char *name;		/* First, for Tcl_GetIndexFromObjStruct. */
-    CtxSubCmdProc *proc;
+    CtxSubCmdProc *proc;	/* Called with objc checked. */
+    int minObjc, maxObjc;	/* The words allowed, counting "$ctx sub";
+				 * maxObjc -1: any number. */
+    const char *usage;		/* The arguments, for "wrong # args". */
 } CtxSubCmd;
 
 static const CtxSubCmd subCommands[] = {
-    {"addheader",	CtxAddHeaderCmd},
-    {"addrcpt",		CtxAddRcptCmd},
-    {"chgfrom",		CtxChgFromCmd},
-    {"chgheader",	CtxChgHeaderCmd},
-    {"delrcpt",		CtxDelRcptCmd},
-    {"getpriv",		CtxGetPrivCmd},
-    {"getsymval",	CtxGetSymValCmd},
-    {"insheader",	CtxInsHeaderCmd},
-    {"progress",	CtxProgressCmd},
-    {"quarantine",	CtxQuarantineCmd},
-    {"replacebody",	CtxReplaceBodyCmd},
-    {"setpriv",		CtxSetPrivCmd},
-    {"setreply",	CtxSetReplyCmd},
-    {"setsymlist",	CtxSetSymListCmd},
-    {"unsetpriv",	CtxUnsetPrivCmd},
-    {NULL,		NULL}
+    {"addheader",   CtxAddHeaderCmd,	4, 4,  "name value"},
+    {"addrcpt",	    CtxAddRcptCmd,	3, 4,  "rcpt ?esmtpArgs?"},
+    {"chgfrom",	    CtxChgFromCmd,	3, 4,  "address ?esmtpArgs?"},
+    {"chgheader",   CtxChgHeaderCmd,	4, 5,  "name ?index? value"},
+    {"delrcpt",	    CtxDelRcptCmd,	3, 3,  "rcpt"},
+    {"getpriv",	    CtxGetPrivCmd,	2, 3,  "?name?"},
+    {"getsymval",   CtxGetSymValCmd,	3, 3,  "symbol"},
+    {"insheader",   CtxInsHeaderCmd,	4, 5,  "name ?index? value"},
+    {"progress",    CtxProgressCmd,	2, 2,  NULL},
+    {"quarantine",  CtxQuarantineCmd,	3, 3,  "reason"},
+    {"replacebody", CtxReplaceBodyCmd,	3, 3,  "data"},
+    {"setpriv",	    CtxSetPrivCmd,	3, 4,  "name ?value?"},
+    {"setreply",    CtxSetReplyCmd,	3, -1, "rcode ?xcode? ?line ...?"},
+    {"setsymlist",  CtxSetSymListCmd,	4, 4,  "stage macroList"},
+    {"unsetpriv",   CtxUnsetPrivCmd,	2, 3,  "?pattern?"},
+    {NULL,	    NULL,		0, 0,  NULL}
 };
 
 /*
@@ -1258,8 +1252,8 @@ static const CtxSubCmd subCommands[] = {
  * CtxObjCmd --
  *
  *	$ctx subcommand ?arg ...?
- *	Looks the subcommand up (unique abbreviations allowed) and calls
- *	its procedure with the full name.
+ *	Looks the subcommand up (unique abbreviations allowed), checks the
+ *	number of arguments and calls its procedure with the full name.
  *
  * Results:
  *	A standard Tcl result. An unknown or ambiguous subcommand is 'bad
@@ -1281,6 +1275,7 @@ CtxObjCmd(
     Tcl_Obj *const objv[])
 {
     MilterCtx *ctxPtr = clientData;
+    const CtxSubCmd *cmdPtr;
     int index;
 
     if (objc < 2) {
@@ -1293,9 +1288,14 @@ CtxObjCmd(
 		Tcl_GetString(objv[1]), NULL);
 	return TCL_ERROR;
     }
+    cmdPtr = &subCommands[index];
     if (ctxPtr->deleted || ctxPtr->conn == NULL) {
 	return ClosedError(interp);
     }
-    return subCommands[index].proc(interp, ctxPtr, subCommands[index].name,
-	    objc, objv);
+    if (objc < cmdPtr->minObjc
+	    || (cmdPtr->maxObjc >= 0 && objc > cmdPtr->maxObjc)) {
+	Tcl_WrongNumArgs(interp, 2, objv, cmdPtr->usage);
+	return TCL_ERROR;
+    }
+    return cmdPtr->proc(interp, ctxPtr, cmdPtr->name, objc, objv);
 }
