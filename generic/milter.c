@@ -243,34 +243,32 @@ LookupId(
 
 /*
  * The options of milter configure: one table, optionTable below, with an
- * entry per option. Each entry names the procedures that check a new value
- * (parseProc), return the current one (getProc) and set it (applyProc),
- * and the fields of MilterState they work on. A configure call checks
- * every value into a PendingValue first and applies them only when all
- * are good.
+ * entry per option: its name, whether it is static, the type of its
+ * values, the fields of MilterState that keep it and, for a few, what
+ * else must happen when it changes. A configure call checks every value
+ * into a PendingValue first and applies them only when all are good.
  */
 
-typedef struct OptionSpec OptionSpec;
-
-/*
- * One checked value, not yet applied. Owner thread only, on the C stack.
- */
-
-typedef struct PendingValue {
-    int set;			/* The option was given in this call. */
-    int num;			/* The value as a number (most options). */
-    Tcl_Obj *obj;		/* The value as given; not counted (objv). */
-    Tcl_Encoding encoding;	/* -encoding: the encoding, held. */
-    Tcl_Obj *dictObj;		/* -signals: the canonical dict, counted;
-				 * NULL when empty. */
-} PendingValue;
-
-typedef int (OptionParseProc)(Tcl_Interp *interp, const OptionSpec *optPtr,
-	Tcl_Obj *valueObj, PendingValue *pvPtr);
-typedef Tcl_Obj *(OptionGetProc)(MilterState *statePtr,
-	const OptionSpec *optPtr);
-typedef void (OptionApplyProc)(MilterState *statePtr,
-	const OptionSpec *optPtr, PendingValue *pvPtr);
+typedef enum OptionType {
+    TYPE_INT,			/* An integer from min to max. */
+    TYPE_BOOLEAN,		/* A boolean, kept as 0 or 1. */
+    TYPE_SECONDS,		/* Seconds from min to max, kept in
+				 * milliseconds. */
+    TYPE_MODE,			/* An octal file mode from min to max. */
+    TYPE_INDEX,			/* One of names (exactly), kept as its
+				 * index. */
+    TYPE_CODE,			/* A return code but SMFIS_SKIP, kept as its
+				 * verdict. */
+    TYPE_STRING,		/* Any string, kept as an object. */
+    TYPE_COMMAND,		/* A command prefix; NULL when empty. */
+    TYPE_ID,			/* A user or group name or id: the id in the
+				 * int field, the value in the object field;
+				 * -1 and NULL when empty. */
+    TYPE_SOCKET,		/* A socket spec, kept as an object. */
+    TYPE_ENCODING,		/* A known encoding: statePtr->encoding. */
+    TYPE_SIGNALS		/* A dict of signals and actions, kept in
+				 * canonical form; NULL when empty. */
+} OptionType;
 
 /*
  * Flag bits of OptionSpec.flags.
@@ -280,27 +278,41 @@ enum OptionFlags {
     OPTION_STATIC = 1,		/* Cannot change while the milter runs. */
     OPTION_LOCKED = 2,		/* The int field is read by other threads:
 				 * write it under statePtr->lock. */
-    OPTION_GROUP = 4		/* -socketgroup: a group, not a user. */
+    OPTION_GROUP = 4,		/* TYPE_ID: a group, not a user. */
+    OPTION_EMPTY_IS_NULL = 8	/* TYPE_STRING: keep NULL for "". */
 };
 
 /*
  * An entry of the option table. Immutable, shared by all threads.
  */
 
-struct OptionSpec {
+typedef struct OptionSpec {
     const char *name;		/* "-backlog"; first, for
 				 * Tcl_GetIndexFromObjStruct. */
     int flags;			/* OPTION_* bits. */
-    OptionParseProc *parseProc;	/* Checks a value into a PendingValue. */
-    OptionGetProc *getProc;	/* The current value, a new or shared
-				 * object. */
-    OptionApplyProc *applyProc;	/* Sets a checked value. */
+    OptionType type;		/* What values are and how they are kept. */
     size_t intOffset;		/* The int field in MilterState, if any. */
     size_t objOffset;		/* The Tcl_Obj * field, if any. */
-    int min, max;		/* The range of an integer option. */
+    int min, max;		/* The range of a number. */
     const char *expected;	/* What a value must be: "a boolean". */
-    const char *const *names;	/* The value names of an index option. */
-};
+    const char *const *names;	/* TYPE_INDEX: the value names. */
+    void (*changedProc)(MilterState *statePtr);
+				/* Called after a new value is kept, or
+				 * NULL. */
+} OptionSpec;
+
+/*
+ * One checked value, not yet applied. Owner thread only, on the C stack.
+ */
+
+typedef struct PendingValue {
+    int set;			/* The option was given in this call. */
+    int num;			/* The value as a number (most types). */
+    Tcl_Obj *obj;		/* The value as given; not counted (objv). */
+    Tcl_Encoding encoding;	/* TYPE_ENCODING: the encoding, held. */
+    Tcl_Obj *dictObj;		/* TYPE_SIGNALS: the canonical dict,
+				 * counted; NULL when empty. */
+} PendingValue;
 
 /*
  * The fields of MilterState an entry names.
@@ -310,12 +322,6 @@ struct OptionSpec {
 	((int *) ((char *) (statePtr) + (optPtr)->intOffset))
 #define OBJ_FIELD(statePtr, optPtr) \
 	((Tcl_Obj **) ((char *) (statePtr) + (optPtr)->objOffset))
-
-/*
- * An option whose value is an object or nothing.
- */
-
-#define OBJ_OR_EMPTY(objPtr) ((objPtr) != NULL ? (objPtr) : Tcl_NewObj())
 
 /*
  *----------------------------------------------------------------------
@@ -351,15 +357,14 @@ BadValue(
 /*
  *----------------------------------------------------------------------
  *
- * ParseInt, ParseBoolean, ParseIndex, ParseAny, ParseCommand --
+ * ParseNumber --
  *
- *	The value checks shared by several options: an integer from
- *	optPtr->min to optPtr->max; a boolean; one of optPtr->names,
- *	exactly (its index); any string; a command prefix (a list, its
- *	length).
+ *	Checks a value of a numeric type (TYPE_INT, TYPE_BOOLEAN,
+ *	TYPE_SECONDS, TYPE_MODE, TYPE_INDEX, TYPE_CODE) and converts it to
+ *	the number kept.
  *
  * Results:
- *	TCL_OK with the number in pvPtr->num, or TCL_ERROR (BadValue).
+ *	1 with the number in *numPtr, or 0 if the value is not good.
  *
  * Side effects:
  *	None.
@@ -368,241 +373,143 @@ BadValue(
  */
 
 static int
-ParseInt(
-    Tcl_Interp *interp,
+ParseNumber(
     const OptionSpec *optPtr,
     Tcl_Obj *valueObj,
-    PendingValue *pvPtr)
+    int *numPtr)
 {
-    if (Tcl_GetIntFromObj(NULL, valueObj, &pvPtr->num) != TCL_OK
-	    || pvPtr->num < optPtr->min || pvPtr->num > optPtr->max) {
-	return BadValue(interp, optPtr, valueObj);
+    const char *s;
+    char *end;
+    double seconds;
+    long mode;
+
+    switch (optPtr->type) {
+    case TYPE_INT:
+	return Tcl_GetIntFromObj(NULL, valueObj, numPtr) == TCL_OK
+		&& *numPtr >= optPtr->min && *numPtr <= optPtr->max;
+    case TYPE_BOOLEAN:
+	return Tcl_GetBooleanFromObj(NULL, valueObj, numPtr) == TCL_OK;
+    case TYPE_SECONDS:
+	if (Tcl_GetDoubleFromObj(NULL, valueObj, &seconds) != TCL_OK
+		|| seconds < optPtr->min || seconds > optPtr->max) {
+	    return 0;
+	}
+	*numPtr = (int) (seconds * 1000);
+	return 1;
+    case TYPE_MODE:
+	s = Tcl_GetString(valueObj);
+	mode = strtol(s, &end, 8);
+	*numPtr = (int) mode;
+	return *s != '\0' && *end == '\0' && mode >= optPtr->min
+		&& mode <= optPtr->max;
+    case TYPE_INDEX:
+	return Tcl_GetIndexFromObj(NULL, valueObj, optPtr->names, "value",
+		TCL_EXACT, numPtr) == TCL_OK;
+    case TYPE_CODE:
+	if (Tcl_GetIndexFromObjStruct(NULL, valueObj, milterCodeNames,
+		sizeof(char *), "code", TCL_EXACT, numPtr) != TCL_OK
+		|| milterCodeValues[*numPtr] == MILTER_SKIP) {
+	    return 0;
+	}
+	*numPtr = milterCodeValues[*numPtr];
+	return 1;
+    default:
+	return 0;
     }
-    return TCL_OK;
-}
-
-static int
-ParseBoolean(
-    Tcl_Interp *interp,
-    const OptionSpec *optPtr,
-    Tcl_Obj *valueObj,
-    PendingValue *pvPtr)
-{
-    if (Tcl_GetBooleanFromObj(NULL, valueObj, &pvPtr->num) != TCL_OK) {
-	return BadValue(interp, optPtr, valueObj);
-    }
-    return TCL_OK;
-}
-
-static int
-ParseIndex(
-    Tcl_Interp *interp,
-    const OptionSpec *optPtr,
-    Tcl_Obj *valueObj,
-    PendingValue *pvPtr)
-{
-    if (Tcl_GetIndexFromObj(NULL, valueObj, optPtr->names, "value",
-	    TCL_EXACT, &pvPtr->num) != TCL_OK) {
-	return BadValue(interp, optPtr, valueObj);
-    }
-    return TCL_OK;
-}
-
-static int
-ParseAny(
-    Tcl_Interp *interp,		/* Not used. */
-    const OptionSpec *optPtr,	/* Not used. */
-    Tcl_Obj *valueObj,		/* Not used. */
-    PendingValue *pvPtr)	/* Not used. */
-{
-    (void) interp;
-    (void) optPtr;
-    (void) valueObj;
-    (void) pvPtr;
-    return TCL_OK;
-}
-
-static int
-ParseCommand(
-    Tcl_Interp *interp,
-    const OptionSpec *optPtr,
-    Tcl_Obj *valueObj,
-    PendingValue *pvPtr)
-{
-    Tcl_Size len;
-
-    if (Tcl_ListObjLength(NULL, valueObj, &len) != TCL_OK) {
-	return BadValue(interp, optPtr, valueObj);
-    }
-    pvPtr->num = (int) len;
-    return TCL_OK;
 }
 
 /*
  *----------------------------------------------------------------------
  *
- * ParseConnection, ParseDefaultReply, ParseSeconds, ParseEncoding,
- * ParseSignals, ParseId, ParseMode --
+ * ParseValue --
  *
- *	The value checks of single options: a socket spec (-connection);
- *	a return code other than SMFIS_SKIP (-defaultreply, its verdict);
- *	seconds from 0 to 86400 (-draintimeout, in milliseconds); a known
- *	encoding (-encoding, held in pvPtr->encoding); a dict of signals
- *	and actions (-signals, in pvPtr->dictObj); a user or group
- *	(-socketowner, -socketgroup, its id); an octal file mode
- *	(-socketmode).
+ *	Checks a new value of an option and keeps what it stands for in
+ *	the pending value.
  *
  * Results:
  *	TCL_OK, or TCL_ERROR with a message and errorCode MILTER CONFIG
  *	VALUE option.
  *
  * Side effects:
- *	ParseEncoding and ParseSignals hold what they made in the pending
+ *	TYPE_ENCODING and TYPE_SIGNALS hold what they made in the pending
  *	value, replacing what an earlier instance of the option held; the
- *	caller releases it (ReleasePending). ParseId reads the user or
+ *	caller releases it (ReleasePending). TYPE_ID reads the user or
  *	group database.
  *
  *----------------------------------------------------------------------
  */
 
 static int
-ParseConnection(
+ParseValue(
     Tcl_Interp *interp,
     const OptionSpec *optPtr,
     Tcl_Obj *valueObj,
-    PendingValue *pvPtr)	/* Not used. */
+    PendingValue *pvPtr)
 {
+    Tcl_Size len;
+    Tcl_Obj *dictObj;
     char err[400];
 
-    (void) pvPtr;
-    if (!MilterSocketCheckSpec(Tcl_GetString(valueObj), err, sizeof(err))) {
-	Tcl_SetObjResult(interp, Tcl_ObjPrintf("bad value for %s: %s",
-		optPtr->name, err));
-	Tcl_SetErrorCode(interp, "MILTER", "CONFIG", "VALUE", optPtr->name,
-		NULL);
-	return TCL_ERROR;
+    switch (optPtr->type) {
+    case TYPE_STRING:
+	return TCL_OK;
+    case TYPE_COMMAND:
+	if (Tcl_ListObjLength(NULL, valueObj, &len) != TCL_OK) {
+	    return BadValue(interp, optPtr, valueObj);
+	}
+	pvPtr->num = (int) len;
+	return TCL_OK;
+    case TYPE_ID:
+	if (!LookupId(Tcl_GetString(valueObj), optPtr->flags & OPTION_GROUP,
+		&pvPtr->num)) {
+	    return BadValue(interp, optPtr, valueObj);
+	}
+	return TCL_OK;
+    case TYPE_SOCKET:
+	if (!MilterSocketCheckSpec(Tcl_GetString(valueObj), err,
+		sizeof(err))) {
+	    Tcl_SetObjResult(interp, Tcl_ObjPrintf("bad value for %s: %s",
+		    optPtr->name, err));
+	    Tcl_SetErrorCode(interp, "MILTER", "CONFIG", "VALUE",
+		    optPtr->name, NULL);
+	    return TCL_ERROR;
+	}
+	return TCL_OK;
+    case TYPE_ENCODING:
+	if (pvPtr->encoding != NULL) {
+	    Tcl_FreeEncoding(pvPtr->encoding);
+	}
+	pvPtr->encoding = Tcl_GetEncoding(NULL, Tcl_GetString(valueObj));
+	if (pvPtr->encoding == NULL) {
+	    return BadValue(interp, optPtr, valueObj);
+	}
+	return TCL_OK;
+    case TYPE_SIGNALS:
+	if (MilterSignalCheck(interp, valueObj, &dictObj) != TCL_OK) {
+	    return TCL_ERROR;
+	}
+	if (dictObj != NULL) {
+	    Tcl_IncrRefCount(dictObj);
+	}
+	if (pvPtr->dictObj != NULL) {
+	    Tcl_DecrRefCount(pvPtr->dictObj);
+	}
+	pvPtr->dictObj = dictObj;
+	return TCL_OK;
+    default:
+	if (!ParseNumber(optPtr, valueObj, &pvPtr->num)) {
+	    return BadValue(interp, optPtr, valueObj);
+	}
+	return TCL_OK;
     }
-    return TCL_OK;
-}
-
-static int
-ParseDefaultReply(
-    Tcl_Interp *interp,
-    const OptionSpec *optPtr,
-    Tcl_Obj *valueObj,
-    PendingValue *pvPtr)
-{
-    int index;
-
-    if (Tcl_GetIndexFromObjStruct(NULL, valueObj, milterCodeNames,
-	    sizeof(char *), "code", TCL_EXACT, &index) != TCL_OK
-	    || milterCodeValues[index] == MILTER_SKIP) {
-	return BadValue(interp, optPtr, valueObj);
-    }
-    pvPtr->num = milterCodeValues[index];
-    return TCL_OK;
-}
-
-static int
-ParseSeconds(
-    Tcl_Interp *interp,
-    const OptionSpec *optPtr,
-    Tcl_Obj *valueObj,
-    PendingValue *pvPtr)
-{
-    double seconds;
-
-    if (Tcl_GetDoubleFromObj(NULL, valueObj, &seconds) != TCL_OK
-	    || seconds < optPtr->min || seconds > optPtr->max) {
-	return BadValue(interp, optPtr, valueObj);
-    }
-    pvPtr->num = (int) (seconds * 1000);
-    return TCL_OK;
-}
-
-static int
-ParseEncoding(
-    Tcl_Interp *interp,
-    const OptionSpec *optPtr,
-    Tcl_Obj *valueObj,
-    PendingValue *pvPtr)
-{
-    if (pvPtr->encoding != NULL) {
-	Tcl_FreeEncoding(pvPtr->encoding);
-    }
-    pvPtr->encoding = Tcl_GetEncoding(NULL, Tcl_GetString(valueObj));
-    if (pvPtr->encoding == NULL) {
-	return BadValue(interp, optPtr, valueObj);
-    }
-    return TCL_OK;
-}
-
-static int
-ParseSignals(
-    Tcl_Interp *interp,
-    const OptionSpec *optPtr,	/* Not used. */
-    Tcl_Obj *valueObj,
-    PendingValue *pvPtr)
-{
-    Tcl_Obj *dictObj;
-
-    (void) optPtr;
-    if (MilterSignalCheck(interp, valueObj, &dictObj) != TCL_OK) {
-	return TCL_ERROR;
-    }
-    if (dictObj != NULL) {
-	Tcl_IncrRefCount(dictObj);
-    }
-    if (pvPtr->dictObj != NULL) {
-	Tcl_DecrRefCount(pvPtr->dictObj);
-    }
-    pvPtr->dictObj = dictObj;
-    return TCL_OK;
-}
-
-static int
-ParseId(
-    Tcl_Interp *interp,
-    const OptionSpec *optPtr,
-    Tcl_Obj *valueObj,
-    PendingValue *pvPtr)
-{
-    if (!LookupId(Tcl_GetString(valueObj), optPtr->flags & OPTION_GROUP,
-	    &pvPtr->num)) {
-	return BadValue(interp, optPtr, valueObj);
-    }
-    return TCL_OK;
-}
-
-static int
-ParseMode(
-    Tcl_Interp *interp,
-    const OptionSpec *optPtr,
-    Tcl_Obj *valueObj,
-    PendingValue *pvPtr)
-{
-    const char *s = Tcl_GetString(valueObj);
-    char *end;
-    long mode = strtol(s, &end, 8);
-
-    if (*s == '\0' || *end != '\0' || mode < optPtr->min
-	    || mode > optPtr->max) {
-	return BadValue(interp, optPtr, valueObj);
-    }
-    pvPtr->num = (int) mode;
-    return TCL_OK;
 }
 
 /*
  *----------------------------------------------------------------------
  *
- * GetInt, GetBoolean, GetIndex, GetObj, GetDefaultReply, GetSeconds,
- * GetEncoding, GetMode --
+ * GetValue --
  *
- *	An option's current value, from its int field (as a number, a
- *	boolean, one of optPtr->names, a return code name, seconds from
- *	milliseconds, an octal mode), from its object field (empty for
- *	NULL), or the encoding's name.
+ *	An option's current value, as configure reports it.
  *
  * Results:
  *	An object: new, or the state's own.
@@ -614,76 +521,42 @@ ParseMode(
  */
 
 static Tcl_Obj *
-GetInt(
+GetValue(
     MilterState *statePtr,
     const OptionSpec *optPtr)
 {
-    return Tcl_NewIntObj(*INT_FIELD(statePtr, optPtr));
-}
+    int i, num = 0;
+    Tcl_Obj *objPtr;
 
-static Tcl_Obj *
-GetBoolean(
-    MilterState *statePtr,
-    const OptionSpec *optPtr)
-{
-    return Tcl_NewBooleanObj(*INT_FIELD(statePtr, optPtr));
-}
-
-static Tcl_Obj *
-GetIndex(
-    MilterState *statePtr,
-    const OptionSpec *optPtr)
-{
-    return Tcl_NewStringObj(optPtr->names[*INT_FIELD(statePtr, optPtr)],
-	    -1);
-}
-
-static Tcl_Obj *
-GetObj(
-    MilterState *statePtr,
-    const OptionSpec *optPtr)
-{
-    return OBJ_OR_EMPTY(*OBJ_FIELD(statePtr, optPtr));
-}
-
-static Tcl_Obj *
-GetDefaultReply(
-    MilterState *statePtr,
-    const OptionSpec *optPtr)
-{
-    int i, verdict = *INT_FIELD(statePtr, optPtr);
-
-    for (i = 0; milterCodeNames[i] != NULL; i++) {
-	if (milterCodeValues[i] == verdict) {
-	    break;
-	}
+    if (optPtr->intOffset != 0) {
+	num = *INT_FIELD(statePtr, optPtr);
     }
-    return Tcl_NewStringObj(milterCodeNames[i], -1);
-}
-
-static Tcl_Obj *
-GetSeconds(
-    MilterState *statePtr,
-    const OptionSpec *optPtr)
-{
-    return Tcl_NewDoubleObj(*INT_FIELD(statePtr, optPtr) / 1000.0);
-}
-
-static Tcl_Obj *
-GetEncoding(
-    MilterState *statePtr,
-    const OptionSpec *optPtr)	/* Not used. */
-{
-    (void) optPtr;
-    return Tcl_NewStringObj(Tcl_GetEncodingName(statePtr->encoding), -1);
-}
-
-static Tcl_Obj *
-GetMode(
-    MilterState *statePtr,
-    const OptionSpec *optPtr)
-{
-    return Tcl_ObjPrintf("0%o", (unsigned) *INT_FIELD(statePtr, optPtr));
+    switch (optPtr->type) {
+    case TYPE_SECONDS:
+	return Tcl_NewDoubleObj(num / 1000.0);
+    case TYPE_BOOLEAN:
+	num = (num != 0);
+	/* FALLTHRU */
+    case TYPE_INT:
+	return Tcl_NewIntObj(num);
+    case TYPE_MODE:
+	return Tcl_ObjPrintf("0%o", (unsigned) num);
+    case TYPE_INDEX:
+	return Tcl_NewStringObj(optPtr->names[num], -1);
+    case TYPE_CODE:
+	for (i = 0; milterCodeNames[i] != NULL; i++) {
+	    if (milterCodeValues[i] == num) {
+		break;
+	    }
+	}
+	return Tcl_NewStringObj(milterCodeNames[i], -1);
+    case TYPE_ENCODING:
+	return Tcl_NewStringObj(Tcl_GetEncodingName(statePtr->encoding),
+		-1);
+    default:
+	objPtr = *OBJ_FIELD(statePtr, optPtr);
+	return objPtr != NULL ? objPtr : Tcl_NewObj();
+    }
 }
 
 /*
@@ -719,233 +592,191 @@ ReplaceObj(
 /*
  *----------------------------------------------------------------------
  *
- * ApplyInt, ApplyObj, ApplyNonEmptyObj, ApplyId --
+ * ApplyValue --
  *
- *	Set a checked value: the number in the int field (under the
- *	state's lock for OPTION_LOCKED); the object in the object field;
- *	the same, or NULL for an empty value; the user or group id in the
- *	int field and the value as given in the object field, or NULL when
- *	empty.
+ *	Keeps a checked value, then calls the option's changedProc.
  *
  * Results:
  *	None.
  *
  * Side effects:
- *	Changes the configuration.
+ *	Changes the configuration; the encoding of the pending value
+ *	passes to the state.
  *
  *----------------------------------------------------------------------
  */
 
 static void
-ApplyInt(
+ApplyValue(
     MilterState *statePtr,
     const OptionSpec *optPtr,
     PendingValue *pvPtr)
 {
-    if (optPtr->flags & OPTION_LOCKED) {
-	Tcl_MutexLock(&statePtr->lock);
+    Tcl_Obj *obj = pvPtr->obj;
+
+    switch (optPtr->type) {
+    case TYPE_STRING:
+    case TYPE_SOCKET:
+	if ((optPtr->flags & OPTION_EMPTY_IS_NULL)
+		&& Tcl_GetCharLength(obj) == 0) {
+	    obj = NULL;
+	}
+	ReplaceObj(OBJ_FIELD(statePtr, optPtr), obj);
+	break;
+    case TYPE_COMMAND:
+	ReplaceObj(OBJ_FIELD(statePtr, optPtr), pvPtr->num > 0 ? obj : NULL);
+	break;
+    case TYPE_ID:
+	ReplaceObj(OBJ_FIELD(statePtr, optPtr), pvPtr->num >= 0 ? obj : NULL);
+	*INT_FIELD(statePtr, optPtr) = pvPtr->num;
+	break;
+    case TYPE_ENCODING:
+	MilterUseEncoding(statePtr, pvPtr->encoding);
+	pvPtr->encoding = NULL;
+	break;
+    case TYPE_SIGNALS:
+	ReplaceObj(OBJ_FIELD(statePtr, optPtr), pvPtr->dictObj);
+	break;
+    default:
+	if (optPtr->flags & OPTION_LOCKED) {
+	    Tcl_MutexLock(&statePtr->lock);
+	}
+	*INT_FIELD(statePtr, optPtr) = pvPtr->num;
+	if (optPtr->flags & OPTION_LOCKED) {
+	    Tcl_MutexUnlock(&statePtr->lock);
+	}
+	break;
     }
-    *INT_FIELD(statePtr, optPtr) = pvPtr->num;
-    if (optPtr->flags & OPTION_LOCKED) {
-	Tcl_MutexUnlock(&statePtr->lock);
+    if (optPtr->changedProc != NULL) {
+	optPtr->changedProc(statePtr);
     }
-}
-
-static void
-ApplyObj(
-    MilterState *statePtr,
-    const OptionSpec *optPtr,
-    PendingValue *pvPtr)
-{
-    ReplaceObj(OBJ_FIELD(statePtr, optPtr), pvPtr->obj);
-}
-
-static void
-ApplyNonEmptyObj(
-    MilterState *statePtr,
-    const OptionSpec *optPtr,
-    PendingValue *pvPtr)
-{
-    ReplaceObj(OBJ_FIELD(statePtr, optPtr),
-	    Tcl_GetCharLength(pvPtr->obj) > 0 ? pvPtr->obj : NULL);
-}
-
-static void
-ApplyId(
-    MilterState *statePtr,
-    const OptionSpec *optPtr,
-    PendingValue *pvPtr)
-{
-    ReplaceObj(OBJ_FIELD(statePtr, optPtr),
-	    pvPtr->num >= 0 ? pvPtr->obj : NULL);
-    *INT_FIELD(statePtr, optPtr) = pvPtr->num;
 }
 
 /*
  *----------------------------------------------------------------------
  *
- * ApplyDebugLevel, ApplyEncoding, ApplyLogCommand, ApplyName,
- * ApplySignals, ApplySyslogIdent --
+ * DebugLevelChanged --
  *
- *	Set a checked value of an option that does more than store it:
- *	tell the running network thread the debug level; take over the
- *	pending encoding; keep the other threads' copies (the log command
- *	flag, the log name, the syslog ident) under the state's lock;
- *	install the signal handlers.
+ *	-debuglevel changed: the running network thread takes it over.
  *
  * Results:
  *	None.
  *
  * Side effects:
- *	Changes the configuration; see above.
+ *	Sets the server's debug level.
  *
  *----------------------------------------------------------------------
  */
 
 static void
-ApplyDebugLevel(
-    MilterState *statePtr,
-    const OptionSpec *optPtr,
-    PendingValue *pvPtr)
+DebugLevelChanged(
+    MilterState *statePtr)
 {
-    ApplyInt(statePtr, optPtr, pvPtr);
     if (statePtr->server != NULL) {
-	MilterServerSetDebug(statePtr->server, pvPtr->num);
+	MilterServerSetDebug(statePtr->server, statePtr->debugLevel);
     }
 }
 
-static void
-ApplyEncoding(
-    MilterState *statePtr,
-    const OptionSpec *optPtr,	/* Not used. */
-    PendingValue *pvPtr)
-{
-    (void) optPtr;
-    MilterUseEncoding(statePtr, pvPtr->encoding);
-    pvPtr->encoding = NULL;
-}
+/*
+ *----------------------------------------------------------------------
+ *
+ * LogCopiesChanged --
+ *
+ *	-name, -syslogident or -logcommand changed: the threads that log
+ *	read copies of them (the name, the ident or "", whether there is a
+ *	log command); renew all three.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Sets statePtr->logName, syslogIdent and useLogCommand under the
+ *	state's lock.
+ *
+ *----------------------------------------------------------------------
+ */
 
 static void
-ApplyLogCommand(
-    MilterState *statePtr,
-    const OptionSpec *optPtr,
-    PendingValue *pvPtr)
+LogCopiesChanged(
+    MilterState *statePtr)
 {
-    ReplaceObj(OBJ_FIELD(statePtr, optPtr),
-	    pvPtr->num > 0 ? pvPtr->obj : NULL);
-    Tcl_MutexLock(&statePtr->lock);
-    statePtr->useLogCommand = pvPtr->num > 0;
-    Tcl_MutexUnlock(&statePtr->lock);
-}
+    Tcl_Obj *identObj = statePtr->syslogIdentObj;
 
-static void
-ApplyName(
-    MilterState *statePtr,
-    const OptionSpec *optPtr,
-    PendingValue *pvPtr)
-{
-    ApplyObj(statePtr, optPtr, pvPtr);
     Tcl_MutexLock(&statePtr->lock);
     snprintf(statePtr->logName, sizeof(statePtr->logName), "%s",
 	    Tcl_GetString(statePtr->nameObj));
-    Tcl_MutexUnlock(&statePtr->lock);
-}
-
-static void
-ApplySignals(
-    MilterState *statePtr,
-    const OptionSpec *optPtr,
-    PendingValue *pvPtr)
-{
-    ReplaceObj(OBJ_FIELD(statePtr, optPtr), pvPtr->dictObj);
-    MilterSignalUpdate(statePtr);
-}
-
-static void
-ApplySyslogIdent(
-    MilterState *statePtr,
-    const OptionSpec *optPtr,
-    PendingValue *pvPtr)
-{
-    ApplyNonEmptyObj(statePtr, optPtr, pvPtr);
-    Tcl_MutexLock(&statePtr->lock);
     snprintf(statePtr->syslogIdent, sizeof(statePtr->syslogIdent), "%s",
-	    Tcl_GetString(pvPtr->obj));
+	    identObj != NULL ? Tcl_GetString(identObj) : "");
+    statePtr->useLogCommand = statePtr->logCommandObj != NULL;
     Tcl_MutexUnlock(&statePtr->lock);
 }
 
 /*
  * The option table, in the order of the names (configure lists them so,
- * and applies values so). NONE marks a field an entry does not use.
+ * and applies values so). NONE marks a field an entry does not use (the
+ * offset of MilterState's first member, interp, which no option keeps).
  */
 
 #define NONE		0
-#define INT(f)		offsetof(MilterState, f)
-#define OBJ(f)		offsetof(MilterState, f)
+#define FIELD(f)	offsetof(MilterState, f)
 
 static const OptionSpec optionTable[] = {
-    {"-backlog", OPTION_STATIC, ParseInt, GetInt, ApplyInt,
-	    INT(backlog), NONE, 0, 65535,
-	    "an integer from 0 to 65535", NULL},
-    {"-connection", OPTION_STATIC, ParseConnection, GetObj, ApplyObj,
-	    NONE, OBJ(connectionObj), 0, 0, NULL, NULL},
-    {"-coroutines", 0, ParseBoolean, GetBoolean, ApplyInt,
-	    INT(coroutines), NONE, 0, 0, "a boolean", NULL},
-    {"-debuglevel", 0, ParseInt, GetInt, ApplyDebugLevel,
-	    INT(debugLevel), NONE, 0, 6, "an integer from 0 to 6", NULL},
-    {"-defaultreply", 0, ParseDefaultReply, GetDefaultReply, ApplyInt,
-	    INT(defaultReply), NONE, 0, 0, "SMFIS_CONTINUE, SMFIS_REJECT, "
-	    "SMFIS_DISCARD, SMFIS_ACCEPT or SMFIS_TEMPFAIL", NULL},
-    {"-draintimeout", OPTION_STATIC, ParseSeconds, GetSeconds, ApplyInt,
-	    INT(drainTimeout), NONE, 0, 86400,
-	    "a number of seconds from 0 to 86400", NULL},
-    {"-encoding", 0, ParseEncoding, GetEncoding, ApplyEncoding,
-	    NONE, NONE, 0, 0, "a known encoding", NULL},
-    {"-leadingspace", OPTION_STATIC, ParseBoolean, GetBoolean, ApplyInt,
-	    INT(leadingSpace), NONE, 0, 0, "a boolean", NULL},
-    {"-logcommand", 0, ParseCommand, GetObj, ApplyLogCommand,
-	    NONE, OBJ(logCommandObj), 0, 0, "a command prefix", NULL},
-    {"-logdestination", OPTION_LOCKED, ParseIndex, GetIndex, ApplyInt,
-	    INT(logSyslog), NONE, 0, 0, "stderr or syslog",
-	    destinationNames},
-    {"-maxconnections", OPTION_STATIC, ParseInt, GetInt, ApplyInt,
-	    INT(maxConnections), NONE, 0, 1000000,
-	    "an integer from 0 to 1000000", NULL},
-    {"-maxdatasize", OPTION_STATIC, ParseInt, GetInt, ApplyInt,
-	    INT(maxDataSize), NONE, MILTER_CHUNK_SIZE, 64 * 1024 * 1024,
-	    "an integer from 65535 to 67108864", NULL},
-    {"-name", OPTION_STATIC, ParseAny, GetObj, ApplyName,
-	    NONE, OBJ(nameObj), 0, 0, NULL, NULL},
-    {"-signals", 0, ParseSignals, GetObj, ApplySignals,
-	    NONE, OBJ(signalsObj), 0, 0, NULL, NULL},
-    {"-socketgroup", OPTION_STATIC | OPTION_GROUP, ParseId, GetObj,
-	    ApplyId, INT(socketGid), OBJ(socketGroupObj), 0, 0,
-	    "a known group name or a group id", NULL},
-    {"-socketmode", OPTION_STATIC, ParseMode, GetMode, ApplyInt,
-	    INT(socketMode), NONE, 0, 0777,
-	    "an octal file mode such as 0660", NULL},
-    {"-socketowner", OPTION_STATIC, ParseId, GetObj, ApplyId,
-	    INT(socketUid), OBJ(socketOwnerObj), 0, 0,
-	    "a known user name or a user id", NULL},
-    {"-syslogfacility", OPTION_LOCKED, ParseIndex, GetIndex, ApplyInt,
-	    INT(syslogFacility), NONE, 0, 0, "auth, authpriv, cron, daemon, "
-	    "ftp, kern, local0 to local7, lpr, mail, news, syslog, user or "
-	    "uucp", milterFacilityNames},
-    {"-syslogident", 0, ParseAny, GetObj, ApplySyslogIdent,
-	    NONE, OBJ(syslogIdentObj), 0, 0, NULL, NULL},
-    {"-timeout", OPTION_STATIC, ParseInt, GetInt, ApplyInt,
-	    INT(timeout), NONE, 0, 100000000,
-	    "a non-negative number of seconds", NULL},
-    {"-workerinit", 0, ParseAny, GetObj, ApplyNonEmptyObj,
-	    NONE, OBJ(workerInitObj), 0, 0, NULL, NULL},
-    {"-workers", OPTION_STATIC, ParseInt, GetInt, ApplyInt,
-	    INT(workers), NONE, 0, 1024, "an integer from 0 to 1024", NULL},
-    {NULL, 0, NULL, NULL, NULL, NONE, NONE, 0, 0, NULL, NULL}
+    {"-backlog", OPTION_STATIC, TYPE_INT, FIELD(backlog), NONE,
+	    0, 65535, "an integer from 0 to 65535", NULL, NULL},
+    {"-connection", OPTION_STATIC, TYPE_SOCKET, NONE, FIELD(connectionObj),
+	    0, 0, NULL, NULL, NULL},
+    {"-coroutines", 0, TYPE_BOOLEAN, FIELD(coroutines), NONE,
+	    0, 0, "a boolean", NULL, NULL},
+    {"-debuglevel", 0, TYPE_INT, FIELD(debugLevel), NONE,
+	    0, 6, "an integer from 0 to 6", NULL, DebugLevelChanged},
+    {"-defaultreply", 0, TYPE_CODE, FIELD(defaultReply), NONE,
+	    0, 0, "SMFIS_CONTINUE, SMFIS_REJECT, SMFIS_DISCARD, "
+	    "SMFIS_ACCEPT or SMFIS_TEMPFAIL", NULL, NULL},
+    {"-draintimeout", OPTION_STATIC, TYPE_SECONDS, FIELD(drainTimeout), NONE,
+	    0, 86400, "a number of seconds from 0 to 86400", NULL, NULL},
+    {"-encoding", 0, TYPE_ENCODING, NONE, NONE,
+	    0, 0, "a known encoding", NULL, NULL},
+    {"-leadingspace", OPTION_STATIC, TYPE_BOOLEAN, FIELD(leadingSpace), NONE,
+	    0, 0, "a boolean", NULL, NULL},
+    {"-logcommand", 0, TYPE_COMMAND, NONE, FIELD(logCommandObj),
+	    0, 0, "a command prefix", NULL, LogCopiesChanged},
+    {"-logdestination", OPTION_LOCKED, TYPE_INDEX, FIELD(logSyslog), NONE,
+	    0, 0, "stderr or syslog", destinationNames, NULL},
+    {"-maxconnections", OPTION_STATIC, TYPE_INT, FIELD(maxConnections),
+	    NONE, 0, 1000000, "an integer from 0 to 1000000", NULL, NULL},
+    {"-maxdatasize", OPTION_STATIC, TYPE_INT, FIELD(maxDataSize), NONE,
+	    MILTER_CHUNK_SIZE, 64 * 1024 * 1024,
+	    "an integer from 65535 to 67108864", NULL, NULL},
+    {"-name", OPTION_STATIC, TYPE_STRING, NONE, FIELD(nameObj),
+	    0, 0, NULL, NULL, LogCopiesChanged},
+    {"-signals", 0, TYPE_SIGNALS, NONE, FIELD(signalsObj),
+	    0, 0, NULL, NULL, MilterSignalUpdate},
+    {"-socketgroup", OPTION_STATIC | OPTION_GROUP, TYPE_ID,
+	    FIELD(socketGid), FIELD(socketGroupObj),
+	    0, 0, "a known group name or a group id", NULL, NULL},
+    {"-socketmode", OPTION_STATIC, TYPE_MODE, FIELD(socketMode), NONE,
+	    0, 0777, "an octal file mode such as 0660", NULL, NULL},
+    {"-socketowner", OPTION_STATIC, TYPE_ID,
+	    FIELD(socketUid), FIELD(socketOwnerObj),
+	    0, 0, "a known user name or a user id", NULL, NULL},
+    {"-syslogfacility", OPTION_LOCKED, TYPE_INDEX, FIELD(syslogFacility),
+	    NONE, 0, 0, "auth, authpriv, cron, daemon, ftp, kern, local0 to "
+	    "local7, lpr, mail, news, syslog, user or uucp",
+	    milterFacilityNames, NULL},
+    {"-syslogident", OPTION_EMPTY_IS_NULL, TYPE_STRING,
+	    NONE, FIELD(syslogIdentObj), 0, 0, NULL, NULL,
+	    LogCopiesChanged},
+    {"-timeout", OPTION_STATIC, TYPE_INT, FIELD(timeout), NONE,
+	    0, 100000000, "a non-negative number of seconds", NULL, NULL},
+    {"-workerinit", OPTION_EMPTY_IS_NULL, TYPE_STRING,
+	    NONE, FIELD(workerInitObj), 0, 0, NULL, NULL, NULL},
+    {"-workers", OPTION_STATIC, TYPE_INT, FIELD(workers), NONE,
+	    0, 1024, "an integer from 0 to 1024", NULL, NULL},
+    {NULL, 0, TYPE_INT, NONE, NONE, 0, 0, NULL, NULL, NULL}
 };
 
 #undef NONE
-#undef INT
-#undef OBJ
+#undef FIELD
 
 #define NUM_OPTIONS (sizeof(optionTable) / sizeof(optionTable[0]) - 1)
 
@@ -955,7 +786,7 @@ static const OptionSpec optionTable[] = {
  * ReleasePending --
  *
  *	Frees what the checked values of one configure call hold (what
- *	the apply procedures did not take over).
+ *	ApplyValue did not take over).
  *
  * Results:
  *	None.
@@ -1083,7 +914,7 @@ ConfigureObjCmd(
 	    Tcl_ListObjAppendElement(NULL, resultObj,
 		    Tcl_NewStringObj(optPtr->name, -1));
 	    Tcl_ListObjAppendElement(NULL, resultObj,
-		    optPtr->getProc(statePtr, optPtr));
+		    GetValue(statePtr, optPtr));
 	}
 	Tcl_SetObjResult(interp, resultObj);
 	return TCL_OK;
@@ -1093,7 +924,7 @@ ConfigureObjCmd(
 	    return TCL_ERROR;
 	}
 	optPtr = &optionTable[option];
-	Tcl_SetObjResult(interp, optPtr->getProc(statePtr, optPtr));
+	Tcl_SetObjResult(interp, GetValue(statePtr, optPtr));
 	return TCL_OK;
     }
     if (objc % 2 == 0) {
@@ -1124,15 +955,14 @@ ConfigureObjCmd(
 	}
 	pending[option].set = 1;
 	pending[option].obj = objv[i+1];
-	if (optPtr->parseProc(interp, optPtr, objv[i+1],
-		&pending[option]) != TCL_OK) {
+	if (ParseValue(interp, optPtr, objv[i+1], &pending[option])
+		!= TCL_OK) {
 	    goto error;
 	}
     }
     for (option = 0; option < (int) NUM_OPTIONS; option++) {
 	if (pending[option].set) {
-	    optPtr = &optionTable[option];
-	    optPtr->applyProc(statePtr, optPtr, &pending[option]);
+	    ApplyValue(statePtr, &optionTable[option], &pending[option]);
 	}
     }
     MilterPoolSync(statePtr);
