@@ -177,39 +177,15 @@ CtxCmdDeleted(
 /*
  *----------------------------------------------------------------------
  *
- * ClosedError --
- *
- *	Reports that the MTA can no longer be reached through this context:
- *	its session ended, or the MTA hung up while a callback ran.
- *
- * Results:
- *	TCL_ERROR.
- *
- * Side effects:
- *	Sets the interpreter's result and errorCode MILTER CONTEXT CLOSED.
- *
- *----------------------------------------------------------------------
- */
-
-static int
-ClosedError(
-    Tcl_Interp *interp)
-{
-    Tcl_SetObjResult(interp, Tcl_NewStringObj(
-	    "the MTA connection of this context is closed", -1));
-    Tcl_SetErrorCode(interp, "MILTER", "CONTEXT", "CLOSED", NULL);
-    return TCL_ERROR;
-}
-
-/*
- *----------------------------------------------------------------------
- *
  * SessionResult --
  *
  *	The Tcl result of a session call: nothing when it succeeded, else
  *	"cannot subcommand: msg" with errorCode MILTER CONTEXT
  *	STATE|ACTION|VALUE subcommand (always the full subcommand name,
- *	however it was abbreviated), or the CLOSED error.
+ *	however it was abbreviated), or for MILTER_ERR_CLOSED (the MTA
+ *	can no longer be reached through this context: its session ended,
+ *	or the MTA hung up while a callback ran) "the MTA connection of
+ *	this context is closed" with errorCode MILTER CONTEXT CLOSED.
  *
  * Results:
  *	TCL_OK for MILTER_ERR_NONE, else TCL_ERROR.
@@ -237,11 +213,15 @@ SessionResult(
 	return TCL_OK;
     }
     if (err == MILTER_ERR_CLOSED) {
-	return ClosedError(interp);
+	Tcl_SetObjResult(interp, Tcl_NewStringObj(
+		"the MTA connection of this context is closed", -1));
+	Tcl_SetErrorCode(interp, "MILTER", "CONTEXT", "CLOSED", NULL);
+    } else {
+	Tcl_SetObjResult(interp, Tcl_ObjPrintf("cannot %s: %s", subName,
+		msg));
+	Tcl_SetErrorCode(interp, "MILTER", "CONTEXT", classes[err], subName,
+		NULL);
     }
-    Tcl_SetObjResult(interp, Tcl_ObjPrintf("cannot %s: %s", subName, msg));
-    Tcl_SetErrorCode(interp, "MILTER", "CONTEXT", classes[err], subName,
-	    NULL);
     return TCL_ERROR;
 }
 
@@ -1290,7 +1270,7 @@ CtxObjCmd(
     }
     cmdPtr = &subCommands[index];
     if (ctxPtr->deleted || ctxPtr->conn == NULL) {
-	return ClosedError(interp);
+	return SessionResult(interp, cmdPtr->name, MILTER_ERR_CLOSED, NULL);
     }
     if (objc < cmdPtr->minObjc
 	    || (cmdPtr->maxObjc >= 0 && objc > cmdPtr->maxObjc)) {
