@@ -15,6 +15,7 @@
 
 #include <grp.h>
 #include <pwd.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -39,34 +40,6 @@ const char *const milterCodeNames[] = {
 const int milterCodeValues[] = {
     MILTER_CONTINUE, MILTER_REJECT, MILTER_DISCARD, MILTER_ACCEPT,
     MILTER_TEMPFAIL, MILTER_SKIP
-};
-
-/*
- * Options of milter configure. Those marked STATIC cannot change while the
- * milter is running.
- */
-
-static const char *const optionNames[] = {
-    "-backlog", "-connection", "-coroutines", "-debuglevel", "-defaultreply",
-    "-draintimeout", "-encoding", "-leadingspace", "-logcommand",
-    "-logdestination", "-maxconnections", "-maxdatasize", "-metrics",
-    "-name",
-    "-signals", "-socketgroup", "-socketmode", "-socketowner",
-    "-syslogfacility", "-syslogident", "-timeout", "-workerinit",
-    "-workers", NULL
-};
-enum Option {
-    OPT_BACKLOG, OPT_CONNECTION, OPT_COROUTINES, OPT_DEBUGLEVEL,
-    OPT_DEFAULTREPLY,
-    OPT_DRAINTIMEOUT, OPT_ENCODING, OPT_LEADINGSPACE, OPT_LOGCOMMAND,
-    OPT_LOGDESTINATION, OPT_MAXCONNECTIONS, OPT_MAXDATASIZE, OPT_METRICS,
-    OPT_NAME,
-    OPT_SIGNALS, OPT_SOCKETGROUP, OPT_SOCKETMODE, OPT_SOCKETOWNER,
-    OPT_SYSLOGFACILITY, OPT_SYSLOGIDENT, OPT_TIMEOUT, OPT_WORKERINIT,
-    OPT_WORKERS
-};
-static const int optionIsStatic[] = {
-    1, 1, 0, 0, 0, 1, 0, 1, 0, 0, 1, 1, 1, 1, 0, 1, 1, 1, 0, 0, 1, 0, 1
 };
 
 /*
@@ -218,113 +191,6 @@ FreeState(
 /*
  *----------------------------------------------------------------------
  *
- * Configuration helpers --
- *
- *	OptionValue returns an option's current value; a Pending record
- *	holds validated new values until all of them are known good.
- *
- *----------------------------------------------------------------------
- */
-
-typedef struct Pending {
-    int set[sizeof(optionIsStatic) / sizeof(int)];
-    Tcl_Obj *obj[sizeof(optionIsStatic) / sizeof(int)];
-    int num[sizeof(optionIsStatic) / sizeof(int)];
-    Tcl_Encoding encoding;
-    Tcl_Obj *signalsObj;	/* -signals, canonical; NULL when empty. */
-} Pending;
-
-/*
- * Maybe: an option whose value is an object or nothing.
- */
-
-#define OBJ_OR_EMPTY(objPtr) ((objPtr) != NULL ? (objPtr) : Tcl_NewObj())
-
-static Tcl_Obj *
-OptionValue(
-    MilterState *statePtr,
-    int option)
-{
-    switch ((enum Option) option) {
-    case OPT_BACKLOG:	return Tcl_NewIntObj(statePtr->backlog);
-    case OPT_CONNECTION: return statePtr->connectionObj;
-    case OPT_COROUTINES: return Tcl_NewBooleanObj(statePtr->coroutines);
-    case OPT_DEBUGLEVEL: return Tcl_NewIntObj(statePtr->debugLevel);
-    case OPT_DEFAULTREPLY: {
-	int i;
-
-	for (i = 0; milterCodeNames[i] != NULL; i++) {
-	    if (milterCodeValues[i] == statePtr->defaultReply) {
-		break;
-	    }
-	}
-	return Tcl_NewStringObj(milterCodeNames[i], -1);
-    }
-    case OPT_DRAINTIMEOUT:
-	return Tcl_NewDoubleObj(statePtr->drainTimeout / 1000.0);
-    case OPT_ENCODING:
-	return Tcl_NewStringObj(Tcl_GetEncodingName(statePtr->encoding), -1);
-    case OPT_LEADINGSPACE: return Tcl_NewBooleanObj(statePtr->leadingSpace);
-    case OPT_LOGCOMMAND: return OBJ_OR_EMPTY(statePtr->logCommandObj);
-    case OPT_LOGDESTINATION:
-	return Tcl_NewStringObj(destinationNames[statePtr->logSyslog], -1);
-    case OPT_MAXCONNECTIONS: return Tcl_NewIntObj(statePtr->maxConnections);
-    case OPT_MAXDATASIZE: return Tcl_NewIntObj(statePtr->maxDataSize);
-    case OPT_METRICS:	return OBJ_OR_EMPTY(statePtr->metricsObj);
-    case OPT_NAME:	return statePtr->nameObj;
-    case OPT_SIGNALS:	return OBJ_OR_EMPTY(statePtr->signalsObj);
-    case OPT_SOCKETGROUP: return OBJ_OR_EMPTY(statePtr->socketGroupObj);
-    case OPT_SOCKETMODE:
-	return Tcl_ObjPrintf("0%o", (unsigned) statePtr->socketMode);
-    case OPT_SOCKETOWNER: return OBJ_OR_EMPTY(statePtr->socketOwnerObj);
-    case OPT_SYSLOGFACILITY:
-	return Tcl_NewStringObj(
-		milterFacilityNames[statePtr->syslogFacility], -1);
-    case OPT_SYSLOGIDENT: return OBJ_OR_EMPTY(statePtr->syslogIdentObj);
-    case OPT_TIMEOUT:	return Tcl_NewIntObj(statePtr->timeout);
-    case OPT_WORKERINIT:
-	return statePtr->workerInitObj ? statePtr->workerInitObj
-		: Tcl_NewObj();
-    case OPT_WORKERS:	return Tcl_NewIntObj(statePtr->workers);
-    }
-    return Tcl_NewObj();
-}
-
-static int
-BadValue(
-    Tcl_Interp *interp,
-    int option,
-    Tcl_Obj *valueObj,
-    const char *expected)
-{
-    Tcl_SetObjResult(interp, Tcl_ObjPrintf(
-	    "bad value \"%s\" for %s: must be %s", Tcl_GetString(valueObj),
-	    optionNames[option], expected));
-    Tcl_SetErrorCode(interp, "MILTER", "CONFIG", "VALUE",
-	    optionNames[option], NULL);
-    return TCL_ERROR;
-}
-
-static int
-GetIntInRange(
-    Tcl_Interp *interp,
-    int option,
-    Tcl_Obj *valueObj,
-    int min,
-    int max,
-    const char *expected,
-    int *valuePtr)
-{
-    if (Tcl_GetIntFromObj(NULL, valueObj, valuePtr) != TCL_OK
-	    || *valuePtr < min || *valuePtr > max) {
-	return BadValue(interp, option, valueObj, expected);
-    }
-    return TCL_OK;
-}
-
-/*
- *----------------------------------------------------------------------
- *
  * LookupId --
  *
  *	A -socketgroup or -socketowner value as a group or user id: a
@@ -382,197 +248,350 @@ LookupId(
 }
 
 /*
+ * The options of milter configure: one table, optionTable below, with an
+ * entry per option: its name, whether it is static, the type of its
+ * values, the fields of MilterState that keep it and, for a few, what
+ * else must happen when it changes. A configure call checks every value
+ * into a PendingValue first and applies them only when all are good.
+ */
+
+typedef enum OptionType {
+    TYPE_INT,			/* An integer from min to max. */
+    TYPE_BOOLEAN,		/* A boolean, kept as 0 or 1. */
+    TYPE_SECONDS,		/* Seconds from min to max, kept in
+				 * milliseconds. */
+    TYPE_MODE,			/* An octal file mode from min to max. */
+    TYPE_INDEX,			/* One of names (exactly), kept as its
+				 * index. */
+    TYPE_CODE,			/* A return code but SMFIS_SKIP, kept as its
+				 * verdict. */
+    TYPE_STRING,		/* Any string, kept as an object. */
+    TYPE_COMMAND,		/* A command prefix; NULL when empty. */
+    TYPE_ID,			/* A user or group name or id: the id in the
+				 * int field, the value in the object field;
+				 * -1 and NULL when empty. */
+    TYPE_SOCKET,		/* A socket spec, kept as an object. */
+    TYPE_ENCODING,		/* A known encoding: statePtr->encoding. */
+    TYPE_SIGNALS		/* A dict of signals and actions, kept in
+				 * canonical form; NULL when empty. */
+} OptionType;
+
+/*
+ * Flag bits of OptionSpec.flags.
+ */
+
+enum OptionFlags {
+    OPTION_STATIC = 1,		/* Cannot change while the milter runs. */
+    OPTION_LOCKED = 2,		/* The int field is read by other threads:
+				 * write it under statePtr->lock. */
+    OPTION_GROUP = 4,		/* TYPE_ID: a group, not a user. */
+    OPTION_EMPTY_IS_NULL = 8,	/* TYPE_STRING, TYPE_SOCKET: keep NULL
+				 * for "". */
+    OPTION_LISTEN_ONLY = 16	/* TYPE_SOCKET: no inherited socket
+				 * (fd:N, systemd). */
+};
+
+/*
+ * An entry of the option table. Immutable, shared by all threads.
+ */
+
+typedef struct OptionSpec {
+    const char *name;		/* "-backlog"; first, for
+				 * Tcl_GetIndexFromObjStruct. */
+    int flags;			/* OPTION_* bits. */
+    OptionType type;		/* What values are and how they are kept. */
+    size_t intOffset;		/* The int field in MilterState, if any. */
+    size_t objOffset;		/* The Tcl_Obj * field, if any. */
+    int min, max;		/* The range of a number. */
+    const char *expected;	/* What a value must be: "a boolean". */
+    const char *const *names;	/* TYPE_INDEX: the value names. */
+    void (*changedProc)(MilterState *statePtr);
+				/* Called after a new value is kept, or
+				 * NULL. */
+} OptionSpec;
+
+/*
+ * One checked value, not yet applied. Owner thread only, on the C stack.
+ */
+
+typedef struct PendingValue {
+    int set;			/* The option was given in this call. */
+    int num;			/* The value as a number (most types). */
+    Tcl_Obj *obj;		/* The value as given; not counted (objv). */
+    Tcl_Encoding encoding;	/* TYPE_ENCODING: the encoding, held. */
+    Tcl_Obj *dictObj;		/* TYPE_SIGNALS: the canonical dict,
+				 * counted; NULL when empty. */
+} PendingValue;
+
+/*
+ * The fields of MilterState an entry names.
+ */
+
+#define INT_FIELD(statePtr, optPtr) \
+	((int *) ((char *) (statePtr) + (optPtr)->intOffset))
+#define OBJ_FIELD(statePtr, optPtr) \
+	((Tcl_Obj **) ((char *) (statePtr) + (optPtr)->objOffset))
+
+/*
  *----------------------------------------------------------------------
  *
- * ValidateOption --
+ * BadValue --
  *
- *	Checks one option value and stores it in the Pending record.
+ *	The error for a value an option does not accept.
  *
  * Results:
- *	TCL_OK, or TCL_ERROR with a message and errorCode
- *	MILTER CONFIG VALUE option.
+ *	TCL_ERROR.
  *
  * Side effects:
- *	May get an encoding (released by the caller on error).
+ *	Sets the interpreter's result, 'bad value "v" for -opt: must be
+ *	...', and errorCode MILTER CONFIG VALUE -opt.
  *
  *----------------------------------------------------------------------
  */
 
 static int
-ValidateOption(
+BadValue(
     Tcl_Interp *interp,
-    int option,
-    Tcl_Obj *valueObj,
-    Pending *pPtr)
+    const OptionSpec *optPtr,
+    Tcl_Obj *valueObj)
 {
-    int *nPtr = &pPtr->num[option];
+    Tcl_SetObjResult(interp, Tcl_ObjPrintf(
+	    "bad value \"%s\" for %s: must be %s", Tcl_GetString(valueObj),
+	    optPtr->name, optPtr->expected));
+    Tcl_SetErrorCode(interp, "MILTER", "CONFIG", "VALUE", optPtr->name,
+	    NULL);
+    return TCL_ERROR;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * ParseNumber --
+ *
+ *	Checks a value of a numeric type (TYPE_INT, TYPE_BOOLEAN,
+ *	TYPE_SECONDS, TYPE_MODE, TYPE_INDEX, TYPE_CODE) and converts it to
+ *	the number kept.
+ *
+ * Results:
+ *	1 with the number in *numPtr, or 0 if the value is not good.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+ParseNumber(
+    const OptionSpec *optPtr,
+    Tcl_Obj *valueObj,
+    int *numPtr)
+{
+    const char *s;
+    char *end;
     double seconds;
+    long mode;
 
-    pPtr->set[option] = 1;
-    pPtr->obj[option] = valueObj;
-    switch ((enum Option) option) {
-    case OPT_BACKLOG:
-	return GetIntInRange(interp, option, valueObj, 0, 65535,
-		"an integer from 0 to 65535", nPtr);
-    case OPT_CONNECTION: {
-	char err[400];
-
-	if (!MilterSocketCheckSpec(Tcl_GetString(valueObj), err,
-		sizeof(err))) {
-	    Tcl_SetObjResult(interp, Tcl_ObjPrintf(
-		    "bad value for -connection: %s", err));
-	    Tcl_SetErrorCode(interp, "MILTER", "CONFIG", "VALUE",
-		    "-connection", NULL);
-	    return TCL_ERROR;
-	}
-	return TCL_OK;
-    }
-    case OPT_COROUTINES:
-	if (Tcl_GetBooleanFromObj(NULL, valueObj, nPtr) != TCL_OK) {
-	    return BadValue(interp, option, valueObj, "a boolean");
-	}
-	return TCL_OK;
-    case OPT_DEBUGLEVEL:
-	return GetIntInRange(interp, option, valueObj, 0, 6,
-		"an integer from 0 to 6", nPtr);
-    case OPT_DEFAULTREPLY: {
-	int index;
-
-	if (Tcl_GetIndexFromObjStruct(NULL, valueObj, milterCodeNames,
-		sizeof(char *), "code", TCL_EXACT, &index) != TCL_OK
-		|| milterCodeValues[index] == MILTER_SKIP) {
-	    return BadValue(interp, option, valueObj, "SMFIS_CONTINUE, "
-		    "SMFIS_REJECT, SMFIS_DISCARD, SMFIS_ACCEPT or "
-		    "SMFIS_TEMPFAIL");
-	}
-	*nPtr = milterCodeValues[index];
-	return TCL_OK;
-    }
-    case OPT_DRAINTIMEOUT:
+    switch (optPtr->type) {
+    case TYPE_INT:
+	return Tcl_GetIntFromObj(NULL, valueObj, numPtr) == TCL_OK
+		&& *numPtr >= optPtr->min && *numPtr <= optPtr->max;
+    case TYPE_BOOLEAN:
+	return Tcl_GetBooleanFromObj(NULL, valueObj, numPtr) == TCL_OK;
+    case TYPE_SECONDS:
 	if (Tcl_GetDoubleFromObj(NULL, valueObj, &seconds) != TCL_OK
-		|| seconds < 0 || seconds > 86400) {
-	    return BadValue(interp, option, valueObj,
-		    "a number of seconds from 0 to 86400");
+		|| seconds < optPtr->min || seconds > optPtr->max) {
+	    return 0;
 	}
-	*nPtr = (int) (seconds * 1000);
-	return TCL_OK;
-    case OPT_ENCODING:
-	if (pPtr->encoding != NULL) {
-	    Tcl_FreeEncoding(pPtr->encoding);
+	*numPtr = (int) (seconds * 1000);
+	return 1;
+    case TYPE_MODE:
+	s = Tcl_GetString(valueObj);
+	mode = strtol(s, &end, 8);
+	*numPtr = (int) mode;
+	return *s != '\0' && *end == '\0' && mode >= optPtr->min
+		&& mode <= optPtr->max;
+    case TYPE_INDEX:
+	return Tcl_GetIndexFromObj(NULL, valueObj, optPtr->names, "value",
+		TCL_EXACT, numPtr) == TCL_OK;
+    case TYPE_CODE:
+	if (Tcl_GetIndexFromObjStruct(NULL, valueObj, milterCodeNames,
+		sizeof(char *), "code", TCL_EXACT, numPtr) != TCL_OK
+		|| milterCodeValues[*numPtr] == MILTER_SKIP) {
+	    return 0;
 	}
-	pPtr->encoding = Tcl_GetEncoding(NULL, Tcl_GetString(valueObj));
-	if (pPtr->encoding == NULL) {
-	    return BadValue(interp, option, valueObj, "a known encoding");
-	}
-	return TCL_OK;
-    case OPT_LEADINGSPACE:
-	if (Tcl_GetBooleanFromObj(NULL, valueObj, nPtr) != TCL_OK) {
-	    return BadValue(interp, option, valueObj, "a boolean");
-	}
-	return TCL_OK;
-    case OPT_LOGCOMMAND: {
-	Tcl_Size len;
-
-	if (Tcl_ListObjLength(NULL, valueObj, &len) != TCL_OK) {
-	    return BadValue(interp, option, valueObj, "a command prefix");
-	}
-	*nPtr = len;
-	return TCL_OK;
+	*numPtr = milterCodeValues[*numPtr];
+	return 1;
+    default:
+	return 0;
     }
-    case OPT_LOGDESTINATION:
-	if (Tcl_GetIndexFromObj(NULL, valueObj, destinationNames,
-		"destination", TCL_EXACT, nPtr) != TCL_OK) {
-	    return BadValue(interp, option, valueObj, "stderr or syslog");
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * ParseValue --
+ *
+ *	Checks a new value of an option and keeps what it stands for in
+ *	the pending value.
+ *
+ * Results:
+ *	TCL_OK, or TCL_ERROR with a message and errorCode MILTER CONFIG
+ *	VALUE option.
+ *
+ * Side effects:
+ *	TYPE_ENCODING and TYPE_SIGNALS hold what they made in the pending
+ *	value, replacing what an earlier instance of the option held; the
+ *	caller releases it (ReleasePending). TYPE_ID reads the user or
+ *	group database.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+ParseValue(
+    Tcl_Interp *interp,
+    const OptionSpec *optPtr,
+    Tcl_Obj *valueObj,
+    PendingValue *pvPtr)
+{
+    Tcl_Size len;
+    Tcl_Obj *dictObj;
+    char err[400];
+
+    switch (optPtr->type) {
+    case TYPE_STRING:
+	return TCL_OK;
+    case TYPE_COMMAND:
+	if (Tcl_ListObjLength(NULL, valueObj, &len) != TCL_OK) {
+	    return BadValue(interp, optPtr, valueObj);
+	}
+	pvPtr->num = (int) len;
+	return TCL_OK;
+    case TYPE_ID:
+	if (!LookupId(Tcl_GetString(valueObj), optPtr->flags & OPTION_GROUP,
+		&pvPtr->num)) {
+	    return BadValue(interp, optPtr, valueObj);
 	}
 	return TCL_OK;
-    case OPT_MAXCONNECTIONS:
-	return GetIntInRange(interp, option, valueObj, 0, 1000000,
-		"an integer from 0 to 1000000", nPtr);
-    case OPT_MAXDATASIZE:
-	return GetIntInRange(interp, option, valueObj, MILTER_CHUNK_SIZE,
-		64 * 1024 * 1024, "an integer from 65535 to 67108864", nPtr);
-    case OPT_METRICS: {
-	const char *spec = Tcl_GetString(valueObj);
-	char err[400];
-
-	if (*spec == '\0') {
+    case TYPE_SOCKET:
+	if ((optPtr->flags & OPTION_EMPTY_IS_NULL)
+		&& Tcl_GetCharLength(valueObj) == 0) {
 	    return TCL_OK;
 	}
-	if (strncmp(spec, "fd:", 3) == 0 || strcmp(spec, "systemd") == 0) {
-	    return BadValue(interp, option, valueObj,
-		    "empty or an inet:, inet6: or unix: spec");
+	if ((optPtr->flags & OPTION_LISTEN_ONLY)
+		&& (strncmp(Tcl_GetString(valueObj), "fd:", 3) == 0
+		|| strcmp(Tcl_GetString(valueObj), "systemd") == 0)) {
+	    return BadValue(interp, optPtr, valueObj);
 	}
-	if (!MilterSocketCheckSpec(spec, err, sizeof(err))) {
-	    Tcl_SetObjResult(interp, Tcl_ObjPrintf(
-		    "bad value for -metrics: %s", err));
+	if (!MilterSocketCheckSpec(Tcl_GetString(valueObj), err,
+		sizeof(err))) {
+	    Tcl_SetObjResult(interp, Tcl_ObjPrintf("bad value for %s: %s",
+		    optPtr->name, err));
 	    Tcl_SetErrorCode(interp, "MILTER", "CONFIG", "VALUE",
-		    "-metrics", NULL);
+		    optPtr->name, NULL);
 	    return TCL_ERROR;
 	}
 	return TCL_OK;
-    }
-    case OPT_NAME:
+    case TYPE_ENCODING:
+	if (pvPtr->encoding != NULL) {
+	    Tcl_FreeEncoding(pvPtr->encoding);
+	}
+	pvPtr->encoding = Tcl_GetEncoding(NULL, Tcl_GetString(valueObj));
+	if (pvPtr->encoding == NULL) {
+	    return BadValue(interp, optPtr, valueObj);
+	}
 	return TCL_OK;
-    case OPT_SIGNALS: {
-	Tcl_Obj *dictObj;
-
+    case TYPE_SIGNALS:
 	if (MilterSignalCheck(interp, valueObj, &dictObj) != TCL_OK) {
 	    return TCL_ERROR;
 	}
 	if (dictObj != NULL) {
 	    Tcl_IncrRefCount(dictObj);
 	}
-	if (pPtr->signalsObj != NULL) {
-	    Tcl_DecrRefCount(pPtr->signalsObj);
+	if (pvPtr->dictObj != NULL) {
+	    Tcl_DecrRefCount(pvPtr->dictObj);
 	}
-	pPtr->signalsObj = dictObj;
+	pvPtr->dictObj = dictObj;
+	return TCL_OK;
+    default:
+	if (!ParseNumber(optPtr, valueObj, &pvPtr->num)) {
+	    return BadValue(interp, optPtr, valueObj);
+	}
 	return TCL_OK;
     }
-    case OPT_SOCKETGROUP:
-	if (!LookupId(Tcl_GetString(valueObj), 1, nPtr)) {
-	    return BadValue(interp, option, valueObj,
-		    "a known group name or a group id");
-	}
-	return TCL_OK;
-    case OPT_SOCKETOWNER:
-	if (!LookupId(Tcl_GetString(valueObj), 0, nPtr)) {
-	    return BadValue(interp, option, valueObj,
-		    "a known user name or a user id");
-	}
-	return TCL_OK;
-    case OPT_SYSLOGFACILITY:
-	if (Tcl_GetIndexFromObj(NULL, valueObj, milterFacilityNames,
-		"facility", TCL_EXACT, nPtr) != TCL_OK) {
-	    return BadValue(interp, option, valueObj, "auth, authpriv, "
-		    "cron, daemon, ftp, kern, local0 to local7, lpr, mail, "
-		    "news, syslog, user or uucp");
-	}
-	return TCL_OK;
-    case OPT_SYSLOGIDENT:
-	return TCL_OK;
-    case OPT_SOCKETMODE: {
-	const char *s = Tcl_GetString(valueObj);
-	char *end;
-	long mode = strtol(s, &end, 8);
-
-	if (*s == '\0' || *end != '\0' || mode < 0 || mode > 0777) {
-	    return BadValue(interp, option, valueObj,
-		    "an octal file mode such as 0660");
-	}
-	*nPtr = (int) mode;
-	return TCL_OK;
-    }
-    case OPT_TIMEOUT:
-	return GetIntInRange(interp, option, valueObj, 0, 100000000,
-		"a non-negative number of seconds", nPtr);
-    case OPT_WORKERINIT:
-	return TCL_OK;
-    case OPT_WORKERS:
-	return GetIntInRange(interp, option, valueObj, 0, 1024,
-		"an integer from 0 to 1024", nPtr);
-    }
-    return TCL_OK;
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * GetValue --
+ *
+ *	An option's current value, as configure reports it.
+ *
+ * Results:
+ *	An object: new, or the state's own.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static Tcl_Obj *
+GetValue(
+    MilterState *statePtr,
+    const OptionSpec *optPtr)
+{
+    int i, num = 0;
+    Tcl_Obj *objPtr;
+
+    if (optPtr->intOffset != 0) {
+	num = *INT_FIELD(statePtr, optPtr);
+    }
+    switch (optPtr->type) {
+    case TYPE_SECONDS:
+	return Tcl_NewDoubleObj(num / 1000.0);
+    case TYPE_BOOLEAN:
+	num = (num != 0);
+	/* FALLTHRU */
+    case TYPE_INT:
+	return Tcl_NewIntObj(num);
+    case TYPE_MODE:
+	return Tcl_ObjPrintf("0%o", (unsigned) num);
+    case TYPE_INDEX:
+	return Tcl_NewStringObj(optPtr->names[num], -1);
+    case TYPE_CODE:
+	for (i = 0; milterCodeNames[i] != NULL; i++) {
+	    if (milterCodeValues[i] == num) {
+		break;
+	    }
+	}
+	return Tcl_NewStringObj(milterCodeNames[i], -1);
+    case TYPE_ENCODING:
+	return Tcl_NewStringObj(Tcl_GetEncodingName(statePtr->encoding),
+		-1);
+    default:
+	objPtr = *OBJ_FIELD(statePtr, optPtr);
+	return objPtr != NULL ? objPtr : Tcl_NewObj();
+    }
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * ReplaceObj --
+ *
+ *	Stores an object in a counted slot.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Counts the new object (if any); releases the old one (if any).
+ *
+ *----------------------------------------------------------------------
+ */
 
 static void
 ReplaceObj(
@@ -591,109 +610,261 @@ ReplaceObj(
 /*
  *----------------------------------------------------------------------
  *
- * ApplyPending --
+ * ApplyValue --
  *
- *	Commits validated option values.
+ *	Keeps a checked value, then calls the option's changedProc.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Changes the configuration; the encoding of the pending value
+ *	passes to the state.
  *
  *----------------------------------------------------------------------
  */
 
 static void
-ApplyPending(
+ApplyValue(
     MilterState *statePtr,
-    Pending *pPtr)
+    const OptionSpec *optPtr,
+    PendingValue *pvPtr)
 {
-    int option;
+    Tcl_Obj *obj = pvPtr->obj;
 
-    for (option = 0; optionNames[option] != NULL; option++) {
-	int n = pPtr->num[option];
-
-	if (!pPtr->set[option]) {
-	    continue;
+    switch (optPtr->type) {
+    case TYPE_STRING:
+    case TYPE_SOCKET:
+	if ((optPtr->flags & OPTION_EMPTY_IS_NULL)
+		&& Tcl_GetCharLength(obj) == 0) {
+	    obj = NULL;
 	}
-	switch ((enum Option) option) {
-	case OPT_BACKLOG:	statePtr->backlog = n;		break;
-	case OPT_CONNECTION:
-	    ReplaceObj(&statePtr->connectionObj, pPtr->obj[option]);
-	    break;
-	case OPT_COROUTINES:	statePtr->coroutines = n;	break;
-	case OPT_DEBUGLEVEL:
-	    statePtr->debugLevel = n;
-	    if (statePtr->server != NULL) {
-		MilterServerSetDebug(statePtr->server, n);
-	    }
-	    break;
-	case OPT_DEFAULTREPLY:	statePtr->defaultReply = n;	break;
-	case OPT_DRAINTIMEOUT:	statePtr->drainTimeout = n;	break;
-	case OPT_ENCODING:
-	    MilterUseEncoding(statePtr, pPtr->encoding);
-	    pPtr->encoding = NULL;
-	    break;
-	case OPT_LEADINGSPACE:	statePtr->leadingSpace = n;	break;
-	case OPT_LOGCOMMAND:
-	    ReplaceObj(&statePtr->logCommandObj,
-		    n > 0 ? pPtr->obj[option] : NULL);
+	ReplaceObj(OBJ_FIELD(statePtr, optPtr), obj);
+	break;
+    case TYPE_COMMAND:
+	ReplaceObj(OBJ_FIELD(statePtr, optPtr), pvPtr->num > 0 ? obj : NULL);
+	break;
+    case TYPE_ID:
+	ReplaceObj(OBJ_FIELD(statePtr, optPtr), pvPtr->num >= 0 ? obj : NULL);
+	*INT_FIELD(statePtr, optPtr) = pvPtr->num;
+	break;
+    case TYPE_ENCODING:
+	MilterUseEncoding(statePtr, pvPtr->encoding);
+	pvPtr->encoding = NULL;
+	break;
+    case TYPE_SIGNALS:
+	ReplaceObj(OBJ_FIELD(statePtr, optPtr), pvPtr->dictObj);
+	break;
+    default:
+	if (optPtr->flags & OPTION_LOCKED) {
 	    Tcl_MutexLock(&statePtr->lock);
-	    statePtr->useLogCommand = n > 0;
+	}
+	*INT_FIELD(statePtr, optPtr) = pvPtr->num;
+	if (optPtr->flags & OPTION_LOCKED) {
 	    Tcl_MutexUnlock(&statePtr->lock);
-	    break;
-	case OPT_LOGDESTINATION:
-	    Tcl_MutexLock(&statePtr->lock);
-	    statePtr->logSyslog = n;
-	    Tcl_MutexUnlock(&statePtr->lock);
-	    break;
-	case OPT_MAXCONNECTIONS: statePtr->maxConnections = n;	break;
-	case OPT_MAXDATASIZE:	statePtr->maxDataSize = n;	break;
-	case OPT_METRICS:
-	    ReplaceObj(&statePtr->metricsObj,
-		    Tcl_GetCharLength(pPtr->obj[option]) > 0
-		    ? pPtr->obj[option] : NULL);
-	    break;
-	case OPT_NAME:
-	    ReplaceObj(&statePtr->nameObj, pPtr->obj[option]);
-	    Tcl_MutexLock(&statePtr->lock);
-	    snprintf(statePtr->logName, sizeof(statePtr->logName), "%s",
-		    Tcl_GetString(statePtr->nameObj));
-	    Tcl_MutexUnlock(&statePtr->lock);
-	    break;
-	case OPT_SIGNALS:
-	    ReplaceObj(&statePtr->signalsObj, pPtr->signalsObj);
-	    MilterSignalUpdate(statePtr);
-	    break;
-	case OPT_SOCKETGROUP:
-	    ReplaceObj(&statePtr->socketGroupObj,
-		    n >= 0 ? pPtr->obj[option] : NULL);
-	    statePtr->socketGid = n;
-	    break;
-	case OPT_SOCKETMODE:	statePtr->socketMode = n;	break;
-	case OPT_SOCKETOWNER:
-	    ReplaceObj(&statePtr->socketOwnerObj,
-		    n >= 0 ? pPtr->obj[option] : NULL);
-	    statePtr->socketUid = n;
-	    break;
-	case OPT_SYSLOGFACILITY:
-	    Tcl_MutexLock(&statePtr->lock);
-	    statePtr->syslogFacility = n;
-	    Tcl_MutexUnlock(&statePtr->lock);
-	    break;
-	case OPT_SYSLOGIDENT:
-	    ReplaceObj(&statePtr->syslogIdentObj,
-		    Tcl_GetCharLength(pPtr->obj[option]) > 0
-		    ? pPtr->obj[option] : NULL);
-	    Tcl_MutexLock(&statePtr->lock);
-	    snprintf(statePtr->syslogIdent, sizeof(statePtr->syslogIdent),
-		    "%s", Tcl_GetString(pPtr->obj[option]));
-	    Tcl_MutexUnlock(&statePtr->lock);
-	    break;
-	case OPT_TIMEOUT:	statePtr->timeout = n;		break;
-	case OPT_WORKERINIT:
-	    ReplaceObj(&statePtr->workerInitObj,
-		    Tcl_GetCharLength(pPtr->obj[option]) > 0
-		    ? pPtr->obj[option] : NULL);
-	    break;
-	case OPT_WORKERS:	statePtr->workers = n;		break;
+	}
+	break;
+    }
+    if (optPtr->changedProc != NULL) {
+	optPtr->changedProc(statePtr);
+    }
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * DebugLevelChanged --
+ *
+ *	-debuglevel changed: the running network thread takes it over.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Sets the server's debug level.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static void
+DebugLevelChanged(
+    MilterState *statePtr)
+{
+    if (statePtr->server != NULL) {
+	MilterServerSetDebug(statePtr->server, statePtr->debugLevel);
+    }
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * LogCopiesChanged --
+ *
+ *	-name, -syslogident or -logcommand changed: the threads that log
+ *	read copies of them (the name, the ident or "", whether there is a
+ *	log command); renew all three.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Sets statePtr->logName, syslogIdent and useLogCommand under the
+ *	state's lock.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static void
+LogCopiesChanged(
+    MilterState *statePtr)
+{
+    Tcl_Obj *identObj = statePtr->syslogIdentObj;
+
+    Tcl_MutexLock(&statePtr->lock);
+    snprintf(statePtr->logName, sizeof(statePtr->logName), "%s",
+	    Tcl_GetString(statePtr->nameObj));
+    snprintf(statePtr->syslogIdent, sizeof(statePtr->syslogIdent), "%s",
+	    identObj != NULL ? Tcl_GetString(identObj) : "");
+    statePtr->useLogCommand = statePtr->logCommandObj != NULL;
+    Tcl_MutexUnlock(&statePtr->lock);
+}
+
+/*
+ * The option table, in the order of the names (configure lists them so,
+ * and applies values so). NONE marks a field an entry does not use (the
+ * offset of MilterState's first member, interp, which no option keeps).
+ */
+
+#define NONE		0
+#define FIELD(f)	offsetof(MilterState, f)
+
+static const OptionSpec optionTable[] = {
+    {"-backlog", OPTION_STATIC, TYPE_INT, FIELD(backlog), NONE,
+	    0, 65535, "an integer from 0 to 65535", NULL, NULL},
+    {"-connection", OPTION_STATIC, TYPE_SOCKET, NONE, FIELD(connectionObj),
+	    0, 0, NULL, NULL, NULL},
+    {"-coroutines", 0, TYPE_BOOLEAN, FIELD(coroutines), NONE,
+	    0, 0, "a boolean", NULL, NULL},
+    {"-debuglevel", 0, TYPE_INT, FIELD(debugLevel), NONE,
+	    0, 6, "an integer from 0 to 6", NULL, DebugLevelChanged},
+    {"-defaultreply", 0, TYPE_CODE, FIELD(defaultReply), NONE,
+	    0, 0, "SMFIS_CONTINUE, SMFIS_REJECT, SMFIS_DISCARD, "
+	    "SMFIS_ACCEPT or SMFIS_TEMPFAIL", NULL, NULL},
+    {"-draintimeout", OPTION_STATIC, TYPE_SECONDS, FIELD(drainTimeout), NONE,
+	    0, 86400, "a number of seconds from 0 to 86400", NULL, NULL},
+    {"-encoding", 0, TYPE_ENCODING, NONE, NONE,
+	    0, 0, "a known encoding", NULL, NULL},
+    {"-leadingspace", OPTION_STATIC, TYPE_BOOLEAN, FIELD(leadingSpace), NONE,
+	    0, 0, "a boolean", NULL, NULL},
+    {"-logcommand", 0, TYPE_COMMAND, NONE, FIELD(logCommandObj),
+	    0, 0, "a command prefix", NULL, LogCopiesChanged},
+    {"-logdestination", OPTION_LOCKED, TYPE_INDEX, FIELD(logSyslog), NONE,
+	    0, 0, "stderr or syslog", destinationNames, NULL},
+    {"-maxconnections", OPTION_STATIC, TYPE_INT, FIELD(maxConnections),
+	    NONE, 0, 1000000, "an integer from 0 to 1000000", NULL, NULL},
+    {"-maxdatasize", OPTION_STATIC, TYPE_INT, FIELD(maxDataSize), NONE,
+	    MILTER_CHUNK_SIZE, 64 * 1024 * 1024,
+	    "an integer from 65535 to 67108864", NULL, NULL},
+    {"-metrics", OPTION_STATIC | OPTION_EMPTY_IS_NULL | OPTION_LISTEN_ONLY,
+	    TYPE_SOCKET, NONE, FIELD(metricsObj), 0, 0,
+	    "empty or an inet:, inet6: or unix: spec", NULL, NULL},
+    {"-name", OPTION_STATIC, TYPE_STRING, NONE, FIELD(nameObj),
+	    0, 0, NULL, NULL, LogCopiesChanged},
+    {"-signals", 0, TYPE_SIGNALS, NONE, FIELD(signalsObj),
+	    0, 0, NULL, NULL, MilterSignalUpdate},
+    {"-socketgroup", OPTION_STATIC | OPTION_GROUP, TYPE_ID,
+	    FIELD(socketGid), FIELD(socketGroupObj),
+	    0, 0, "a known group name or a group id", NULL, NULL},
+    {"-socketmode", OPTION_STATIC, TYPE_MODE, FIELD(socketMode), NONE,
+	    0, 0777, "an octal file mode such as 0660", NULL, NULL},
+    {"-socketowner", OPTION_STATIC, TYPE_ID,
+	    FIELD(socketUid), FIELD(socketOwnerObj),
+	    0, 0, "a known user name or a user id", NULL, NULL},
+    {"-syslogfacility", OPTION_LOCKED, TYPE_INDEX, FIELD(syslogFacility),
+	    NONE, 0, 0, "auth, authpriv, cron, daemon, ftp, kern, local0 to "
+	    "local7, lpr, mail, news, syslog, user or uucp",
+	    milterFacilityNames, NULL},
+    {"-syslogident", OPTION_EMPTY_IS_NULL, TYPE_STRING,
+	    NONE, FIELD(syslogIdentObj), 0, 0, NULL, NULL,
+	    LogCopiesChanged},
+    {"-timeout", OPTION_STATIC, TYPE_INT, FIELD(timeout), NONE,
+	    0, 100000000, "a non-negative number of seconds", NULL, NULL},
+    {"-workerinit", OPTION_EMPTY_IS_NULL, TYPE_STRING,
+	    NONE, FIELD(workerInitObj), 0, 0, NULL, NULL, NULL},
+    {"-workers", OPTION_STATIC, TYPE_INT, FIELD(workers), NONE,
+	    0, 1024, "an integer from 0 to 1024", NULL, NULL},
+    {NULL, 0, TYPE_INT, NONE, NONE, 0, 0, NULL, NULL, NULL}
+};
+
+#undef NONE
+#undef FIELD
+
+#define NUM_OPTIONS (sizeof(optionTable) / sizeof(optionTable[0]) - 1)
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * ReleasePending --
+ *
+ *	Frees what the checked values of one configure call hold (what
+ *	ApplyValue did not take over).
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Releases encodings and objects.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static void
+ReleasePending(
+    PendingValue pending[])
+{
+    size_t i;
+
+    for (i = 0; i < NUM_OPTIONS; i++) {
+	if (pending[i].encoding != NULL) {
+	    Tcl_FreeEncoding(pending[i].encoding);
+	}
+	if (pending[i].dictObj != NULL) {
+	    Tcl_DecrRefCount(pending[i].dictObj);
 	}
     }
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * GetOption --
+ *
+ *	Looks up an option name, with unique abbreviations.
+ *
+ * Results:
+ *	TCL_OK with the index into optionTable in *indexPtr, or TCL_ERROR
+ *	with 'bad option "x": must be ...' and errorCode MILTER CONFIG
+ *	OPTION x.
+ *
+ * Side effects:
+ *	Caches the lookup in the object.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+GetOption(
+    Tcl_Interp *interp,
+    Tcl_Obj *nameObj,
+    int *indexPtr)
+{
+    if (Tcl_GetIndexFromObjStruct(interp, nameObj, optionTable,
+	    sizeof(OptionSpec), "option", 0, indexPtr) != TCL_OK) {
+	Tcl_SetErrorCode(interp, "MILTER", "CONFIG", "OPTION",
+		Tcl_GetString(nameObj), NULL);
+	return TCL_ERROR;
+    }
+    return TCL_OK;
 }
 
 /*
@@ -752,30 +923,29 @@ ConfigureObjCmd(
     Tcl_Obj *const objv[])
 {
     MilterState *statePtr = MilterGetState(interp);
-    Pending pending;
+    PendingValue pending[NUM_OPTIONS];
+    const OptionSpec *optPtr;
     int i, option;
 
     (void) clientData;
     if (objc == 1) {
 	Tcl_Obj *resultObj = Tcl_NewObj();
 
-	for (option = 0; optionNames[option] != NULL; option++) {
+	for (optPtr = optionTable; optPtr->name != NULL; optPtr++) {
 	    Tcl_ListObjAppendElement(NULL, resultObj,
-		    Tcl_NewStringObj(optionNames[option], -1));
+		    Tcl_NewStringObj(optPtr->name, -1));
 	    Tcl_ListObjAppendElement(NULL, resultObj,
-		    OptionValue(statePtr, option));
+		    GetValue(statePtr, optPtr));
 	}
 	Tcl_SetObjResult(interp, resultObj);
 	return TCL_OK;
     }
     if (objc == 2) {
-	if (Tcl_GetIndexFromObj(interp, objv[1], optionNames, "option", 0,
-		&option) != TCL_OK) {
-	    Tcl_SetErrorCode(interp, "MILTER", "CONFIG", "OPTION",
-		    Tcl_GetString(objv[1]), NULL);
+	if (GetOption(interp, objv[1], &option) != TCL_OK) {
 	    return TCL_ERROR;
 	}
-	Tcl_SetObjResult(interp, OptionValue(statePtr, option));
+	optPtr = &optionTable[option];
+	Tcl_SetObjResult(interp, GetValue(statePtr, optPtr));
 	return TCL_OK;
     }
     if (objc % 2 == 0) {
@@ -786,39 +956,42 @@ ConfigureObjCmd(
 	return RefuseInWorker(interp, "change the configuration");
     }
 
-    memset(&pending, 0, sizeof(pending));
+    /*
+     * Check every value, then apply them all in table order.
+     */
+
+    memset(pending, 0, sizeof(pending));
     for (i = 1; i < objc; i += 2) {
-	if (Tcl_GetIndexFromObj(interp, objv[i], optionNames, "option", 0,
-		&option) != TCL_OK) {
-	    Tcl_SetErrorCode(interp, "MILTER", "CONFIG", "OPTION",
-		    Tcl_GetString(objv[i]), NULL);
+	if (GetOption(interp, objv[i], &option) != TCL_OK) {
 	    goto error;
 	}
-	if (optionIsStatic[option] && statePtr->status != MILTER_IDLE) {
+	optPtr = &optionTable[option];
+	if ((optPtr->flags & OPTION_STATIC)
+		&& statePtr->status != MILTER_IDLE) {
 	    Tcl_SetObjResult(interp, Tcl_ObjPrintf(
 		    "cannot change %s while the milter is running",
-		    optionNames[option]));
+		    optPtr->name));
 	    Tcl_SetErrorCode(interp, "MILTER", "STATE", "RUNNING", NULL);
 	    goto error;
 	}
-	if (ValidateOption(interp, option, objv[i+1], &pending) != TCL_OK) {
+	pending[option].set = 1;
+	pending[option].obj = objv[i+1];
+	if (ParseValue(interp, optPtr, objv[i+1], &pending[option])
+		!= TCL_OK) {
 	    goto error;
 	}
     }
-    ApplyPending(statePtr, &pending);
-    MilterPoolSync(statePtr);
-    if (pending.signalsObj != NULL) {
-	Tcl_DecrRefCount(pending.signalsObj);
+    for (option = 0; option < (int) NUM_OPTIONS; option++) {
+	if (pending[option].set) {
+	    ApplyValue(statePtr, &optionTable[option], &pending[option]);
+	}
     }
+    MilterPoolSync(statePtr);
+    ReleasePending(pending);
     return TCL_OK;
 
   error:
-    if (pending.encoding != NULL) {
-	Tcl_FreeEncoding(pending.encoding);
-    }
-    if (pending.signalsObj != NULL) {
-	Tcl_DecrRefCount(pending.signalsObj);
-    }
+    ReleasePending(pending);
     return TCL_ERROR;
 }
 

@@ -17,16 +17,11 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *const subCommands[] = {
-    "addheader", "addrcpt", "chgfrom", "chgheader", "delrcpt", "getpriv",
-    "getsymval", "insheader", "progress", "quarantine", "replacebody",
-    "setpriv", "setreply", "setsymlist", "unsetpriv", NULL
-};
-enum SubCommand {
-    CTX_ADDHEADER, CTX_ADDRCPT, CTX_CHGFROM, CTX_CHGHEADER, CTX_DELRCPT,
-    CTX_GETPRIV, CTX_GETSYMVAL, CTX_INSHEADER, CTX_PROGRESS, CTX_QUARANTINE,
-    CTX_REPLACEBODY, CTX_SETPRIV, CTX_SETREPLY, CTX_SETSYMLIST, CTX_UNSETPRIV
-};
+/*
+ * The most lines a multi-line SMTP reply (setreply) may have.
+ */
+
+#define MILTER_REPLY_LINES 32
 
 /*
  * Macro stage names for setsymlist, in SMFIM_* order.
@@ -182,39 +177,61 @@ CtxCmdDeleted(
 /*
  *----------------------------------------------------------------------
  *
- * ClosedError --
+ * SessionResult --
  *
- *	Reports that the MTA can no longer be reached through this context:
- *	its session ended, or the MTA hung up while a callback ran.
+ *	The Tcl result of a session call: nothing when it succeeded, else
+ *	"cannot subcommand: msg" with errorCode MILTER CONTEXT
+ *	STATE|ACTION|VALUE subcommand (always the full subcommand name,
+ *	however it was abbreviated), or for MILTER_ERR_CLOSED (the MTA
+ *	can no longer be reached through this context: its session ended,
+ *	or the MTA hung up while a callback ran) "the MTA connection of
+ *	this context is closed" with errorCode MILTER CONTEXT CLOSED.
  *
  * Results:
- *	TCL_ERROR.
+ *	TCL_OK for MILTER_ERR_NONE, else TCL_ERROR.
  *
  * Side effects:
- *	Sets the interpreter's result and errorCode MILTER CONTEXT CLOSED.
+ *	On error, sets the interpreter's result and errorCode.
  *
  *----------------------------------------------------------------------
  */
 
 static int
-ClosedError(
-    Tcl_Interp *interp)
+SessionResult(
+    Tcl_Interp *interp,
+    const char *subName,	/* The full subcommand name. */
+    MilterSessionError err,
+    const char *msg)		/* The session's message, for an error. */
 {
-    Tcl_SetObjResult(interp, Tcl_NewStringObj(
-	    "the MTA connection of this context is closed", -1));
-    Tcl_SetErrorCode(interp, "MILTER", "CONTEXT", "CLOSED", NULL);
+    static const char *const classes[] = {	/* Not NONE, not CLOSED. */
+	[MILTER_ERR_STATE] = "STATE",
+	[MILTER_ERR_ACTION] = "ACTION",
+	[MILTER_ERR_VALUE] = "VALUE"
+    };
+
+    if (err == MILTER_ERR_NONE) {
+	return TCL_OK;
+    }
+    if (err == MILTER_ERR_CLOSED) {
+	Tcl_SetObjResult(interp, Tcl_NewStringObj(
+		"the MTA connection of this context is closed", -1));
+	Tcl_SetErrorCode(interp, "MILTER", "CONTEXT", "CLOSED", NULL);
+    } else {
+	Tcl_SetObjResult(interp, Tcl_ObjPrintf("cannot %s: %s", subName,
+		msg));
+	Tcl_SetErrorCode(interp, "MILTER", "CONTEXT", classes[err], subName,
+		NULL);
+    }
     return TCL_ERROR;
 }
 
 /*
  *----------------------------------------------------------------------
  *
- * SessionError, ValueError --
+ * ValueError --
  *
- *	Report an error from a session call: "cannot subcommand: msg" with
- *	errorCode MILTER CONTEXT STATE|ACTION|VALUE subcommand (always the
- *	full subcommand name, however it was abbreviated), or the CLOSED
- *	error.
+ *	Reports a bad argument: "cannot subcommand: msg" with errorCode
+ *	MILTER CONTEXT VALUE subcommand.
  *
  * Results:
  *	TCL_ERROR.
@@ -226,31 +243,12 @@ ClosedError(
  */
 
 static int
-SessionError(
-    Tcl_Interp *interp,
-    int subCmd,
-    MilterSessionError err,
-    const char *msg)
-{
-    static const char *const classes[] = {"NONE", "STATE", "ACTION", "VALUE"};
-
-    if (err == MILTER_ERR_CLOSED) {
-	return ClosedError(interp);
-    }
-    Tcl_SetObjResult(interp, Tcl_ObjPrintf("cannot %s: %s",
-	    subCommands[subCmd], msg));
-    Tcl_SetErrorCode(interp, "MILTER", "CONTEXT", classes[err],
-	    subCommands[subCmd], NULL);
-    return TCL_ERROR;
-}
-
-static int
 ValueError(
     Tcl_Interp *interp,
-    int subCmd,
+    const char *subName,	/* The full subcommand name. */
     const char *msg)
 {
-    return SessionError(interp, subCmd, MILTER_ERR_VALUE, msg);
+    return SessionResult(interp, subName, MILTER_ERR_VALUE, msg);
 }
 
 /*
@@ -366,7 +364,7 @@ QuotedValue(
 static int
 HeaderError(
     Tcl_Interp *interp,
-    int subCmd,
+    const char *subName,	/* The full subcommand name. */
     Tcl_Obj *const strObjs[],
     const MilterStr strs[])
 {
@@ -388,8 +386,81 @@ HeaderError(
 	    Tcl_GetString(quotedObj), problem));
     Tcl_DecrRefCount(quotedObj);
     Tcl_SetErrorCode(interp, "MILTER", "CONTEXT", "VALUE",
-	    subCommands[subCmd], NULL);
+	    subName, NULL);
     return TCL_ERROR;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * EncodeStrings --
+ *
+ *	Converts string arguments with -encoding into the bytes to send.
+ *
+ * Results:
+ *	TCL_OK, or TCL_ERROR with "cannot subcommand: problem" and
+ *	errorCode MILTER CONTEXT VALUE subcommand for a string that would
+ *	contain a NUL byte. In both cases *usedPtr tells how many of ds
+ *	to free (FreeStrings).
+ *
+ * Side effects:
+ *	Fills strs and ds.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+EncodeStrings(
+    Tcl_Interp *interp,
+    MilterCtx *ctxPtr,
+    const char *subName,	/* The full subcommand name. */
+    Tcl_Obj *const objs[],
+    int count,
+    const char *problem,	/* The message for a string refused. */
+    MilterStr strs[],		/* Out: the bytes of each string. */
+    Tcl_DString ds[],		/* Out: where they are kept. */
+    int *usedPtr)		/* Out: the number of ds in use. */
+{
+    int i;
+
+    for (i = 0; i < count; i++) {
+	*usedPtr = i + 1;
+	strs[i].ptr = MilterTextBytes(ctxPtr->statePtr, objs[i], &ds[i],
+		&strs[i].len);
+	if (strs[i].ptr == NULL) {
+	    return ValueError(interp, subName, problem);
+	}
+    }
+    *usedPtr = count;
+    return TCL_OK;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * FreeStrings --
+ *
+ *	Frees what EncodeStrings kept.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Frees the dynamic strings.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static void
+FreeStrings(
+    Tcl_DString ds[],
+    int used)
+{
+    int i;
+
+    for (i = 0; i < used; i++) {
+	Tcl_DStringFree(&ds[i]);
+    }
 }
 
 /*
@@ -413,7 +484,7 @@ static int
 Modify(
     Tcl_Interp *interp,
     MilterCtx *ctxPtr,
-    int subCmd,
+    const char *subName,	/* The full subcommand name. */
     unsigned char cmd,
     int useIndex,
     uint32_t index,
@@ -422,49 +493,136 @@ Modify(
 {
     Tcl_DString ds[3];
     MilterStr strs[3];
-    MilterSessionError err = MILTER_ERR_NONE;
-    const char *msg = NULL;
-    int i, code = TCL_OK;
+    MilterSessionError err;
+    const char *msg;
+    int used, code;
 
-    for (i = 0; i < count; i++) {
-	strs[i].ptr = MilterTextBytes(ctxPtr->statePtr, strObjs[i], &ds[i],
-		&strs[i].len);
-	if (strs[i].ptr == NULL) {
-	    count = i + 1;
-	    code = ValueError(interp, subCmd, "strings may not contain NUL");
-	    goto done;
-	}
+    code = EncodeStrings(interp, ctxPtr, subName, strObjs, count,
+	    "strings may not contain NUL", strs, ds, &used);
+    if (code == TCL_OK && (cmd == SMFIR_ADDHEADER || cmd == SMFIR_INSHEADER
+	    || cmd == SMFIR_CHGHEADER)) {
+	code = HeaderError(interp, subName, strObjs, strs);
     }
-    if ((cmd == SMFIR_ADDHEADER || cmd == SMFIR_INSHEADER
-	    || cmd == SMFIR_CHGHEADER)
-	    && HeaderError(interp, subCmd, strObjs, strs) != TCL_OK) {
-	code = TCL_ERROR;
-	goto done;
+    if (code == TCL_OK) {
+	err = MilterSessionModify(LockSession(ctxPtr), cmd, useIndex,
+		(uint32_t) index, strs, count, &msg);
+	MilterConnUnlock(ctxPtr->conn, 0);
+	code = SessionResult(interp, subName, err, msg);
     }
-    err = MilterSessionModify(LockSession(ctxPtr), cmd, useIndex,
-	    (uint32_t) index, strs, count, &msg);
-    MilterConnUnlock(ctxPtr->conn, 0);
-    if (err != MILTER_ERR_NONE) {
-	code = SessionError(interp, subCmd, err, msg);
-    }
-
-  done:
-    for (i = 0; i < count; i++) {
-	Tcl_DStringFree(&ds[i]);
-    }
+    FreeStrings(ds, used);
     return code;
 }
 
 /*
  *----------------------------------------------------------------------
  *
- * HeaderArgs --
+ * IndexedHeader --
  *
- *	The arguments "name ?index? value" of insheader and chgheader, with
- *	a default index.
+ *	insheader and chgheader: the arguments "name ?index? value", with a
+ *	default index, and the modification. An index is an integer from 0
+ *	to 4294967295.
  *
  * Results:
- *	A standard Tcl result; the index and the name and value objects.
+ *	A standard Tcl result. A bad index is 'bad header index "x": must
+ *	be from 0 to 4294967295' with errorCode MILTER CONTEXT VALUE
+ *	subcommand.
+ *
+ * Side effects:
+ *	Queues the modification (Modify).
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+IndexedHeader(
+    Tcl_Interp *interp,
+    MilterCtx *ctxPtr,
+    const char *subName,	/* The full subcommand name. */
+    unsigned char cmd,		/* SMFIR_INSHEADER or SMFIR_CHGHEADER. */
+    uint32_t index,		/* The index when none is given. */
+    int objc,
+    Tcl_Obj *const objv[])
+{
+    Tcl_Obj *strs[2];
+
+    if (objc == 5) {
+	Tcl_WideInt wide;
+
+	if (Tcl_GetWideIntFromObj(NULL, objv[3], &wide) != TCL_OK
+		|| wide < 0 || wide > 0xFFFFFFFFLL) {
+	    Tcl_SetObjResult(interp, Tcl_ObjPrintf(
+		    "bad header index \"%s\": must be from 0 to 4294967295",
+		    Tcl_GetString(objv[3])));
+	    Tcl_SetErrorCode(interp, "MILTER", "CONTEXT", "VALUE", subName,
+		    NULL);
+	    return TCL_ERROR;
+	}
+	index = (uint32_t) wide;
+    }
+    strs[0] = objv[2];
+    strs[1] = objv[objc - 1];
+    return Modify(interp, ctxPtr, subName, cmd, 1, index, strs, 2);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * ReadPriv --
+ *
+ *	Reads one private value, as [set name] does.
+ *
+ * Results:
+ *	A standard Tcl result: the value, or 'can't read "name": no such
+ *	private data' with errorCode MILTER CONTEXT PRIV name.
+ *
+ * Side effects:
+ *	Sets the interpreter's result.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+ReadPriv(
+    Tcl_Interp *interp,
+    MilterCtx *ctxPtr,
+    Tcl_Obj *nameObj)
+{
+    Tcl_HashEntry *hPtr = Tcl_FindHashEntry(&ctxPtr->priv,
+	    Tcl_GetString(nameObj));
+
+    if (hPtr == NULL) {
+	Tcl_SetObjResult(interp, Tcl_ObjPrintf(
+		"can't read \"%s\": no such private data",
+		Tcl_GetString(nameObj)));
+	Tcl_SetErrorCode(interp, "MILTER", "CONTEXT", "PRIV",
+		Tcl_GetString(nameObj), NULL);
+	return TCL_ERROR;
+    }
+    Tcl_SetObjResult(interp, (Tcl_Obj *) Tcl_GetHashValue(hPtr));
+    return TCL_OK;
+}
+
+/*
+ * The subcommands of a context command, one procedure each, in the order
+ * of the names. Each gets the full subcommand name (for its errorCode)
+ * and the whole objv ("$ctx subcommand arg ..."), whose length CtxObjCmd
+ * has checked against the table below.
+ */
+
+typedef int (CtxSubCmdProc)(Tcl_Interp *interp, MilterCtx *ctxPtr,
+	const char *subName, int objc, Tcl_Obj *const objv[]);
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * CtxGetPrivCmd --
+ *
+ *	$ctx getpriv ?name?
+ *	The private value of that name; without a name, a dict of all of
+ *	them.
+ *
+ * Results:
+ *	A standard Tcl result.
  *
  * Side effects:
  *	None.
@@ -473,169 +631,197 @@ Modify(
  */
 
 static int
-HeaderArgs(
-    Tcl_Interp *interp,
-    int subCmd,
-    int objc,
-    Tcl_Obj *const objv[],
-    uint32_t defaultIndex,
-    uint32_t *indexPtr,
-    Tcl_Obj **strs)
-{
-    if (objc != 4 && objc != 5) {
-	Tcl_WrongNumArgs(interp, 2, objv, "name ?index? value");
-	return TCL_ERROR;
-    }
-    *indexPtr = defaultIndex;
-    if (objc == 5) {
-	Tcl_WideInt wide;
-
-	if (Tcl_GetWideIntFromObj(interp, objv[3], &wide) != TCL_OK) {
-	    return TCL_ERROR;
-	}
-	*indexPtr = (uint32_t) wide;
-	if (wide < 0 || wide > 0xFFFFFFFFLL) {
-	    Tcl_SetObjResult(interp, Tcl_ObjPrintf(
-		    "bad header index \"%s\": must be from 0 to 4294967295",
-		    Tcl_GetString(objv[3])));
-	    Tcl_SetErrorCode(interp, "MILTER", "CONTEXT", "VALUE",
-		    subCommands[subCmd], NULL);
-	    return TCL_ERROR;
-	}
-    }
-    strs[0] = objv[2];
-    strs[1] = objv[objc - 1];
-    return TCL_OK;
-}
-
-/*
- *----------------------------------------------------------------------
- *
- * PrivCommand --
- *
- *	getpriv ?name?, setpriv name ?value?, unsetpriv ?pattern?: a
- *	per-connection table of Tcl values, used like [set] and
- *	[array unset].
- *
- *----------------------------------------------------------------------
- */
-
-static int
-PrivCommand(
+CtxGetPrivCmd(
     Tcl_Interp *interp,
     MilterCtx *ctxPtr,
-    int subCmd,
+    const char *subName,	/* Not used. */
     int objc,
     Tcl_Obj *const objv[])
 {
     Tcl_HashTable *tablePtr = &ctxPtr->priv;
     Tcl_HashEntry *hPtr;
     Tcl_HashSearch search;
-    int isNew;
+    Tcl_Obj *listObj;
 
-    switch (subCmd) {
-    case CTX_GETPRIV:
-	if (objc > 3) {
-	    Tcl_WrongNumArgs(interp, 2, objv, "?name?");
-	    return TCL_ERROR;
-	}
-	if (objc == 2) {
-	    Tcl_Obj *listObj = Tcl_NewObj();
-
-	    for (hPtr = Tcl_FirstHashEntry(tablePtr, &search); hPtr != NULL;
-		    hPtr = Tcl_NextHashEntry(&search)) {
-		Tcl_ListObjAppendElement(NULL, listObj, Tcl_NewStringObj(
-			Tcl_GetHashKey(tablePtr, hPtr), -1));
-		Tcl_ListObjAppendElement(NULL, listObj,
-			(Tcl_Obj *) Tcl_GetHashValue(hPtr));
-	    }
-	    Tcl_SetObjResult(interp, listObj);
-	    return TCL_OK;
-	}
-	break;
-    case CTX_SETPRIV:
-	if (objc != 3 && objc != 4) {
-	    Tcl_WrongNumArgs(interp, 2, objv, "name ?value?");
-	    return TCL_ERROR;
-	}
-	if (objc == 4) {
-	    hPtr = Tcl_CreateHashEntry(tablePtr, Tcl_GetString(objv[2]),
-		    &isNew);
-	    Tcl_IncrRefCount(objv[3]);
-	    if (!isNew) {
-		Tcl_DecrRefCount((Tcl_Obj *) Tcl_GetHashValue(hPtr));
-	    }
-	    Tcl_SetHashValue(hPtr, objv[3]);
-	    Tcl_SetObjResult(interp, objv[3]);
-	    return TCL_OK;
-	}
-	break;
-    case CTX_UNSETPRIV: {
-	const char *pattern;
-
-	if (objc > 3) {
-	    Tcl_WrongNumArgs(interp, 2, objv, "?pattern?");
-	    return TCL_ERROR;
-	}
-	pattern = objc == 3 ? Tcl_GetString(objv[2]) : NULL;
-	for (hPtr = Tcl_FirstHashEntry(tablePtr, &search); hPtr != NULL;
-		hPtr = Tcl_NextHashEntry(&search)) {
-	    if (pattern == NULL || Tcl_StringMatch(
-		    Tcl_GetHashKey(tablePtr, hPtr), pattern)) {
-		Tcl_DecrRefCount((Tcl_Obj *) Tcl_GetHashValue(hPtr));
-		Tcl_DeleteHashEntry(hPtr);
-	    }
-	}
-	return TCL_OK;
+    (void) subName;
+    if (objc == 3) {
+	return ReadPriv(interp, ctxPtr, objv[2]);
     }
+    listObj = Tcl_NewObj();
+    for (hPtr = Tcl_FirstHashEntry(tablePtr, &search); hPtr != NULL;
+	    hPtr = Tcl_NextHashEntry(&search)) {
+	Tcl_ListObjAppendElement(NULL, listObj, Tcl_NewStringObj(
+		Tcl_GetHashKey(tablePtr, hPtr), -1));
+	Tcl_ListObjAppendElement(NULL, listObj,
+		(Tcl_Obj *) Tcl_GetHashValue(hPtr));
     }
-
-    /*
-     * Read one value, as [set name] does.
-     */
-
-    hPtr = Tcl_FindHashEntry(tablePtr, Tcl_GetString(objv[2]));
-    if (hPtr == NULL) {
-	Tcl_SetObjResult(interp, Tcl_ObjPrintf(
-		"can't read \"%s\": no such private data",
-		Tcl_GetString(objv[2])));
-	Tcl_SetErrorCode(interp, "MILTER", "CONTEXT", "PRIV",
-		Tcl_GetString(objv[2]), NULL);
-	return TCL_ERROR;
-    }
-    Tcl_SetObjResult(interp, (Tcl_Obj *) Tcl_GetHashValue(hPtr));
+    Tcl_SetObjResult(interp, listObj);
     return TCL_OK;
 }
 
 /*
  *----------------------------------------------------------------------
  *
- * SetReply --
+ * CtxSetPrivCmd --
  *
- *	setreply rcode ?xcode? ?line ...?: with two arguments the second is
- *	the message; with three or more, xcode then one or more lines (a
- *	multi-line reply).
+ *	$ctx setpriv name ?value?
+ *	Sets a private value and returns it; without a value, reads it as
+ *	getpriv does.
+ *
+ * Results:
+ *	A standard Tcl result.
+ *
+ * Side effects:
+ *	Holds the value in the context until it is unset or the context
+ *	ends.
  *
  *----------------------------------------------------------------------
  */
 
 static int
-SetReply(
+CtxSetPrivCmd(
     Tcl_Interp *interp,
     MilterCtx *ctxPtr,
+    const char *subName,	/* Not used. */
     int objc,
     Tcl_Obj *const objv[])
 {
-    MilterStr lines[33];
-    Tcl_DString ds[33];
+    Tcl_HashEntry *hPtr;
+    int isNew;
+
+    (void) subName;
+    if (objc == 3) {
+	return ReadPriv(interp, ctxPtr, objv[2]);
+    }
+    hPtr = Tcl_CreateHashEntry(&ctxPtr->priv, Tcl_GetString(objv[2]),
+	    &isNew);
+    Tcl_IncrRefCount(objv[3]);
+    if (!isNew) {
+	Tcl_DecrRefCount((Tcl_Obj *) Tcl_GetHashValue(hPtr));
+    }
+    Tcl_SetHashValue(hPtr, objv[3]);
+    Tcl_SetObjResult(interp, objv[3]);
+    return TCL_OK;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * CtxUnsetPrivCmd --
+ *
+ *	$ctx unsetpriv ?pattern?
+ *	Removes the private values whose names match (all without a
+ *	pattern), as [array unset] does.
+ *
+ * Results:
+ *	TCL_OK, or a wrong # args error.
+ *
+ * Side effects:
+ *	Releases the values.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+CtxUnsetPrivCmd(
+    Tcl_Interp *interp,
+    MilterCtx *ctxPtr,
+    const char *subName,	/* Not used. */
+    int objc,
+    Tcl_Obj *const objv[])
+{
+    Tcl_HashTable *tablePtr = &ctxPtr->priv;
+    Tcl_HashEntry *hPtr;
+    Tcl_HashSearch search;
+    const char *pattern;
+
+    (void) subName;
+    pattern = objc == 3 ? Tcl_GetString(objv[2]) : NULL;
+    for (hPtr = Tcl_FirstHashEntry(tablePtr, &search); hPtr != NULL;
+	    hPtr = Tcl_NextHashEntry(&search)) {
+	if (pattern == NULL || Tcl_StringMatch(
+		Tcl_GetHashKey(tablePtr, hPtr), pattern)) {
+	    Tcl_DecrRefCount((Tcl_Obj *) Tcl_GetHashValue(hPtr));
+	    Tcl_DeleteHashEntry(hPtr);
+	}
+    }
+    return TCL_OK;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * CtxGetSymValCmd --
+ *
+ *	$ctx getsymval symbol
+ *	The value of a macro the MTA sent ("" if none); x and {x} alike.
+ *
+ * Results:
+ *	A standard Tcl result.
+ *
+ * Side effects:
+ *	Locks the connection for a moment.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+CtxGetSymValCmd(
+    Tcl_Interp *interp,
+    MilterCtx *ctxPtr,
+    const char *subName,	/* Not used. */
+    int objc,
+    Tcl_Obj *const objv[])
+{
+    MilterStr value;
+    Tcl_Size len;
+    const char *symbol;
+
+    (void) subName;
+    symbol = Tcl_GetStringFromObj(objv[2], &len);
+    if (MilterSessionMacro(MilterConnLock(ctxPtr->conn), symbol,
+	    (size_t) len, &value)) {
+	Tcl_SetObjResult(interp, MilterNewTextObj(ctxPtr->statePtr,
+		value.ptr, value.len));
+    }
+    MilterConnUnlock(ctxPtr->conn, 0);
+    return TCL_OK;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * CtxSetReplyCmd --
+ *
+ *	$ctx setreply rcode ?xcode? ?line ...?
+ *	The SMTP reply for the next reject or tempfail of its class. With
+ *	two arguments the second is the message; with three or more,
+ *	xcode then one or more lines (a multi-line reply).
+ *
+ * Results:
+ *	A standard Tcl result; errorCode MILTER CONTEXT VALUE setreply for
+ *	a bad code or line.
+ *
+ * Side effects:
+ *	Sets the session's reply.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+CtxSetReplyCmd(
+    Tcl_Interp *interp,
+    MilterCtx *ctxPtr,
+    const char *subName,
+    int objc,
+    Tcl_Obj *const objv[])
+{
+    MilterStr lines[MILTER_REPLY_LINES];
+    Tcl_DString ds[MILTER_REPLY_LINES];
     const char *msg, *xcode = "";
     MilterSessionError err;
-    int first, count, i, code = TCL_OK;
+    int first, count, used, code;
 
-    if (objc < 3) {
-	Tcl_WrongNumArgs(interp, 2, objv, "rcode ?xcode? ?line ...?");
-	return TCL_ERROR;
-    }
     if (objc == 4) {
 	first = 3;
     } else {
@@ -645,32 +831,400 @@ SetReply(
 	}
     }
     count = objc > first ? objc - first : 0;
-    if (count > 32) {
-	return ValueError(interp, CTX_SETREPLY, "a reply has at most 32 lines");
+    if (count > MILTER_REPLY_LINES) {
+	return ValueError(interp, subName, "a reply has at most 32 lines");
     }
-    for (i = 0; i < count; i++) {
-	lines[i].ptr = MilterTextBytes(ctxPtr->statePtr, objv[first + i],
-		&ds[i], &lines[i].len);
-	if (lines[i].ptr == NULL) {
-	    count = i + 1;
-	    code = ValueError(interp, CTX_SETREPLY,
-		    "a reply line may not contain CR, LF or NUL");
-	    goto done;
-	}
+    code = EncodeStrings(interp, ctxPtr, subName, objv + first, count,
+	    "a reply line may not contain CR, LF or NUL", lines, ds, &used);
+    if (code == TCL_OK) {
+	err = MilterSessionSetReply(LockSession(ctxPtr),
+		Tcl_GetString(objv[2]), xcode, lines, count, &msg);
+	MilterConnUnlock(ctxPtr->conn, 0);
+	code = SessionResult(interp, subName, err, msg);
     }
-    err = MilterSessionSetReply(LockSession(ctxPtr),
-	    Tcl_GetString(objv[2]), xcode, lines, count, &msg);
-    MilterConnUnlock(ctxPtr->conn, 0);
-    if (err != MILTER_ERR_NONE) {
-	code = SessionError(interp, CTX_SETREPLY, err, msg);
-    }
-
-  done:
-    for (i = 0; i < count; i++) {
-	Tcl_DStringFree(&ds[i]);
-    }
+    FreeStrings(ds, used);
     return code;
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * CtxAddHeaderCmd --
+ *
+ *	$ctx addheader name value
+ *	Append a header (eom only).
+ *
+ * Results:
+ *	A standard Tcl result.
+ *
+ * Side effects:
+ *	Queues the modification (Modify).
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+CtxAddHeaderCmd(
+    Tcl_Interp *interp,
+    MilterCtx *ctxPtr,
+    const char *subName,
+    int objc,
+    Tcl_Obj *const objv[])
+{
+    return Modify(interp, ctxPtr, subName, SMFIR_ADDHEADER, 0, 0, objv + 2,
+	    2);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * CtxInsHeaderCmd --
+ *
+ *	$ctx insheader name ?index? value
+ *	Insert a header before the index-th (0 = very top) (eom only).
+ *
+ * Results:
+ *	A standard Tcl result.
+ *
+ * Side effects:
+ *	Queues the modification (Modify).
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+CtxInsHeaderCmd(
+    Tcl_Interp *interp,
+    MilterCtx *ctxPtr,
+    const char *subName,
+    int objc,
+    Tcl_Obj *const objv[])
+{
+    return IndexedHeader(interp, ctxPtr, subName, SMFIR_INSHEADER, 0, objc,
+	    objv);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * CtxChgHeaderCmd --
+ *
+ *	$ctx chgheader name ?index? value
+ *	Change the index-th (1-based) header of that name; an empty value
+ *	deletes it; past the last one, the header is added (eom only).
+ *
+ * Results:
+ *	A standard Tcl result.
+ *
+ * Side effects:
+ *	Queues the modification (Modify).
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+CtxChgHeaderCmd(
+    Tcl_Interp *interp,
+    MilterCtx *ctxPtr,
+    const char *subName,
+    int objc,
+    Tcl_Obj *const objv[])
+{
+    return IndexedHeader(interp, ctxPtr, subName, SMFIR_CHGHEADER, 1, objc,
+	    objv);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * CtxAddRcptCmd --
+ *
+ *	$ctx addrcpt rcpt ?esmtpArgs?
+ *	Add a recipient, with ESMTP arguments if given (eom only).
+ *
+ * Results:
+ *	A standard Tcl result.
+ *
+ * Side effects:
+ *	Queues the modification (Modify).
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+CtxAddRcptCmd(
+    Tcl_Interp *interp,
+    MilterCtx *ctxPtr,
+    const char *subName,
+    int objc,
+    Tcl_Obj *const objv[])
+{
+    if (objc == 4 && Tcl_GetCharLength(objv[3]) > 0) {
+	return Modify(interp, ctxPtr, subName, SMFIR_ADDRCPT_PAR, 0, 0,
+		objv + 2, 2);
+    }
+    return Modify(interp, ctxPtr, subName, SMFIR_ADDRCPT, 0, 0, objv + 2,
+	    1);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * CtxDelRcptCmd --
+ *
+ *	$ctx delrcpt rcpt
+ *	Remove a recipient, written exactly as the MTA sent it (eom only).
+ *
+ * Results:
+ *	A standard Tcl result.
+ *
+ * Side effects:
+ *	Queues the modification (Modify).
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+CtxDelRcptCmd(
+    Tcl_Interp *interp,
+    MilterCtx *ctxPtr,
+    const char *subName,
+    int objc,
+    Tcl_Obj *const objv[])
+{
+    return Modify(interp, ctxPtr, subName, SMFIR_DELRCPT, 0, 0, objv + 2,
+	    1);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * CtxChgFromCmd --
+ *
+ *	$ctx chgfrom address ?esmtpArgs?
+ *	Change the envelope sender (eom only).
+ *
+ * Results:
+ *	A standard Tcl result.
+ *
+ * Side effects:
+ *	Queues the modification (Modify).
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+CtxChgFromCmd(
+    Tcl_Interp *interp,
+    MilterCtx *ctxPtr,
+    const char *subName,
+    int objc,
+    Tcl_Obj *const objv[])
+{
+    return Modify(interp, ctxPtr, subName, SMFIR_CHGFROM, 0, 0, objv + 2,
+	    objc == 4 && Tcl_GetCharLength(objv[3]) > 0 ? 2 : 1);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * CtxQuarantineCmd --
+ *
+ *	$ctx quarantine reason
+ *	Hold the message in the MTA's quarantine (eom only).
+ *
+ * Results:
+ *	A standard Tcl result; an empty reason is an error (MILTER
+ *	CONTEXT VALUE quarantine).
+ *
+ * Side effects:
+ *	Queues the modification (Modify).
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+CtxQuarantineCmd(
+    Tcl_Interp *interp,
+    MilterCtx *ctxPtr,
+    const char *subName,
+    int objc,
+    Tcl_Obj *const objv[])
+{
+    if (Tcl_GetCharLength(objv[2]) == 0) {
+	return ValueError(interp, subName, "the reason may not be empty");
+    }
+    return Modify(interp, ctxPtr, subName, SMFIR_QUARANTINE, 0, 0,
+	    objv + 2, 1);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * CtxReplaceBodyCmd --
+ *
+ *	$ctx replacebody data
+ *	Append to the replacement body; calls add up (eom only).
+ *
+ * Results:
+ *	A standard Tcl result.
+ *
+ * Side effects:
+ *	Grows the session's replacement body.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+CtxReplaceBodyCmd(
+    Tcl_Interp *interp,
+    MilterCtx *ctxPtr,
+    const char *subName,
+    int objc,
+    Tcl_Obj *const objv[])
+{
+    MilterSessionError err;
+    Tcl_DString ds;
+    const unsigned char *bytes;
+    const char *msg;
+    size_t len;
+
+    bytes = MilterBodyBytes(ctxPtr->statePtr, objv[2], &ds, &len);
+    err = MilterSessionReplaceBody(LockSession(ctxPtr), bytes, len, &msg);
+    MilterConnUnlock(ctxPtr->conn, 0);
+    Tcl_DStringFree(&ds);
+    return SessionResult(interp, subName, err, msg);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * CtxProgressCmd --
+ *
+ *	$ctx progress
+ *	Tell the MTA, now, that work goes on; it restarts its timeout
+ *	(eom only).
+ *
+ * Results:
+ *	A standard Tcl result.
+ *
+ * Side effects:
+ *	Sends a progress packet at once.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+CtxProgressCmd(
+    Tcl_Interp *interp,
+    MilterCtx *ctxPtr,
+    const char *subName,
+    int objc,
+    Tcl_Obj *const objv[])
+{
+    MilterSessionError err;
+    const char *msg;
+
+    err = MilterSessionProgress(LockSession(ctxPtr), &msg);
+    MilterConnUnlock(ctxPtr->conn, 1);
+    return SessionResult(interp, subName, err, msg);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * CtxSetSymListCmd --
+ *
+ *	$ctx setsymlist stage macroList
+ *	Ask the MTA for exactly these macros at a stage (negotiate only).
+ *
+ * Results:
+ *	A standard Tcl result. An unknown stage ('bad stage "x": must be
+ *	...') or a macro list that is not a list is an error with
+ *	errorCode MILTER CONTEXT VALUE setsymlist.
+ *
+ * Side effects:
+ *	Sets the session's macro list for that stage.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+CtxSetSymListCmd(
+    Tcl_Interp *interp,
+    MilterCtx *ctxPtr,
+    const char *subName,
+    int objc,
+    Tcl_Obj *const objv[])
+{
+    MilterSessionError err;
+    Tcl_Obj **elemv;
+    Tcl_Size elemc, i, len;
+    Tcl_DString list;
+    const char *macro, *msg;
+    int stage;
+
+    if (Tcl_GetIndexFromObj(interp, objv[2], stageNames, "stage", 0,
+	    &stage) != TCL_OK
+	    || Tcl_ListObjGetElements(interp, objv[3], &elemc, &elemv)
+	    != TCL_OK) {
+	Tcl_SetErrorCode(interp, "MILTER", "CONTEXT", "VALUE", subName,
+		NULL);
+	return TCL_ERROR;
+    }
+    Tcl_DStringInit(&list);
+    for (i = 0; i < elemc; i++) {
+	if (i > 0) {
+	    Tcl_DStringAppend(&list, " ", 1);
+	}
+	macro = Tcl_GetStringFromObj(elemv[i], &len);
+	if (len > 1 && macro[0] != '{') {
+	    /* Long macro names travel in braces: {auth_authen}. */
+	    Tcl_DStringAppend(&list, "{", 1);
+	    Tcl_DStringAppend(&list, macro, len);
+	    Tcl_DStringAppend(&list, "}", 1);
+	} else {
+	    Tcl_DStringAppend(&list, macro, len);
+	}
+    }
+    err = MilterSessionSetSymlist(LockSession(ctxPtr), stage,
+	    Tcl_DStringValue(&list), &msg);
+    MilterConnUnlock(ctxPtr->conn, 0);
+    Tcl_DStringFree(&list);
+    return SessionResult(interp, subName, err, msg);
+}
+
+/*
+ * The subcommand table: names in alphabetical order (the order the error
+ * message lists them in) and their procedures.
+ */
+
+typedef struct CtxSubCmd {
+    const char *name;		/* First, for Tcl_GetIndexFromObjStruct. */
+    CtxSubCmdProc *proc;	/* Called with objc checked. */
+    int minObjc, maxObjc;	/* The words allowed, counting "$ctx sub";
+				 * maxObjc -1: any number. */
+    const char *usage;		/* The arguments, for "wrong # args". */
+} CtxSubCmd;
+
+static const CtxSubCmd subCommands[] = {
+    {"addheader",   CtxAddHeaderCmd,	4, 4,  "name value"},
+    {"addrcpt",	    CtxAddRcptCmd,	3, 4,  "rcpt ?esmtpArgs?"},
+    {"chgfrom",	    CtxChgFromCmd,	3, 4,  "address ?esmtpArgs?"},
+    {"chgheader",   CtxChgHeaderCmd,	4, 5,  "name ?index? value"},
+    {"delrcpt",	    CtxDelRcptCmd,	3, 3,  "rcpt"},
+    {"getpriv",	    CtxGetPrivCmd,	2, 3,  "?name?"},
+    {"getsymval",   CtxGetSymValCmd,	3, 3,  "symbol"},
+    {"insheader",   CtxInsHeaderCmd,	4, 5,  "name ?index? value"},
+    {"progress",    CtxProgressCmd,	2, 2,  NULL},
+    {"quarantine",  CtxQuarantineCmd,	3, 3,  "reason"},
+    {"replacebody", CtxReplaceBodyCmd,	3, 3,  "data"},
+    {"setpriv",	    CtxSetPrivCmd,	3, 4,  "name ?value?"},
+    {"setreply",    CtxSetReplyCmd,	3, -1, "rcode ?xcode? ?line ...?"},
+    {"setsymlist",  CtxSetSymListCmd,	4, 4,  "stage macroList"},
+    {"unsetpriv",   CtxUnsetPrivCmd,	2, 3,  "?pattern?"},
+    {NULL,	    NULL,		0, 0,  NULL}
+};
 
 /*
  *----------------------------------------------------------------------
@@ -678,9 +1232,14 @@ SetReply(
  * CtxObjCmd --
  *
  *	$ctx subcommand ?arg ...?
+ *	Looks the subcommand up (unique abbreviations allowed), checks the
+ *	number of arguments and calls its procedure with the full name.
  *
  * Results:
- *	A standard Tcl result.
+ *	A standard Tcl result. An unknown or ambiguous subcommand is 'bad
+ *	subcommand "x": must be ...' (or 'ambiguous subcommand ...') with
+ *	errorCode MILTER CONTEXT SUBCOMMAND x; any subcommand of a context
+ *	whose connection ended is MILTER CONTEXT CLOSED.
  *
  * Side effects:
  *	See the subcommands.
@@ -690,253 +1249,33 @@ SetReply(
 
 static int
 CtxObjCmd(
-    ClientData clientData,
+    ClientData clientData,	/* The context. */
     Tcl_Interp *interp,
     int objc,
     Tcl_Obj *const objv[])
 {
     MilterCtx *ctxPtr = clientData;
-    MilterState *statePtr = ctxPtr->statePtr;
-    MilterSessionError err;
-    const char *msg;
-    Tcl_Obj *strs[2];
-    uint32_t index;
-    int subCmd;
+    const CtxSubCmd *cmdPtr;
+    int index;
 
     if (objc < 2) {
 	Tcl_WrongNumArgs(interp, 1, objv, "subcommand ?arg ...?");
 	return TCL_ERROR;
     }
-    if (Tcl_GetIndexFromObj(interp, objv[1], subCommands, "subcommand", 0,
-	    &subCmd) != TCL_OK) {
+    if (Tcl_GetIndexFromObjStruct(interp, objv[1], subCommands,
+	    sizeof(CtxSubCmd), "subcommand", 0, &index) != TCL_OK) {
+	Tcl_SetErrorCode(interp, "MILTER", "CONTEXT", "SUBCOMMAND",
+		Tcl_GetString(objv[1]), NULL);
 	return TCL_ERROR;
     }
+    cmdPtr = &subCommands[index];
     if (ctxPtr->deleted || ctxPtr->conn == NULL) {
-	return ClosedError(interp);
+	return SessionResult(interp, cmdPtr->name, MILTER_ERR_CLOSED, NULL);
     }
-
-    switch ((enum SubCommand) subCmd) {
-    case CTX_GETPRIV:
-    case CTX_SETPRIV:
-    case CTX_UNSETPRIV:
-	return PrivCommand(interp, ctxPtr, subCmd, objc, objv);
-
-    /*
-     * $ctx getsymval symbol
-     *	The value of a macro the MTA sent ("" if none); x and {x} alike.
-     */
-
-    case CTX_GETSYMVAL: {
-	MilterStr value;
-	Tcl_Size len;
-	const char *name;
-
-	if (objc != 3) {
-	    Tcl_WrongNumArgs(interp, 2, objv, "symbol");
-	    return TCL_ERROR;
-	}
-	name = Tcl_GetStringFromObj(objv[2], &len);
-	if (MilterSessionMacro(MilterConnLock(ctxPtr->conn), name,
-		(size_t) len, &value)) {
-	    Tcl_SetObjResult(interp, MilterNewTextObj(statePtr, value.ptr,
-		    value.len));
-	}
-	MilterConnUnlock(ctxPtr->conn, 0);
-	return TCL_OK;
+    if (objc < cmdPtr->minObjc
+	    || (cmdPtr->maxObjc >= 0 && objc > cmdPtr->maxObjc)) {
+	Tcl_WrongNumArgs(interp, 2, objv, cmdPtr->usage);
+	return TCL_ERROR;
     }
-
-    /*
-     * $ctx setreply rcode ?xcode? ?line ...?
-     *	The SMTP reply for the next reject or tempfail of its class.
-     */
-
-    case CTX_SETREPLY:
-	return SetReply(interp, ctxPtr, objc, objv);
-
-    /*
-     * $ctx addheader name value
-     *	Append a header (eom only).
-     */
-
-    case CTX_ADDHEADER:
-	if (objc != 4) {
-	    Tcl_WrongNumArgs(interp, 2, objv, "name value");
-	    return TCL_ERROR;
-	}
-	return Modify(interp, ctxPtr, subCmd, SMFIR_ADDHEADER, 0, 0, objv + 2,
-		2);
-
-    /*
-     * $ctx insheader name ?index? value
-     *	Insert a header before the index-th (0 = very top) (eom only).
-     */
-
-    case CTX_INSHEADER:
-	if (HeaderArgs(interp, subCmd, objc, objv, 0, &index, strs) != TCL_OK) {
-	    return TCL_ERROR;
-	}
-	return Modify(interp, ctxPtr, subCmd, SMFIR_INSHEADER, 1, index, strs,
-		2);
-
-    /*
-     * $ctx chgheader name ?index? value
-     *	Change the index-th (1-based) header of that name; an empty value
-     *	deletes it; past the last one, the header is added (eom only).
-     */
-
-    case CTX_CHGHEADER:
-	if (HeaderArgs(interp, subCmd, objc, objv, 1, &index, strs) != TCL_OK) {
-	    return TCL_ERROR;
-	}
-	return Modify(interp, ctxPtr, subCmd, SMFIR_CHGHEADER, 1, index, strs,
-		2);
-
-    /*
-     * $ctx addrcpt rcpt ?esmtpArgs?
-     *	Add a recipient, with ESMTP arguments if given (eom only).
-     */
-
-    case CTX_ADDRCPT:
-	if (objc != 3 && objc != 4) {
-	    Tcl_WrongNumArgs(interp, 2, objv, "rcpt ?esmtpArgs?");
-	    return TCL_ERROR;
-	}
-	if (objc == 4 && Tcl_GetCharLength(objv[3]) > 0) {
-	    return Modify(interp, ctxPtr, subCmd, SMFIR_ADDRCPT_PAR, 0, 0,
-		    objv + 2, 2);
-	}
-	return Modify(interp, ctxPtr, subCmd, SMFIR_ADDRCPT, 0, 0, objv + 2, 1);
-
-    /*
-     * $ctx delrcpt rcpt
-     *	Remove a recipient, written exactly as the MTA sent it (eom only).
-     */
-
-    case CTX_DELRCPT:
-	if (objc != 3) {
-	    Tcl_WrongNumArgs(interp, 2, objv, "rcpt");
-	    return TCL_ERROR;
-	}
-	return Modify(interp, ctxPtr, subCmd, SMFIR_DELRCPT, 0, 0, objv + 2, 1);
-
-    /*
-     * $ctx chgfrom address ?esmtpArgs?
-     *	Change the envelope sender (eom only).
-     */
-
-    case CTX_CHGFROM:
-	if (objc != 3 && objc != 4) {
-	    Tcl_WrongNumArgs(interp, 2, objv, "address ?esmtpArgs?");
-	    return TCL_ERROR;
-	}
-	return Modify(interp, ctxPtr, subCmd, SMFIR_CHGFROM, 0, 0, objv + 2,
-		objc == 4 && Tcl_GetCharLength(objv[3]) > 0 ? 2 : 1);
-
-    /*
-     * $ctx quarantine reason
-     *	Hold the message in the MTA's quarantine (eom only).
-     */
-
-    case CTX_QUARANTINE:
-	if (objc != 3) {
-	    Tcl_WrongNumArgs(interp, 2, objv, "reason");
-	    return TCL_ERROR;
-	}
-	if (Tcl_GetCharLength(objv[2]) == 0) {
-	    return ValueError(interp, subCmd, "the reason may not be empty");
-	}
-	return Modify(interp, ctxPtr, subCmd, SMFIR_QUARANTINE, 0, 0,
-		objv + 2, 1);
-
-    /*
-     * $ctx replacebody data
-     *	Append to the replacement body; calls add up (eom only).
-     */
-
-    case CTX_REPLACEBODY: {
-	Tcl_DString ds;
-	const unsigned char *bytes;
-	size_t len;
-
-	if (objc != 3) {
-	    Tcl_WrongNumArgs(interp, 2, objv, "data");
-	    return TCL_ERROR;
-	}
-	bytes = MilterBodyBytes(statePtr, objv[2], &ds, &len);
-	err = MilterSessionReplaceBody(LockSession(ctxPtr), bytes,
-		len, &msg);
-	MilterConnUnlock(ctxPtr->conn, 0);
-	Tcl_DStringFree(&ds);
-	if (err != MILTER_ERR_NONE) {
-	    return SessionError(interp, subCmd, err, msg);
-	}
-	return TCL_OK;
-    }
-
-    /*
-     * $ctx progress
-     *	Tell the MTA, now, that work goes on; it restarts its timeout
-     *	(eom only).
-     */
-
-    case CTX_PROGRESS:
-	if (objc != 2) {
-	    Tcl_WrongNumArgs(interp, 2, objv, NULL);
-	    return TCL_ERROR;
-	}
-	err = MilterSessionProgress(LockSession(ctxPtr), &msg);
-	MilterConnUnlock(ctxPtr->conn, 1);
-	if (err != MILTER_ERR_NONE) {
-	    return SessionError(interp, subCmd, err, msg);
-	}
-	return TCL_OK;
-
-    /*
-     * $ctx setsymlist stage macroList
-     *	Ask the MTA for exactly these macros at a stage (negotiate only).
-     */
-
-    case CTX_SETSYMLIST: {
-	Tcl_Obj **elemv;
-	Tcl_Size elemc, i, len;
-	Tcl_DString list;
-	const char *name;
-	int stage;
-
-	if (objc != 4) {
-	    Tcl_WrongNumArgs(interp, 2, objv, "stage macroList");
-	    return TCL_ERROR;
-	}
-	if (Tcl_GetIndexFromObj(interp, objv[2], stageNames, "stage", 0,
-		&stage) != TCL_OK
-		|| Tcl_ListObjGetElements(interp, objv[3], &elemc, &elemv)
-		!= TCL_OK) {
-	    return TCL_ERROR;
-	}
-	Tcl_DStringInit(&list);
-	for (i = 0; i < elemc; i++) {
-	    if (i > 0) {
-		Tcl_DStringAppend(&list, " ", 1);
-	    }
-	    name = Tcl_GetStringFromObj(elemv[i], &len);
-	    if (len > 1 && name[0] != '{') {
-		/* Long macro names travel in braces: {auth_authen}. */
-		Tcl_DStringAppend(&list, "{", 1);
-		Tcl_DStringAppend(&list, name, len);
-		Tcl_DStringAppend(&list, "}", 1);
-	    } else {
-		Tcl_DStringAppend(&list, name, len);
-	    }
-	}
-	err = MilterSessionSetSymlist(LockSession(ctxPtr), stage,
-		Tcl_DStringValue(&list), &msg);
-	MilterConnUnlock(ctxPtr->conn, 0);
-	Tcl_DStringFree(&list);
-	if (err != MILTER_ERR_NONE) {
-	    return SessionError(interp, subCmd, err, msg);
-	}
-	return TCL_OK;
-    }
-    }
-    return TCL_OK;
+    return cmdPtr->proc(interp, ctxPtr, cmdPtr->name, objc, objv);
 }
