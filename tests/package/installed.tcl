@@ -407,13 +407,31 @@ test package-1.2 {every library script, manual page and example is installed} -c
     list $missing $outside
 } -result {{} {}}
 
+# pkgtest::exampleFiles dir --
+#	Every file under dir (examples/greylist/ is a directory), as paths
+#	relative to dir, sorted.
+
+proc ::pkgtest::exampleFiles {dir {prefix {}}} {
+    set files {}
+    foreach f [lsort [glob -nocomplain -directory $dir *]] {
+	set name [file join {*}$prefix [file tail $f]]
+	if {[file isdirectory $f]} {
+	    lappend files {*}[exampleFiles $f [list {*}$prefix [file tail $f]]]
+	} else {
+	    lappend files $name
+	}
+    }
+    return $files
+}
+
 test package-1.3 {the installed examples are the source tree's, unchanged} -constraints {
     installed
 } -body {
-    lmap f [lsort [glob -directory $::pkgtest::top/examples *]] {
-	set copy $::pkgtest::docdir/examples/[file tail $f]
-	expr {[file exists $copy] && [::mta::readFile $copy]
-	    eq [::mta::readFile $f] ? [continue] : [file tail $f]}
+    lmap name [::pkgtest::exampleFiles $::pkgtest::top/examples] {
+	set copy [file join $::pkgtest::docdir examples $name]
+	expr {[file isfile $copy] && [::mta::readFile $copy]
+	    eq [::mta::readFile [file join $::pkgtest::top examples $name]]
+	    ? [continue] : $name}
     }
 } -result {}
 
