@@ -870,7 +870,7 @@ GetOption(
 /*
  *----------------------------------------------------------------------
  *
- * RefuseInWorker --
+ * MilterRefuseInWorker --
  *
  *	The error for what only the owner may do: in a worker interpreter
  *	the configuration and the callbacks are the owner's, copied in
@@ -885,8 +885,8 @@ GetOption(
  *----------------------------------------------------------------------
  */
 
-static int
-RefuseInWorker(
+int
+MilterRefuseInWorker(
     Tcl_Interp *interp,
     const char *what)
 {
@@ -953,7 +953,7 @@ ConfigureObjCmd(
 	return TCL_ERROR;
     }
     if (statePtr->workerPtr != NULL) {
-	return RefuseInWorker(interp, "change the configuration");
+	return MilterRefuseInWorker(interp, "change the configuration");
     }
 
     /*
@@ -1044,7 +1044,7 @@ RegisterObjCmd(
 	return TCL_OK;
     }
     if (statePtr->workerPtr != NULL) {
-	return RefuseInWorker(interp, "register callbacks");
+	return MilterRefuseInWorker(interp, "register callbacks");
     }
     if (Tcl_ListObjLength(interp, objv[2], &len) != TCL_OK) {
 	return TCL_ERROR;
@@ -1134,8 +1134,8 @@ AddressObjCmd(
  * Milter_Init --
  *
  *	Package entry point: creates ::milter::{configure register start
- *	main stop status address stats sessions} and the ensemble
- *	::milter.
+ *	main stop status address stats sessions session reload} and the
+ *	ensemble ::milter.
  *
  * Results:
  *	A standard Tcl result.
@@ -1158,6 +1158,7 @@ Milter_Init(
 	{"::milter::configure", ConfigureObjCmd},
 	{"::milter::main", MilterMainObjCmd},
 	{"::milter::register", RegisterObjCmd},
+	{"::milter::session", MilterSessionObjCmd},
 	{"::milter::sessions", MilterSessionsObjCmd},
 	{"::milter::start", MilterStartObjCmd},
 	{"::milter::stats", MilterStatsObjCmd},

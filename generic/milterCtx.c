@@ -18,12 +18,6 @@
 #include <string.h>
 
 /*
- * The most lines a multi-line SMTP reply (setreply) may have.
- */
-
-#define MILTER_REPLY_LINES 32
-
-/*
  * Macro stage names for setsymlist, in SMFIM_* order.
  */
 

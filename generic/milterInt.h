@@ -34,6 +34,13 @@
  */
 
 #ifndef TCL_SIZE_MAX
+/*
+ * The most lines a multi-line SMTP reply (setreply, milter session abort)
+ * may have.
+ */
+
+#define MILTER_REPLY_LINES 32
+
 typedef int Tcl_Size;
 #endif
 
@@ -360,6 +367,11 @@ MODULE_SCOPE char *	MilterStatsText(void *clientData, size_t *lenPtr);
 MODULE_SCOPE int	MilterSessionsObjCmd(ClientData clientData,
 			    Tcl_Interp *interp, int objc,
 			    Tcl_Obj *const objv[]);
+MODULE_SCOPE int	MilterSessionObjCmd(ClientData clientData,
+			    Tcl_Interp *interp, int objc,
+			    Tcl_Obj *const objv[]);
+MODULE_SCOPE int	MilterRefuseInWorker(Tcl_Interp *interp,
+			    const char *what);
 MODULE_SCOPE int	MilterStatsObjCmd(ClientData clientData,
 			    Tcl_Interp *interp, int objc,
 			    Tcl_Obj *const objv[]);

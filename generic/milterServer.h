@@ -127,11 +127,37 @@ typedef struct MilterConnInfo {
     long long ageMs;		/* Milliseconds since it was accepted. */
     int busy;			/* An event is out for a verdict ... */
     long long busyMs;		/* ... since so many milliseconds. */
+    int worker;			/* Whose interpreter decides its events: a
+				 * worker's number, 0 for the owner. */
     MilterSessionInfo session;
 } MilterConnInfo;
 
 MODULE_SCOPE MilterConnInfo *MilterServerDescribe(MilterServer *server,
 			    int *countPtr);
+
+/*
+ * milter session ID abort: the reply the MTA gets (MilterServerAbort).
+ */
+
+typedef struct MilterAbortReply {
+    int verdict;		/* MILTER_TEMPFAIL or MILTER_REJECT. */
+    const char *rcode;		/* A reply of its own: the code (else NULL,
+				 * for the session's or the MTA's text), */
+    const char *xcode;		/* the enhanced code or "", */
+    const MilterStr *lines;	/* and the lines, as for setreply. */
+    int count;
+} MilterAbortReply;
+
+typedef enum MilterAbortResult {
+    MILTER_ABORT_DONE,
+    MILTER_ABORT_NOSUCH,	/* No live connection has that number. */
+    MILTER_ABORT_ENDING,	/* The session is already ending. */
+    MILTER_ABORT_BADREPLY	/* The reply text was refused. */
+} MilterAbortResult;
+
+MODULE_SCOPE MilterAbortResult MilterServerAbort(MilterServer *server,
+			    unsigned long id, const MilterAbortReply *replyPtr,
+			    const char **msgPtr);
 MODULE_SCOPE int	MilterServerStopping(MilterServer *server);
 
 /*
@@ -167,6 +193,8 @@ MODULE_SCOPE MilterConn *MilterQueuePop(MilterQueue *queue,
 MODULE_SCOPE void	MilterQueueClose(MilterQueue *queue, int verdict);
 MODULE_SCOPE int	MilterQueueLength(MilterQueue *queue);
 MODULE_SCOPE int	MilterQueueConnections(MilterQueue *queue);
+MODULE_SCOPE void	MilterQueueSetLabel(MilterQueue *queue, int label);
+MODULE_SCOPE int	MilterQueueLabel(const MilterQueue *queue);
 
 /*
  * Sockets (unix/milterSocket.c). A listener remembers what it bound so

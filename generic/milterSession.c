@@ -1411,3 +1411,34 @@ MilterSessionEnd(
     s->phase = 0;
     return s->current = Run(s);
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterSessionDetach --
+ *
+ *	Hands the event being decided to the caller, for when its verdict
+ *	is given by someone other than whoever holds it (milter session
+ *	abort answers a command while a callback still runs): the next
+ *	Resume then frees nothing, and the holder can go on reading the
+ *	event until the caller frees it.
+ *
+ * Results:
+ *	The event (the caller frees it with MilterFree), or NULL if none is
+ *	being decided.
+ *
+ * Side effects:
+ *	The session forgets the event.
+ *
+ *----------------------------------------------------------------------
+ */
+
+MilterEvent *
+MilterSessionDetach(
+    MilterSession *s)
+{
+    MilterEvent *ev = s->current;
+
+    s->current = NULL;
+    return ev;
+}

@@ -155,6 +155,7 @@ MODULE_SCOPE MilterEvent *MilterSessionFeed(MilterSession *s,
 MODULE_SCOPE MilterEvent *MilterSessionResume(MilterSession *s,
 			    int verdict);
 MODULE_SCOPE MilterEvent *MilterSessionEnd(MilterSession *s);
+MODULE_SCOPE MilterEvent *MilterSessionDetach(MilterSession *s);
 MODULE_SCOPE MilterBuf *MilterSessionOutput(MilterSession *s);
 MODULE_SCOPE int	MilterSessionClosed(const MilterSession *s);
 MODULE_SCOPE int	MilterSessionInMessage(const MilterSession *s);

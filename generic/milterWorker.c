@@ -98,6 +98,8 @@ struct MilterPool {
     int size;			/* -workers. */
     int generation;		/* The current generation. */
     int stopping;		/* No replacements any more. */
+    int started;		/* Workers started so far: the number of the
+				 * latest (milter sessions shows it). */
 
     /* The owner's configuration, as the workers need it. */
     unsigned epoch;		/* Bumped on every change. */
@@ -477,6 +479,7 @@ StartWorker(
     wPtr->script = CopyString(script);
     wPtr->phase = WORKER_STARTING;
     wPtr->queue = MilterQueueNew(WorkerReadyHook, wPtr);
+    MilterQueueSetLabel(wPtr->queue, ++poolPtr->started);
     if (Tcl_CreateThread(&wPtr->thread, WorkerThread, wPtr,
 	    TCL_THREAD_STACK_DEFAULT, TCL_THREAD_JOINABLE) != TCL_OK) {
 	MilterQueueRelease(wPtr->queue);

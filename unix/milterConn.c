@@ -154,6 +154,7 @@ MilterConnRelease(
 	close(conn->fd);
 	MilterQueueUnpin(conn->queue);
     }
+    MilterFree(conn->voided);	/* Its holder never came back (NULL). */
     MilterSessionFree(conn->session);
     MilterBufFree(&conn->in);
     pthread_mutex_destroy(&conn->lock);
@@ -362,6 +363,18 @@ FlushLocked(
 	    conn->peerClosed = 1;
 	    EndInputLocked(conn, MILTER_LOG_NOTICE, NULL);
 	}
+    }
+    if (conn->aborted && !conn->shut && conn->fd >= 0
+	    && MilterBufLength(out) == 0) {
+	/*
+	 * milter session abort: the MTA has the reply it waited for; it
+	 * sees the end now, though the session's close callback may run
+	 * later (the descriptor is closed when the session is over).
+	 */
+
+	shutdown(conn->fd, SHUT_RDWR);
+	conn->shut = 1;
+	conn->hangup = 1;
     }
     if (conn->hangup || conn->fd < 0) {
 	MilterBufReset(out);
@@ -876,7 +889,19 @@ MilterConnResume(
     int finished = 1;
 
     pthread_mutex_lock(&conn->lock);
-    if (!conn->dead) {
+    if (conn->voided != NULL) {
+	/*
+	 * milter session abort answered this event already; its verdict
+	 * comes too late. Carry on with the end of the session.
+	 */
+
+	MilterFree(conn->voided);
+	conn->voided = NULL;
+	conn->busy = 0;
+	if (!conn->dead && conn->fd >= 0) {
+	    ev = PumpLocked(conn);
+	}
+    } else if (!conn->dead) {
 	SetWantedLocked(conn);
 	ev = MilterSessionResume(conn->session, verdict);
 	NoteProblem(conn);
@@ -898,6 +923,108 @@ MilterConnResume(
 	MilterConnRelease(conn);
     }
     return ev;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * AnswerHeldLocked --
+ *
+ *	For milter session abort: answers the event out for a verdict,
+ *	and every event that follows it without new input, with 'verdict'
+ *	(reject for a negotiation). The holder keeps reading its event
+ *	(conn->voided) until its own verdict comes, which is then ignored.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Writes the replies into the session's output; drops the
+ *	modifications of an end of message.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static void
+AnswerHeldLocked(
+    MilterConn *conn,
+    int verdict)
+{
+    MilterSession *s = conn->session;
+    MilterEvent *ev;
+
+    conn->voided = MilterSessionDetach(s);
+    if (conn->voided == NULL) {
+	return;
+    }
+    ev = conn->voided;
+    do {
+	int answer = ev->type == MILTER_EV_NEGOTIATE ? MILTER_REJECT
+		: verdict;
+
+	if (ev->type == MILTER_EV_EOM) {
+	    MilterSessionDiscardModifications(s);
+	}
+	if (ev == conn->voided) {
+	    /* Resume counts the verdicts of the events it frees. */
+	    MilterStatsVerdict(conn->server->config.stats, (int) ev->type,
+		    answer);
+	}
+	ev = MilterSessionResume(s, answer);
+    } while (ev != NULL);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterConnAbort --
+ *
+ *	Any thread (milter session abort): ends a session from outside its
+ *	callbacks. The command the MTA waits on, if any, is answered now
+ *	with the abort's verdict and reply text, whatever callback still
+ *	decides it; then the MTA's side is shut down, and the session ends
+ *	as at a stop's deadline: only its abort and close callbacks run.
+ *
+ * Results:
+ *	MILTER_ABORT_DONE, MILTER_ABORT_ENDING (the session is already
+ *	ending) or MILTER_ABORT_BADREPLY (*msgPtr says why).
+ *
+ * Side effects:
+ *	Writes the reply; ends the connection's input.
+ *
+ *----------------------------------------------------------------------
+ */
+
+MilterAbortResult
+MilterConnAbort(
+    MilterConn *conn,
+    const MilterAbortReply *replyPtr,
+    const char **msgPtr)
+{
+    MilterSession *s;
+
+    pthread_mutex_lock(&conn->lock);
+    s = conn->session;
+    if (conn->fd < 0 || conn->dead || conn->inputEnded || conn->aborted
+	    || MilterSessionClosed(s)) {
+	pthread_mutex_unlock(&conn->lock);
+	return MILTER_ABORT_ENDING;
+    }
+    if (replyPtr->rcode != NULL && MilterSessionSetReply(s, replyPtr->rcode,
+	    replyPtr->xcode, replyPtr->lines, replyPtr->count, msgPtr)
+	    != MILTER_ERR_NONE) {
+	pthread_mutex_unlock(&conn->lock);
+	return MILTER_ABORT_BADREPLY;
+    }
+    conn->aborted = 1;
+    ATOMIC_SET(&conn->expired, 1);
+    if (conn->busy) {
+	AnswerHeldLocked(conn, replyPtr->verdict);
+    }
+    EndInputLocked(conn, MILTER_LOG_NOTICE, "ended by milter session abort");
+    FlushLocked(conn);
+    UnlockAndPump(conn);
+    return MILTER_ABORT_DONE;
 }
 
 /*
@@ -962,7 +1089,8 @@ int
 MilterConnPeerGone(
     MilterConn *conn)
 {
-    return conn->peerClosed || conn->hangup || conn->fd < 0;
+    return conn->peerClosed || conn->hangup || conn->fd < 0
+	    || conn->aborted;
 }
 
 /*
@@ -1043,6 +1171,7 @@ MilterConnDescribe(
     infoPtr->ageMs = (long long) (now - conn->born);
     infoPtr->busy = conn->busy;
     infoPtr->busyMs = conn->busy ? (long long) (now - conn->busySince) : 0;
+    infoPtr->worker = MilterQueueLabel(conn->queue);
     MilterSessionDescribe(conn->session, &infoPtr->session);
     pthread_mutex_unlock(&conn->lock);
 }

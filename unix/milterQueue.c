@@ -46,6 +46,9 @@ struct MilterQueue {
     int length;
     int closed;			/* Answer everything with 'verdict'. */
     int verdict;
+    int label;			/* Whose it is, for milter sessions: a
+				 * worker's number, 0 for the owner. Never
+				 * changes once connections come. */
 };
 
 /*
@@ -315,4 +318,37 @@ MilterQueueConnections(
     n = queue->conns;
     pthread_mutex_unlock(&queue->lock);
     return n;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterQueueSetLabel, MilterQueueLabel --
+ *
+ *	Whose queue it is, as milter sessions shows it: a worker's number,
+ *	or 0 (the default) for the owner's. Set it before any connection
+ *	is pinned to the queue.
+ *
+ * Results:
+ *	MilterQueueLabel: the label.
+ *
+ * Side effects:
+ *	MilterQueueSetLabel: sets it.
+ *
+ *----------------------------------------------------------------------
+ */
+
+void
+MilterQueueSetLabel(
+    MilterQueue *queue,
+    int label)
+{
+    queue->label = label;
+}
+
+int
+MilterQueueLabel(
+    const MilterQueue *queue)
+{
+    return queue->label;
 }

@@ -933,3 +933,46 @@ MilterServerDescribe(
     *countPtr = n;
     return infos;
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterServerAbort --
+ *
+ *	Any thread: milter session ID abort. Finds the live connection
+ *	with that number and aborts its session (MilterConnAbort).
+ *
+ * Results:
+ *	A MilterAbortResult; *msgPtr says why a reply was refused.
+ *
+ * Side effects:
+ *	See MilterConnAbort.
+ *
+ *----------------------------------------------------------------------
+ */
+
+MilterAbortResult
+MilterServerAbort(
+    MilterServer *server,
+    unsigned long id,
+    const MilterAbortReply *replyPtr,
+    const char **msgPtr)
+{
+    MilterConn *conn;
+    MilterAbortResult result;
+
+    pthread_mutex_lock(&server->lock);
+    for (conn = server->conns; conn != NULL; conn = conn->next) {
+	if (conn->id == id && !conn->retired) {
+	    MilterConnRetain(conn);
+	    break;
+	}
+    }
+    pthread_mutex_unlock(&server->lock);
+    if (conn == NULL) {
+	return MILTER_ABORT_NOSUCH;
+    }
+    result = MilterConnAbort(conn, replyPtr, msgPtr);
+    MilterConnRelease(conn);
+    return result;
+}

@@ -103,7 +103,15 @@ struct MilterConn {
     int peerClosed;		/* The MTA closed its side (or a read or
 				 * write failed): nothing reaches it. */
     int dead;			/* Hard stop: abandoned, no callbacks. */
-    int expired;		/* Ended at the stop deadline (atomic). */
+    int expired;		/* Ended at the stop deadline, or aborted:
+				 * no more script callbacks but abort and
+				 * close (atomic). */
+    int aborted;		/* milter session abort: the MTA's side is
+				 * shut down once the replies are out. */
+    int shut;			/* ... and it has been. */
+    MilterEvent *voided;	/* The event out when the abort answered it:
+				 * its holder's verdict is ignored, and the
+				 * event freed, when it comes. */
     int hasData;		/* The owner attached data. */
     int64_t lastActive;		/* Monotonic ms of the last byte moved. */
     int64_t born;		/* Monotonic ms of the accept. */
@@ -199,6 +207,9 @@ MODULE_SCOPE void	MilterConnStart(MilterConn *conn);
 MODULE_SCOPE void	MilterConnHandle(MilterConn *conn, uint32_t events);
 MODULE_SCOPE int64_t	MilterConnTick(MilterConn *conn,
 			    const MilterTick *tickPtr);
+MODULE_SCOPE MilterAbortResult MilterConnAbort(MilterConn *conn,
+			    const MilterAbortReply *replyPtr,
+			    const char **msgPtr);
 MODULE_SCOPE void	MilterConnDescribe(MilterConn *conn,
 			    MilterConnInfo *infoPtr);
 
