@@ -36,6 +36,9 @@
 #				TCP_QUICKACK in the load generator ("" = none)
 #	  BENCH_IDLE=1000	idle connections for the memory test (0 = skip)
 #	  BENCH_TCLSH=tclsh8.6	(or TCLSH, as set by make bench)
+#	  BENCH_NOSTATS=DIR	a build without counting (make bench sets it
+#				to build-nostats/): run it too, to show what
+#				milter stats costs ("" = skip)
 #	  BENCH_STANDIN=1	run cmilter in the TclMilter column (to check
 #				the harness before TclMilter builds)
 #	Slow-lookup scenario (unix socket to the milter):
@@ -171,6 +174,21 @@ else
 fi
 CNAME="libmilter"
 
+# The library built without counting (make nostats-build; make bench passes
+# it in BENCH_NOSTATS): the load runs also run it, to show what milter
+# stats costs.
+NOSTATS=${BENCH_NOSTATS:-}
+NNAME="TclMilter-nostats"
+LOAD_KINDS="c tcl"
+if [ -n "$NOSTATS" ] && [ "$STANDIN" != 1 ]; then
+    if printf 'package require TclMilter\n' \
+	    | TCLLIBPATH=$NOSTATS "$TCLSH" >/dev/null 2>&1; then
+	LOAD_KINDS="c tcl nostats"
+    else
+	echo "warning: $NOSTATS has no loadable TclMilter; no nostats runs" >&2
+    fi
+fi
+
 # has_option OPTION VALUE ...: whether this build's milter configure
 # accepts the option (-workers, -coroutines).
 has_option() {
@@ -217,6 +235,9 @@ start_milter() {
 	TCLLIBPATH=$BUILD "$@" >>"$log" 2>&1 &
     elif [ "$kind" = c ] || [ "$STANDIN" = 1 ]; then
 	"$OUT/cmilter" "$spec" >>"$log" 2>&1 &
+    elif [ "$kind" = nostats ]; then
+	TCLLIBPATH=$NOSTATS "$TCLSH" "$SRC/blacklist-bench.tcl" "$spec" \
+	    >>"$log" 2>&1 &
     else
 	TCLLIBPATH=$BUILD "$TCLSH" "$SRC/blacklist-bench.tcl" "$spec" \
 	    >>"$log" 2>&1 &
@@ -271,6 +292,15 @@ kv() {
     echo "${v:-NA}"
 }
 
+# load_name KIND: the name of a load run's milter (c, tcl or nostats).
+load_name() {
+    case $1 in
+	c) echo "$CNAME" ;;
+	nostats) echo "$NNAME" ;;
+	*) echo "$TNAME" ;;
+    esac
+}
+
 # one_run SOCKET CONC KIND RUN: one load run; appends to $RESULTS.
 one_run() {
     local sock=$1 conc=$2 kind=$3 run=$4 extra="" line rc
@@ -298,8 +328,8 @@ one_run() {
 	"$(kv "$line" errors)" "$(kv "$line" protocol)" \
 	"$(kv "$line" reject_at)" >>"$RESULTS"
     printf '  %-8s c=%-3s %-9s run %s: %s msgs/s, p99 %s us, errors %s\n' \
-	"$sock" "$conc" "$([ "$kind" = c ] && echo "$CNAME" \
-	|| echo "$TNAME")" "$run" "$(kv "$line" msgs_per_s)" \
+	"$sock" "$conc" "$(load_name "$kind")" "$run" \
+	"$(kv "$line" msgs_per_s)" \
 	"$(kv "$line" p99_us)" "$(kv "$line" errors)"
 }
 
@@ -319,14 +349,15 @@ for conc in $QA_CONCS; do
 done
 
 start=$(date +%s)
-echo "load: ${#CELLS[@]} cells x 2 milters x $RUNS runs," \
+echo "load: ${#CELLS[@]} cells x $(wc -w <<<"$LOAD_KINDS") milters x $RUNS runs," \
     "${WARMUP}s warmup + ${DURATION}s each"
 for cell in "${CELLS[@]}"; do
     sock=${cell%%:*}
     conc=${cell#*:}
     for run in $(seq "$RUNS"); do
-	one_run "$sock" "$conc" c "$run"
-	one_run "$sock" "$conc" tcl "$run"
+	for kind in $LOAD_KINDS; do
+	    one_run "$sock" "$conc" "$kind" "$run"
+	done
     done
 done
 
@@ -797,6 +828,14 @@ ratio() {
     fi
 }
 
+# cost MORE LESS: how much more MORE is than LESS, in percent ("+2.1%").
+cost() {
+    if [ "$1" = NA ] || [ "$2" = NA ]; then echo NA; else
+	awk -v a="$1" -v b="$2" \
+	    'BEGIN { if (b + 0 == 0) print "NA"; else printf "%+.1f%%", 100 * (a - b) / b }'
+    fi
+}
+
 CPU_MODEL=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 TCL_VERSION=$(echo 'puts [info patchlevel]' | "$TCLSH" 2>/dev/null)
 LIBMILTER_PKG=$(dpkg-query -W -f '${Version}' libmilter-dev 2>/dev/null \
@@ -812,21 +851,20 @@ echo "machine: nproc=$(nproc) cpu=\"$CPU_MODEL\" kernel=$(uname -r)" \
 echo "runs: $RUNS per cell (medians), ${WARMUP}s warmup + ${DURATION}s load," \
     "loadgen on the same host; total ${elapsed}s"
 echo
-printf '%-8s %5s %-10s %9s %8s %8s %9s %8s %8s %6s\n' \
+printf '%-8s %5s %-17s %9s %8s %8s %9s %8s %8s %6s\n' \
     socket conc milter msgs/s "p50 ms" "p99 ms" "CPU us/m" "RSS MiB" \
     "HWM MiB" errors
-printf '%-8s %5s %-10s %9s %8s %8s %9s %8s %8s %6s\n' \
-    -------- ----- ---------- --------- -------- -------- --------- \
+printf '%-8s %5s %-17s %9s %8s %8s %9s %8s %8s %6s\n' \
+    -------- ----- ----------------- --------- -------- -------- --------- \
     -------- -------- ------
 for cell in "${CELLS[@]}"; do
     sock=${cell%%:*}
     conc=${cell#*:}
-    for kind in c tcl; do
-	name=$CNAME
-	[ "$kind" = tcl ] && name=$TNAME
+    for kind in $LOAD_KINDS; do
+	name=$(load_name "$kind")
 	e=$(errs "$sock" "$conc" "$kind")
 	[ "$e" != 0 ] && FAILED=1
-	printf '%-8s %5s %-10s %9s %8s %8s %9s %8s %8s %6s\n' \
+	printf '%-8s %5s %-17s %9s %8s %8s %9s %8s %8s %6s\n' \
 	    "$sock" "$conc" "$name" \
 	    "$(fmt 1 0 "$(med "$sock" "$conc" "$kind" 5)")" \
 	    "$(fmt 1000 2 "$(med "$sock" "$conc" "$kind" 6)")" \
@@ -835,11 +873,18 @@ for cell in "${CELLS[@]}"; do
 	    "$(fmt 1024 1 "$(med "$sock" "$conc" "$kind" 9)")" \
 	    "$(fmt 1024 1 "$(med "$sock" "$conc" "$kind" 10)")" "$e"
     done
-    printf '%-8s %5s %-10s %9s %8s %8s %9s\n' "" "" "ratio T/C" \
+    printf '%-8s %5s %-17s %9s %8s %8s %9s\n' "" "" "ratio T/C" \
 	"$(ratio "$(med "$sock" "$conc" tcl 5)" "$(med "$sock" "$conc" c 5)")" \
 	"" \
 	"$(ratio "$(med "$sock" "$conc" tcl 7)" "$(med "$sock" "$conc" c 7)")" \
 	"$(ratio "$(med "$sock" "$conc" tcl 8)" "$(med "$sock" "$conc" c 8)")"
+    if [[ " $LOAD_KINDS " == *" nostats "* ]]; then
+	printf '%-8s %5s %-17s %9s %8s %8s %9s\n' "" "" "counting" \
+	    "$(cost "$(med "$sock" "$conc" tcl 5)" \
+		"$(med "$sock" "$conc" nostats 5)")" "" "" \
+	    "$(cost "$(med "$sock" "$conc" tcl 8)" \
+		"$(med "$sock" "$conc" nostats 8)")"
+    fi
 done
 echo
 if [ "$IDLE" -gt 0 ]; then
@@ -863,6 +908,9 @@ notes: msgs/s counts verdicts per second; latency is MAIL to final verdict.
   the ~40 ms Nagle/delayed-ACK stall a milter pays when it writes its end
   of message replies as separate small packets without TCP_NODELAY.
   ratio T/C: TclMilter / libmilter for msgs/s, p99 and CPU.
+  counting: what milter stats costs: $TNAME against $NNAME (the
+  same library built with -DMILTER_NO_STATS), for msgs/s (negative: lost)
+  and CPU per message (positive: added). The goal is within 3%.
 EOF
 
 # scen_row TAG CONC KIND FIRST: one row of a scenario table (FIRST is the

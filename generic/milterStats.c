@@ -13,6 +13,8 @@
  * of this file, and for a DISCLAIMER OF ALL WARRANTIES.
  */
 
+#define MILTER_STATS_DEFINE	/* The real functions, even without
+				 * counting (see milterStats.h). */
 #include "milterStats.h"
 #include "milterSession.h"
 

@@ -132,4 +132,25 @@ MODULE_SCOPE char *	MilterStatsPrometheus(MilterStats *stats,
 			    const MilterStatsExtra *extraPtr,
 			    const char *const eventNames[], size_t *lenPtr);
 
+/*
+ * A library built with -DMILTER_NO_STATS counts nothing: the calls that
+ * count, and the clock reads that time callbacks and messages, vanish.
+ * make bench builds one so that it can show what counting costs beside
+ * the library that counts. milter stats then reports zeros.
+ */
+
+#if defined(MILTER_NO_STATS) && !defined(MILTER_STATS_DEFINE)
+#   define MilterStatsCount(stats, which, delta) \
+	((void) (stats), (void) (which), (void) (delta))
+#   define MilterStatsVerdict(stats, event, verdict) \
+	((void) (stats), (void) (event), (void) (verdict))
+#   define MilterStatsMessage(stats, verdict, startMicros) \
+	((void) (stats), (void) (verdict), (void) (startMicros))
+#   define MilterStatsModifications(stats, packets, len) \
+	((void) (stats), (void) (packets), (void) (len))
+#   define MilterStatsCallback(stats, event, micros) \
+	((void) (stats), (void) (event), (void) (micros))
+#   define MilterStatsNow()	((int64_t) 0)
+#endif
+
 #endif /* _MILTERSTATS_H */
