@@ -527,7 +527,7 @@ MilterStart(
 	    ReleaseQueue(statePtr);
 	    return TCL_ERROR;
 	}
-	MilterQueueClose(statePtr->queue, statePtr->defaultReply);
+	MilterConnCloseQueue(statePtr->queue, statePtr->defaultReply);
     }
     err[0] = '\0';
     statePtr->server = MilterServerStart(&cfg, &hooks, err, sizeof(err));
@@ -938,7 +938,7 @@ MilterShutdown(
 	 * connections, gets -defaultreply.
 	 */
 
-	MilterQueueClose(statePtr->queue, statePtr->defaultReply);
+	MilterConnCloseQueue(statePtr->queue, statePtr->defaultReply);
 	ReleaseQueue(statePtr);
     }
     Tcl_MutexLock(&statePtr->lock);

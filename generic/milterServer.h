@@ -167,6 +167,7 @@ MODULE_SCOPE int	MilterServerStopping(MilterServer *server);
  */
 
 MODULE_SCOPE MilterEvent *MilterConnResume(MilterConn *conn, int verdict);
+MODULE_SCOPE void	MilterConnCloseQueue(MilterQueue *queue, int verdict);
 MODULE_SCOPE void	MilterConnRetain(MilterConn *conn);
 MODULE_SCOPE void	MilterConnRelease(MilterConn *conn);
 MODULE_SCOPE MilterSession *MilterConnLock(MilterConn *conn);
@@ -190,7 +191,6 @@ MODULE_SCOPE void	MilterQueueRelease(MilterQueue *queue);
 MODULE_SCOPE void	MilterQueuePin(MilterQueue *queue);
 MODULE_SCOPE MilterConn *MilterQueuePop(MilterQueue *queue,
 			    MilterEvent **evPtr);
-MODULE_SCOPE void	MilterQueueClose(MilterQueue *queue, int verdict);
 MODULE_SCOPE int	MilterQueueLength(MilterQueue *queue);
 MODULE_SCOPE int	MilterQueueConnections(MilterQueue *queue);
 MODULE_SCOPE void	MilterQueueSetLabel(MilterQueue *queue, int label);

@@ -781,7 +781,7 @@ WorkerThread(
 	wPtr->queue = NULL;
 	verdict = poolPtr->defaultReply;
 	Tcl_MutexUnlock(&poolPtr->lock);
-	MilterQueueClose(queue, verdict);
+	MilterConnCloseQueue(queue, verdict);
 	MilterQueueRelease(queue);
     }
     Tcl_MutexLock(&poolPtr->lock);

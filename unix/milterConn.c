@@ -27,6 +27,7 @@
 #include "milterServerInt.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -48,6 +49,67 @@ static void	UpdateInterest(MilterConn *conn);
 /*
  *----------------------------------------------------------------------
  *
+ * MilterHostLogs --
+ *
+ *	Whether the network side's debug level wants log lines of a level.
+ *
+ * Results:
+ *	Boolean.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
+int
+MilterHostLogs(
+    const MilterConnHost *host,
+    MilterLogLevel level)
+{
+    return MilterLogWanted(ATOMIC_GET(host->debugLevelPtr), level);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterHostLog --
+ *
+ *	Any thread: formats a log line of the network side (the server's or
+ *	a connection's) and hands it to the log hook, if the debug level
+ *	wants the level.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Calls the hook.
+ *
+ *----------------------------------------------------------------------
+ */
+
+void
+MilterHostLog(
+    const MilterConnHost *host,
+    MilterLogLevel level,
+    const char *format,
+    ...)
+{
+    char msg[512];
+    va_list args;
+
+    if (!MilterHostLogs(host, level)) {
+	return;
+    }
+    va_start(args, format);
+    vsnprintf(msg, sizeof(msg), format, args);
+    va_end(args);
+    host->log(host->logData, level, msg);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
  * MilterConnNew --
  *
  *	A connection for an accepted descriptor, with a new session. The
@@ -64,7 +126,8 @@ static void	UpdateInterest(MilterConn *conn);
 
 MilterConn *
 MilterConnNew(
-    MilterServer *server,
+    const MilterConnHost *host,	/* The server running it; its reference
+				 * is the connection's. */
     int fd,
     unsigned long id,
     MilterQueue *queue)		/* Pinned for this connection. */
@@ -73,14 +136,14 @@ MilterConnNew(
 
     memset(conn, 0, sizeof(MilterConn));
     pthread_mutex_init(&conn->lock, NULL);
-    conn->server = server;
+    conn->host = host;
     conn->id = id;
     conn->queue = queue;
     conn->refs = 1;
     conn->fd = fd;
-    conn->session = MilterSessionNew(server->config.maxData);
-    MilterSessionSetLeadingSpace(conn->session, server->config.leadingSpace);
-    MilterSessionSetStats(conn->session, server->config.stats);
+    conn->session = MilterSessionNew(host->config->maxData);
+    MilterSessionSetLeadingSpace(conn->session, host->config->leadingSpace);
+    MilterSessionSetStats(conn->session, host->config->stats);
     MilterBufInit(&conn->in);
     conn->lastActive = MilterNowMs();
     conn->born = conn->lastActive;
@@ -140,7 +203,7 @@ void
 MilterConnRelease(
     MilterConn *conn)
 {
-    MilterServer *server = conn->server;
+    const MilterConnHost *host = conn->host;
 
     if (ATOMIC_ADD(&conn->refs, -1) > 0) {
 	return;
@@ -149,7 +212,7 @@ MilterConnRelease(
 	/* Not reached: a connection is closed and retired before its
 	 * last reference goes. Never leak the descriptor anyway. */
 	if (conn->registered) {
-	    epoll_ctl(server->epollFd, EPOLL_CTL_DEL, conn->fd, NULL);
+	    epoll_ctl(host->epollFd, EPOLL_CTL_DEL, conn->fd, NULL);
 	}
 	close(conn->fd);
 	MilterQueueUnpin(conn->queue);
@@ -160,7 +223,7 @@ MilterConnRelease(
     pthread_mutex_destroy(&conn->lock);
     MilterQueueRelease(conn->queue);
     MilterFree(conn);
-    MilterServerRelease(server);
+    host->freed(host->clientData);
 }
 
 /*
@@ -196,7 +259,7 @@ CanRead(
     return conn->fd >= 0 && !conn->inputEnded
 	    && !MilterSessionClosed(conn->session) && !OutputFull(conn)
 	    && MilterBufLength(&conn->in)
-		< conn->server->config.maxData + PACKET_HEADER;
+		< conn->host->config->maxData + PACKET_HEADER;
 }
 
 /*
@@ -257,7 +320,7 @@ static void
 UpdateInterest(
     MilterConn *conn)
 {
-    int epollFd = conn->server->epollFd;
+    int epollFd = conn->host->epollFd;
     uint32_t events;
     struct epoll_event ev;
     int registered = conn->registered;
@@ -314,7 +377,7 @@ EndInputLocked(
     }
     conn->inputEnded = 1;
     if (why != NULL) {
-	MilterServerLog(conn->server, level, "connection %lu: %s", conn->id,
+	MilterHostLog(conn->host, level, "connection %lu: %s", conn->id,
 		why);
     }
 }
@@ -356,7 +419,7 @@ FlushLocked(
 	} else if (n < 0 && errno == EINTR) {
 	    continue;
 	} else {
-	    MilterServerLog(conn->server, MILTER_LOG_NOTICE,
+	    MilterHostLog(conn->host, MILTER_LOG_NOTICE,
 		    "connection %lu: write failed: %s", conn->id,
 		    strerror(errno));
 	    conn->hangup = 1;
@@ -413,7 +476,7 @@ CloseLocked(
 	return;
     }
     if (conn->registered) {
-	epoll_ctl(conn->server->epollFd, EPOLL_CTL_DEL, conn->fd, NULL);
+	epoll_ctl(conn->host->epollFd, EPOLL_CTL_DEL, conn->fd, NULL);
 	conn->registered = 0;
 	conn->interest = 0;
     }
@@ -435,9 +498,9 @@ CloseLocked(
     MilterQueueUnpin(conn->queue);
     conn->inputEnded = 1;
     MilterBufReset(MilterSessionOutput(conn->session));
-    MilterServerLog(conn->server, MILTER_LOG_INFO, "connection %lu closed",
+    MilterHostLog(conn->host, MILTER_LOG_INFO, "connection %lu closed",
 	    conn->id);
-    MilterServerRetire(conn);
+    conn->host->closed(conn->host->clientData, conn);
 }
 
 /*
@@ -491,7 +554,7 @@ static void
 SetWantedLocked(
     MilterConn *conn)
 {
-    unsigned mask = ATOMIC_GET(&conn->server->wanted);
+    unsigned mask = ATOMIC_GET(conn->host->wantedPtr);
 
     if (conn->hasData) {
 	mask |= MILTER_EVBIT(MILTER_EV_CLOSE);
@@ -522,7 +585,7 @@ NoteProblem(
     const char *problem = MilterSessionProblem(conn->session);
 
     if (problem != NULL) {
-	MilterServerLog(conn->server, MILTER_LOG_WARNING, "connection %lu: %s",
+	MilterHostLog(conn->host, MILTER_LOG_WARNING, "connection %lu: %s",
 		conn->id, problem);
     }
 }
@@ -551,7 +614,7 @@ FeedLocked(
     MilterConn *conn,
     int *morePtr)
 {
-    MilterServer *server = conn->server;
+    const MilterServerConfig *config = conn->host->config;
     MilterEvent *ev = NULL;
     MilterPacket pkt;
     size_t used;
@@ -559,10 +622,10 @@ FeedLocked(
 
     switch (MilterWireFrame(conn->in.bytes ? MilterBufData(&conn->in)
 	    : (const unsigned char *) "", MilterBufLength(&conn->in),
-	    server->config.maxData, &pkt, &used)) {
+	    config->maxData, &pkt, &used)) {
     case MILTER_FRAME_OK:
-	if (MilterServerLogs(server, MILTER_LOG_DEBUG)) {
-	    MilterServerLog(server, MILTER_LOG_DEBUG, "connection %lu: "
+	if (MilterHostLogs(conn->host, MILTER_LOG_DEBUG)) {
+	    MilterHostLog(conn->host, MILTER_LOG_DEBUG, "connection %lu: "
 		    "command '%c' with %zu bytes", conn->id, pkt.cmd,
 		    pkt.len);
 	}
@@ -571,7 +634,7 @@ FeedLocked(
 	NoteProblem(conn);
 	break;
     case MILTER_FRAME_SHORT:
-	if (ATOMIC_GET(&server->stopping)
+	if (ATOMIC_GET(conn->host->stoppingPtr)
 		&& !MilterSessionInMessage(conn->session)) {
 	    EndInputLocked(conn, MILTER_LOG_NOTICE,
 		    "closed by milter stop between messages");
@@ -580,18 +643,18 @@ FeedLocked(
 	}
 	break;
     case MILTER_FRAME_EMPTY:
-	MilterStatsCount(server->config.stats, MILTER_STAT_PROTOCOL_ERRORS,
+	MilterStatsCount(config->stats, MILTER_STAT_PROTOCOL_ERRORS,
 		1);			/* Stats. */
 	EndInputLocked(conn, MILTER_LOG_WARNING,
 		"packet with length 0; closing");
 	break;
     case MILTER_FRAME_TOOBIG:
-	MilterStatsCount(server->config.stats, MILTER_STAT_PROTOCOL_ERRORS,
+	MilterStatsCount(config->stats, MILTER_STAT_PROTOCOL_ERRORS,
 		1);			/* Stats. */
 	snprintf(why, sizeof(why), "packet with %u data bytes exceeds "
 		"-maxdatasize %zu; closing",
 		(unsigned) MilterWireGet32(MilterBufData(&conn->in)) - 1,
-		server->config.maxData);
+		config->maxData);
 	EndInputLocked(conn, MILTER_LOG_WARNING, why);
 	break;
     }
@@ -702,7 +765,7 @@ ReadLocked(
 	}
 	conn->peerClosed = 1;	/* End of file, or a read error. */
 	if (n < 0) {
-	    MilterServerLog(conn->server, MILTER_LOG_NOTICE,
+	    MilterHostLog(conn->host, MILTER_LOG_NOTICE,
 		    "connection %lu: read failed: %s", conn->id,
 		    strerror(errno));
 	    conn->hangup = 1;
@@ -716,6 +779,35 @@ ReadLocked(
 	} else {
 	    EndInputLocked(conn, MILTER_LOG_NOTICE, NULL);
 	}
+    }
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * AnswerAll --
+ *
+ *	Any thread, no lock held: answers a connection's event, and every
+ *	event that follows until it needs input again, with one verdict (its
+ *	queue is closed: no interpreter will decide them).
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Writes replies; may close the connection.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static void
+AnswerAll(
+    MilterConn *conn,
+    MilterEvent *ev,
+    int verdict)
+{
+    while (ev != NULL) {
+	ev = MilterConnResume(conn, verdict);
     }
 }
 
@@ -743,6 +835,7 @@ UnlockAndPump(
     MilterConn *conn)
 {
     MilterEvent *ev = NULL;
+    int verdict;
 
     if (conn->fd >= 0 && !conn->busy) {
 	ev = PumpLocked(conn);
@@ -750,8 +843,8 @@ UnlockAndPump(
 	UpdateInterest(conn);
     }
     pthread_mutex_unlock(&conn->lock);
-    if (ev != NULL) {
-	MilterQueuePush(conn->queue, conn, ev);
+    if (ev != NULL && !MilterQueuePush(conn->queue, conn, ev, &verdict)) {
+	AnswerAll(conn, ev, verdict);	/* Its interpreter is gone. */
     }
 }
 
@@ -829,9 +922,9 @@ MilterConnTick(
 		: tickPtr->timeout;
 
 	if (limit > 0 && tickPtr->now >= conn->lastActive + limit) {
-	    MilterStatsCount(conn->server->config.stats,
+	    MilterStatsCount(conn->host->config->stats,
 		    MILTER_STAT_TIMEOUTS, 1);	/* Stats. */
-	    MilterServerLog(conn->server, MILTER_LOG_NOTICE, "connection %lu: "
+	    MilterHostLog(conn->host, MILTER_LOG_NOTICE, "connection %lu: "
 		    "MTA does not take its replies; closing", conn->id);
 	    CloseLocked(conn);
 	} else if (limit > 0) {
@@ -848,7 +941,7 @@ MilterConnTick(
 		    "closed by milter stop between messages");
 	} else if (!conn->busy && tickPtr->timeout > 0) {
 	    if (tickPtr->now >= conn->lastActive + tickPtr->timeout) {
-		MilterStatsCount(conn->server->config.stats,
+		MilterStatsCount(conn->host->config->stats,
 			MILTER_STAT_TIMEOUTS, 1);	/* Stats. */
 		EndInputLocked(conn, MILTER_LOG_NOTICE,
 			"MTA silent past -timeout; closing");
@@ -967,7 +1060,7 @@ AnswerHeldLocked(
 	}
 	if (ev == conn->voided) {
 	    /* Resume counts the verdicts of the events it frees. */
-	    MilterStatsVerdict(conn->server->config.stats, (int) ev->type,
+	    MilterStatsVerdict(conn->host->config->stats, (int) ev->type,
 		    answer);
 	}
 	ev = MilterSessionResume(s, answer);
@@ -1174,4 +1267,36 @@ MilterConnDescribe(
     infoPtr->worker = MilterQueueLabel(conn->queue);
     MilterSessionDescribe(conn->session, &infoPtr->session);
     pthread_mutex_unlock(&conn->lock);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterConnCloseQueue --
+ *
+ *	Any thread: a ready queue's interpreter is gone. Closes the queue
+ *	(MilterQueueClose) and answers every connection waiting on it with
+ *	'verdict'; connections that push later answer themselves.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Writes replies; may close connections.
+ *
+ *----------------------------------------------------------------------
+ */
+
+void
+MilterConnCloseQueue(
+    MilterQueue *queue,
+    int verdict)
+{
+    MilterEvent *ev;
+    MilterConn *conn;
+
+    MilterQueueClose(queue, verdict);
+    while ((conn = MilterQueuePop(queue, &ev)) != NULL) {
+	AnswerAll(conn, ev, verdict);
+    }
 }

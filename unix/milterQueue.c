@@ -7,8 +7,10 @@
  *	session (MilterQueueAssign at accept). A queue tells its consumer
  *	when it goes from empty to not empty; the consumer pops events and
  *	resumes their connections itself (MilterConnResume). A closed queue
- *	(its interpreter is gone) answers every event it gets, now and
- *	later, with a fixed verdict.
+ *	(its interpreter is gone) takes no events: its connections answer
+ *	every event, now and later, with a fixed verdict
+ *	(MilterConnCloseQueue). The queue holds connections but calls none
+ *	of their functions.
  *
  *	Threads: any thread may push, pop or close; a queue's mutex guards
  *	its list and the queue links of the connections on it. The ready
@@ -160,30 +162,32 @@ MilterQueueUnpin(
  *
  * MilterQueuePush --
  *
- *	Puts a busy connection's event on its queue. On a closed queue the
- *	event, and every further one the connection hands out, is answered
- *	at once with the queue's verdict.
+ *	Puts a busy connection's event on its queue, unless the queue is
+ *	closed: the caller then answers the event, and every further one the
+ *	connection hands out, with the queue's verdict.
  *
  * Results:
- *	None.
+ *	1 if the event waits on the queue; 0 if the queue is closed, with
+ *	its verdict in *verdictPtr.
  *
  * Side effects:
- *	May call the ready hook, or resume the connection.
+ *	May call the ready hook.
  *
  *----------------------------------------------------------------------
  */
 
-void
+int
 MilterQueuePush(
     MilterQueue *queue,
     MilterConn *conn,
-    MilterEvent *ev)
+    MilterEvent *ev,
+    int *verdictPtr)		/* Out: a closed queue's verdict. */
 {
-    int wasEmpty, closed, verdict;	/* As found under the lock. */
+    int wasEmpty, closed;	/* As found under the lock. */
 
     pthread_mutex_lock(&queue->lock);
     closed = queue->closed;
-    verdict = queue->verdict;
+    *verdictPtr = queue->verdict;
     wasEmpty = queue->head == NULL;
     if (!closed) {
 	conn->readyEvent = ev;
@@ -200,9 +204,7 @@ MilterQueuePush(
 	}
     }
     pthread_mutex_unlock(&queue->lock);
-    while (closed && ev != NULL) {
-	ev = MilterConnResume(conn, verdict);
-    }
+    return !closed;
 }
 
 /*
@@ -248,14 +250,16 @@ MilterQueuePop(
  *
  * MilterQueueClose --
  *
- *	The queue's interpreter is gone: answer what waits with 'verdict',
- *	and so every event pushed from now on.
+ *	The queue's interpreter is gone: it takes no more events, and those
+ *	pushed from now on are answered with 'verdict' by their connections
+ *	(MilterQueuePush). What already waits is left for the caller to pop
+ *	(MilterConnCloseQueue).
  *
  * Results:
  *	None.
  *
  * Side effects:
- *	Resumes connections.
+ *	Marks the queue closed.
  *
  *----------------------------------------------------------------------
  */
@@ -265,18 +269,10 @@ MilterQueueClose(
     MilterQueue *queue,
     int verdict)
 {
-    MilterEvent *ev;
-    MilterConn *conn;
-
     pthread_mutex_lock(&queue->lock);
     queue->verdict = verdict;
     queue->closed = 1;
     pthread_mutex_unlock(&queue->lock);
-    while ((conn = MilterQueuePop(queue, &ev)) != NULL) {
-	while (ev != NULL) {
-	    ev = MilterConnResume(conn, verdict);
-	}
-    }
 }
 
 /*

@@ -55,77 +55,6 @@
 /*
  *----------------------------------------------------------------------
  *
- * MilterServerLogs, MilterServerLog --
- *
- *	Whether the debug level wants lines of a level (errors and warnings
- *	always, notices from level 1, info from 2, debug from 3); and
- *	formatting a line and handing it to the log hook if so.
- *
- * Results:
- *	Logs: boolean. Log: none.
- *
- * Side effects:
- *	Log calls the hook.
- *
- *----------------------------------------------------------------------
- */
-
-int
-MilterServerLogs(
-    MilterServer *server,
-    MilterLogLevel level)
-{
-    return level <= MILTER_LOG_WARNING
-	    || ATOMIC_GET(&server->debugLevel) >= (int) level - 1;
-}
-
-void
-MilterServerLog(
-    MilterServer *server,
-    MilterLogLevel level,
-    const char *format,
-    ...)
-{
-    char msg[512];
-    va_list args;
-
-    if (!MilterServerLogs(server, level)) {
-	return;
-    }
-    va_start(args, format);
-    vsnprintf(msg, sizeof(msg), format, args);
-    va_end(args);
-    server->hooks.log(server->hooks.clientData, level, msg);
-}
-
-/*
- *----------------------------------------------------------------------
- *
- * MilterNowMs --
- *
- *	The monotonic clock, the one time base of the network side.
- *
- * Results:
- *	Milliseconds.
- *
- * Side effects:
- *	None.
- *
- *----------------------------------------------------------------------
- */
-
-int64_t
-MilterNowMs(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/*
- *----------------------------------------------------------------------
- *
  * Wake --
  *
  *	Wakes the network thread from epoll_wait.
@@ -228,10 +157,11 @@ MoveHigh(
 /*
  *----------------------------------------------------------------------
  *
- * MilterServerRetire --
+ * ConnClosed --
  *
- *	Any thread: a closed connection asks to be unlinked; the network
- *	thread does it (Reap) and drops its reference.
+ *	The connections' closed hook (MilterConnHost), any thread: a closed
+ *	connection asks to be unlinked; the network thread does it (Reap)
+ *	and drops its reference.
  *
  * Results:
  *	None.
@@ -242,11 +172,12 @@ MoveHigh(
  *----------------------------------------------------------------------
  */
 
-void
-MilterServerRetire(
+static void
+ConnClosed(
+    void *clientData,		/* The server. */
     MilterConn *conn)
 {
-    MilterServer *server = conn->server;
+    MilterServer *server = clientData;
 
     pthread_mutex_lock(&server->lock);
     if (!conn->retired) {
@@ -256,6 +187,31 @@ MilterServerRetire(
     }
     pthread_mutex_unlock(&server->lock);
     Wake(server);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * ConnFreed --
+ *
+ *	The connections' freed hook (MilterConnHost), any thread: a
+ *	connection's last reference went, and with it its reference to the
+ *	server.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	May free the server.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static void
+ConnFreed(
+    void *clientData)		/* The server. */
+{
+    MilterServerRelease(clientData);
 }
 
 /*
@@ -380,7 +336,7 @@ AcceptAll(
 	if (fd < 0) {
 	    if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS
 		    || errno == ENOMEM) {
-		MilterServerLog(server, MILTER_LOG_ERROR, "accept: %s; pausing",
+		MilterHostLog(&server->host, MILTER_LOG_ERROR, "accept: %s; pausing",
 			strerror(errno));
 		ListenerInterest(server, listenFd, 0);
 		server->acceptResume = MilterNowMs() + ACCEPT_PAUSE;
@@ -393,7 +349,7 @@ AcceptAll(
 	id = ++server->nextId;
 	pthread_mutex_unlock(&server->lock);
 	if (full) {
-	    MilterServerLog(server, MILTER_LOG_WARNING, "connection refused: "
+	    MilterHostLog(&server->host, MILTER_LOG_WARNING, "connection refused: "
 		    "-maxconnections %d reached",
 		    server->config.maxConnections);
 	    MilterStatsCount(server->config.stats, MILTER_STAT_REFUSED, 1);
@@ -403,7 +359,7 @@ AcceptAll(
 	fd = MoveHigh(fd);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 
-	conn = MilterConnNew(server, fd, id,
+	conn = MilterConnNew(&server->host, fd, id,
 		server->hooks.assign(server->hooks.clientData));
 	pthread_mutex_lock(&server->lock);
 	conn->next = server->conns;
@@ -416,7 +372,7 @@ AcceptAll(
 	pthread_mutex_unlock(&server->lock);
 	MilterStatsCount(server->config.stats, MILTER_STAT_ACCEPTED, 1);
 	MilterConnStart(conn);
-	MilterServerLog(server, MILTER_LOG_INFO, "connection %lu accepted", id);
+	MilterHostLog(&server->host, MILTER_LOG_INFO, "connection %lu accepted", id);
     }
 }
 
@@ -455,7 +411,7 @@ StopListening(
     server->acceptResume = 0;
     server->listening = 0;
     MilterSocketClose(&closing);
-    MilterServerLog(server, MILTER_LOG_NOTICE, "stopped listening on %s; "
+    MilterHostLog(&server->host, MILTER_LOG_NOTICE, "stopped listening on %s; "
 	    "%d connection(s) open", closing.address, count);
 }
 
@@ -675,6 +631,41 @@ NetworkThread(
 /*
  *----------------------------------------------------------------------
  *
+ * SetHost --
+ *
+ *	Fills in what the server's connections see of it (MilterConnHost);
+ *	the epoll descriptor follows once it exists.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Sets server->host.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static void
+SetHost(
+    MilterServer *server)
+{
+    MilterConnHost *hostPtr = &server->host;
+
+    hostPtr->epollFd = -1;
+    hostPtr->config = &server->config;
+    hostPtr->wantedPtr = &server->wanted;
+    hostPtr->stoppingPtr = &server->stopping;
+    hostPtr->debugLevelPtr = &server->debugLevel;
+    hostPtr->log = server->hooks.log;
+    hostPtr->logData = server->hooks.clientData;
+    hostPtr->closed = ConnClosed;
+    hostPtr->freed = ConnFreed;
+    hostPtr->clientData = server;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
  * MilterServerStart --
  *
  *	Opens the listening socket and starts the network thread.
@@ -707,6 +698,7 @@ MilterServerStart(
 	    : MilterStrdup(cfg->metricsSpec, strlen(cfg->metricsSpec));
     server->metrics.fd = -1;
     server->hooks = *hooks;
+    SetHost(server);
     server->debugLevel = cfg->debugLevel;
     server->wanted = cfg->wanted;	/* Before the thread: see cfg. */
     server->refs = 1;
@@ -735,6 +727,7 @@ MilterServerStart(
     ev.events = EPOLLIN;
     ev.data.ptr = &server->wakeFd;
     epoll_ctl(server->epollFd, EPOLL_CTL_ADD, server->wakeFd, &ev);
+    server->host.epollFd = server->epollFd;
     ListenerInterest(server, server->listener.fd, 1);
     if (!MilterMetricsListen(server, err, errLen)) {
 	goto fail;

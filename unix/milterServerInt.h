@@ -21,6 +21,7 @@
 
 #include <pthread.h>
 #include <stdint.h>
+#include <time.h>
 
 /*
  * Bounds of one connection (documented in doc/tclmilter.n, LIMITS).
@@ -57,6 +58,81 @@
 typedef struct MilterMetricsConn MilterMetricsConn;
 
 /*
+ *----------------------------------------------------------------------
+ *
+ * MilterNowMs --
+ *
+ *	The monotonic clock, the one time base of the network side.
+ *
+ * Results:
+ *	Milliseconds.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static inline int64_t
+MilterNowMs(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterLogWanted --
+ *
+ *	Whether a debug level wants log lines of a level: errors and
+ *	warnings always, notices from level 1, info from 2, debug from 3.
+ *
+ * Results:
+ *	Boolean.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static inline int
+MilterLogWanted(
+    int debugLevel,
+    MilterLogLevel level)
+{
+    return level <= MILTER_LOG_WARNING || debugLevel >= (int) level - 1;
+}
+
+/*
+ * What a connection needs from the server that runs it: the epoll set,
+ * the settings and the shared flags, the log hook, and where to say that
+ * it closed or was freed. milterConn.c knows only this, not MilterServer,
+ * so calls go one way, from milterServer.c to milterConn.c. Filled in
+ * once at start; the pointed-to flags are read atomically.
+ */
+
+typedef struct MilterConnHost {
+    int epollFd;
+    const MilterServerConfig *config;
+    const unsigned *wantedPtr;	/* Events with a callback. */
+    const int *stoppingPtr;	/* A stop was requested. */
+    const int *debugLevelPtr;	/* The log's detail. */
+    void (*log)(void *clientData, MilterLogLevel level, const char *msg);
+    void *logData;		/* The log hook's clientData. */
+    void (*closed)(void *clientData, MilterConn *conn);
+				/* Any thread: the connection's descriptor
+				 * is closed; unlink it. */
+    void (*freed)(void *clientData);
+				/* Any thread: the connection's last
+				 * reference went. */
+    void *clientData;		/* For closed and freed. */
+} MilterConnHost;
+
+/*
  * What the network thread's timer pass tells each connection
  * (MilterConnTick).
  */
@@ -77,7 +153,7 @@ typedef struct MilterTick {
 
 struct MilterConn {
     pthread_mutex_t lock;
-    MilterServer *server;	/* Never changes. */
+    const MilterConnHost *host;	/* Never changes. */
     unsigned long id;		/* Never changes. */
     int refs;			/* The network thread's, one per event
 				 * handed out; atomic. */
@@ -129,6 +205,7 @@ struct MilterConn {
 struct MilterServer {
     MilterServerConfig config;
     MilterServerHooks hooks;
+    MilterConnHost host;	/* What its connections see of it. */
     MilterListener listener;	/* What MilterSocketListen bound. */
     int epollFd;
     int wakeFd;			/* eventfd that wakes the network thread. */
@@ -163,21 +240,6 @@ struct MilterServer {
 };
 
 /*
- * milterServer.c
- */
-
-MODULE_SCOPE void	MilterServerLog(MilterServer *server,
-			    MilterLogLevel level, const char *format, ...)
-#if defined(__GNUC__)
-			    __attribute__((format(printf, 3, 4)))
-#endif
-			    ;
-MODULE_SCOPE int	MilterServerLogs(MilterServer *server,
-			    MilterLogLevel level);
-MODULE_SCOPE int64_t	MilterNowMs(void);
-MODULE_SCOPE void	MilterServerRetire(MilterConn *conn);
-
-/*
  * milterMetrics.c
  */
 
@@ -193,15 +255,24 @@ MODULE_SCOPE void	MilterMetricsCloseAll(MilterServer *server);
  * milterQueue.c
  */
 
-MODULE_SCOPE void	MilterQueuePush(MilterQueue *queue, MilterConn *conn,
-			    MilterEvent *ev);
+MODULE_SCOPE int	MilterQueuePush(MilterQueue *queue, MilterConn *conn,
+			    MilterEvent *ev, int *verdictPtr);
+MODULE_SCOPE void	MilterQueueClose(MilterQueue *queue, int verdict);
 MODULE_SCOPE void	MilterQueueUnpin(MilterQueue *queue);
 
 /*
  * milterConn.c
  */
 
-MODULE_SCOPE MilterConn *MilterConnNew(MilterServer *server, int fd,
+MODULE_SCOPE void	MilterHostLog(const MilterConnHost *host,
+			    MilterLogLevel level, const char *format, ...)
+#if defined(__GNUC__)
+			    __attribute__((format(printf, 3, 4)))
+#endif
+			    ;
+MODULE_SCOPE int	MilterHostLogs(const MilterConnHost *host,
+			    MilterLogLevel level);
+MODULE_SCOPE MilterConn *MilterConnNew(const MilterConnHost *host, int fd,
 			    unsigned long id, MilterQueue *queue);
 MODULE_SCOPE void	MilterConnStart(MilterConn *conn);
 MODULE_SCOPE void	MilterConnHandle(MilterConn *conn, uint32_t events);
