@@ -178,16 +178,15 @@ MilterConnStart(
 /*
  *----------------------------------------------------------------------
  *
- * MilterConnRetain, MilterConnRelease --
+ * MilterConnRetain --
  *
- *	Take or drop a reference; the last one frees the connection and
- *	drops its reference to the server.
+ *	Any thread: takes a reference to a connection.
  *
  * Results:
  *	None.
  *
  * Side effects:
- *	Release may free the connection and close its descriptor.
+ *	Atomic increment.
  *
  *----------------------------------------------------------------------
  */
@@ -198,6 +197,23 @@ MilterConnRetain(
 {
     ATOMIC_ADD(&conn->refs, 1);
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterConnRelease --
+ *
+ *	Any thread: drops a reference; the last one frees the connection
+ *	and drops its reference to the server (the host's freed hook).
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	May free the connection and close its descriptor.
+ *
+ *----------------------------------------------------------------------
+ */
 
 void
 MilterConnRelease(
@@ -229,11 +245,10 @@ MilterConnRelease(
 /*
  *----------------------------------------------------------------------
  *
- * OutputFull, CanRead --
+ * OutputFull --
  *
- *	The backpressure rule. Commands run only while the replies queued
- *	for the MTA are under OUTPUT_BOUND; input is read only while that
- *	holds and less than one largest packet is buffered.
+ *	The backpressure rule, first half: commands run only while the
+ *	replies queued for the MTA are under OUTPUT_BOUND.
  *
  * Results:
  *	Boolean.
@@ -251,6 +266,24 @@ OutputFull(
     return MilterBufLength(MilterSessionOutput(conn->session))
 	    >= OUTPUT_BOUND;
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * CanRead --
+ *
+ *	The backpressure rule, second half: input is read only while the
+ *	output is under its bound (OutputFull) and less than one largest
+ *	packet is buffered, and only while the session takes input.
+ *
+ * Results:
+ *	Boolean.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
 
 static int
 CanRead(
@@ -1123,17 +1156,16 @@ MilterConnAbort(
 /*
  *----------------------------------------------------------------------
  *
- * MilterConnLock, MilterConnUnlock --
+ * MilterConnLock --
  *
  *	Access to the session for the owner's context commands (reply text,
- *	modifications, progress, macros). Unlock can flush output that the
- *	call produced (progress).
+ *	modifications, progress, macros); MilterConnUnlock ends it.
  *
  * Results:
- *	Lock returns the session.
+ *	The session.
  *
  * Side effects:
- *	Takes or releases the connection's lock; may write.
+ *	Takes the connection's lock.
  *
  *----------------------------------------------------------------------
  */
@@ -1145,6 +1177,23 @@ MilterConnLock(
     pthread_mutex_lock(&conn->lock);
     return conn->session;
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterConnUnlock --
+ *
+ *	Ends a MilterConnLock; with 'flush', first writes what the call
+ *	produced for the MTA (progress).
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Releases the connection's lock; may write.
+ *
+ *----------------------------------------------------------------------
+ */
 
 void
 MilterConnUnlock(
@@ -1189,17 +1238,16 @@ MilterConnPeerGone(
 /*
  *----------------------------------------------------------------------
  *
- * MilterConnGetData, MilterConnSetData, MilterConnExpired, MilterConnId --
+ * MilterConnGetData --
  *
- *	The owner's per-connection data; whether the connection was ended
- *	at a stop's deadline (its events then get -defaultreply without
- *	running a script); its number in the log.
+ *	The owner's per-connection data (its context), on the thread that
+ *	decides the connection's events.
  *
  * Results:
- *	GetData: the data. Expired: boolean. Id: the number.
+ *	The data, or NULL.
  *
  * Side effects:
- *	SetData: a connection with data always hands out its close event.
+ *	None.
  *
  *----------------------------------------------------------------------
  */
@@ -1210,6 +1258,23 @@ MilterConnGetData(
 {
     return conn->clientData;
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterConnSetData --
+ *
+ *	Attaches the owner's per-connection data (NULL detaches it).
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	A connection with data always hands out its close event, so that
+ *	the data can be cleaned up.
+ *
+ *----------------------------------------------------------------------
+ */
 
 void
 MilterConnSetData(
@@ -1222,12 +1287,46 @@ MilterConnSetData(
     pthread_mutex_unlock(&conn->lock);
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterConnExpired --
+ *
+ *	Any thread: whether the connection was ended at a stop's deadline
+ *	or by milter session abort: its events then get a verdict without
+ *	running a script, except abort and close.
+ *
+ * Results:
+ *	Boolean.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
 int
 MilterConnExpired(
     MilterConn *conn)
 {
     return ATOMIC_GET(&conn->expired);
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterConnId --
+ *
+ *	The connection's number, as log lines and milter sessions show it.
+ *
+ * Results:
+ *	The number.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
 
 unsigned long
 MilterConnId(

@@ -817,10 +817,10 @@ MilterServerJoin(
 /*
  *----------------------------------------------------------------------
  *
- * MilterServerSetWanted, MilterServerSetDebug --
+ * MilterServerSetWanted --
  *
- *	Any thread: the events that have a callback, and the debug level;
- *	both take effect with the next command read.
+ *	Any thread: the events that have a callback; it takes effect with
+ *	the next command read.
  *
  * Results:
  *	None.
@@ -839,6 +839,23 @@ MilterServerSetWanted(
     ATOMIC_SET(&server->wanted, mask);
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterServerSetDebug --
+ *
+ *	Any thread: the debug level of the network side's log; it takes
+ *	effect with the next line.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	An atomic store.
+ *
+ *----------------------------------------------------------------------
+ */
+
 void
 MilterServerSetDebug(
     MilterServer *server,
@@ -850,13 +867,12 @@ MilterServerSetDebug(
 /*
  *----------------------------------------------------------------------
  *
- * MilterServerAddress, MilterServerStopping --
+ * MilterServerAddress --
  *
- *	What the owner may ask: the spec actually bound, and whether a stop
- *	was asked.
+ *	The connection spec actually bound (a port chosen for inet:0, say).
  *
  * Results:
- *	As named.
+ *	The spec; it lives as long as the server.
  *
  * Side effects:
  *	None.
@@ -870,6 +886,22 @@ MilterServerAddress(
 {
     return server->listener.address;
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterServerStopping --
+ *
+ *	Any thread: whether a stop was asked.
+ *
+ * Results:
+ *	Boolean.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
 
 int
 MilterServerStopping(
