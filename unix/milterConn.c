@@ -84,6 +84,10 @@ MilterConnNew(
     MilterBufInit(&conn->in);
     conn->lastActive = MilterNowMs();
     conn->born = conn->lastActive;
+    if (server->config.captureDir != NULL) {	/* Capture. */
+	conn->capture = MilterCaptureNew(&server->config,
+		MilterServerAddress(server), id, conn->born);
+    }
     return conn;
 }
 
@@ -153,6 +157,9 @@ MilterConnRelease(
 	}
 	close(conn->fd);
 	MilterQueueUnpin(conn->queue);
+    }
+    if (conn->capture != NULL) {		/* Capture. */
+	MilterCaptureFree(conn->capture);
     }
     MilterSessionFree(conn->session);
     MilterBufFree(&conn->in);
@@ -343,6 +350,12 @@ FlushLocked(
 {
     MilterBuf *out = MilterSessionOutput(conn->session);
 
+    if (conn->capture != NULL
+	    && MilterBufLength(out) > conn->captureSeen) {	/* Capture. */
+	MilterCaptureMilter(conn->capture, MilterBufData(out)
+		+ conn->captureSeen, MilterBufLength(out) - conn->captureSeen,
+		MilterNowMs());
+    }
     while (MilterBufLength(out) > 0 && !conn->hangup && conn->fd >= 0) {
 	ssize_t n = send(conn->fd, MilterBufData(out), MilterBufLength(out),
 		MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -367,6 +380,7 @@ FlushLocked(
 	MilterBufReset(out);
     }
     MilterBufTrim(out, OUTPUT_BOUND);
+    conn->captureSeen = MilterBufLength(out);	/* Capture. */
 }
 
 /*
@@ -421,6 +435,16 @@ CloseLocked(
     conn->fd = -1;
     MilterQueueUnpin(conn->queue);
     conn->inputEnded = 1;
+    if (conn->capture != NULL) {		/* Capture. */
+	char err[4400];
+
+	if (!MilterCaptureFinish(conn->capture, MilterNowMs(), err,
+		sizeof(err))) {
+	    MilterServerLog(conn->server, MILTER_LOG_WARNING,
+		    "connection %lu: %s", conn->id, err);
+	}
+	conn->capture = NULL;
+    }
     MilterBufReset(MilterSessionOutput(conn->session));
     MilterServerLog(conn->server, MILTER_LOG_INFO, "connection %lu closed",
 	    conn->id);
@@ -552,6 +576,9 @@ FeedLocked(
 	    MilterServerLog(server, MILTER_LOG_DEBUG, "connection %lu: "
 		    "command '%c' with %zu bytes", conn->id, pkt.cmd,
 		    pkt.len);
+	}
+	if (conn->capture != NULL) {		/* Capture. */
+	    MilterCaptureMta(conn->capture, &pkt, MilterNowMs());
 	}
 	ev = MilterSessionFeed(conn->session, &pkt);
 	MilterBufConsume(&conn->in, used);
@@ -1013,6 +1040,41 @@ MilterConnId(
     MilterConn *conn)
 {
     return conn->id;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterConnCapture --
+ *
+ *	Any thread: whether the session's capture is to be written at its
+ *	end ($ctx capture); 'on' 0 or 1 changes that, -1 only asks.
+ *
+ * Results:
+ *	1 or 0; -1 when the milter captures nothing (no -capture).
+ *
+ * Side effects:
+ *	Takes the connection's lock for a moment.
+ *
+ *----------------------------------------------------------------------
+ */
+
+int
+MilterConnCapture(
+    MilterConn *conn,
+    int on)
+{
+    int result = -1;
+
+    pthread_mutex_lock(&conn->lock);
+    if (conn->capture != NULL) {
+	if (on >= 0) {
+	    MilterCaptureSet(conn->capture, on);
+	}
+	result = MilterCaptureGet(conn->capture);
+    }
+    pthread_mutex_unlock(&conn->lock);
+    return result;
 }
 
 /*

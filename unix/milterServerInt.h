@@ -110,6 +110,9 @@ struct MilterConn {
     int64_t busySince;		/* Monotonic ms: when the event out was
 				 * handed out. */
     void *clientData;		/* The owner's per-connection data. */
+    MilterCapture *capture;	/* -capture: this session's, or NULL. */
+    size_t captureSeen;		/* Output bytes at the front of the
+				 * session's output already captured. */
 };
 
 /*
