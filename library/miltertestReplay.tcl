@@ -374,7 +374,7 @@ proc ::milter::test::replay {file args} {
 	    }
 	}
     } trap {MILTERTEST} {msg opts} {
-	if {[lindex [dict get $opts -errorcode] 1] in {USAGE CAPTURE}} {
+	if {[lindex [dict get $opts -errorcode] 1] in {USAGE CAPTURE CONNECT}} {
 	    if {$s ne "" && [info commands $s] ne ""} {
 		$s close
 	    }
