@@ -82,10 +82,11 @@ struct MilterCapture {
  *
  *	Appends one list element to the line being built, preceded by a
  *	space unless it is the first: bare when that is safe, in braces
- *	when the bytes are printable ASCII without braces or backslashes,
- *	else with every other byte written as a backslash escape (\n, \r,
- *	\t or \xHH), so that the file is ASCII and every line parses as a
- *	Tcl list whose elements hold one character per byte.
+ *	when the bytes are printable ASCII without backslashes and with
+ *	balanced braces, else with every other byte written as a backslash
+ *	escape (\n, \r, \t or \xHH), so that the file is ASCII and every
+ *	line parses as a Tcl list whose elements hold one character per
+ *	byte.
  *
  * Results:
  *	None.
@@ -104,7 +105,7 @@ AppendElement(
 {
     const unsigned char *s = data;
     MilterBuf *b = &capPtr->line;
-    int plain = 1, quote = 0;
+    int plain = 1, quote = 0, depth = 0;
     size_t i;
     char hex[5];
 
@@ -118,12 +119,23 @@ AppendElement(
     for (i = 0; i < len; i++) {
 	unsigned char c = s[i];
 
-	if (c < 0x20 || c >= 0x7f || c == '{' || c == '}' || c == '\\') {
+	if (c < 0x20 || c >= 0x7f || c == '\\') {
 	    plain = 0;
+	} else if (c == '{') {
+	    depth++;
+	    quote = 1;
+	} else if (c == '}') {
+	    if (--depth < 0) {
+		plain = 0;
+	    }
+	    quote = 1;
 	} else if (c == ' ' || c == '"' || c == '[' || c == ']' || c == '$'
 		|| c == ';' || (i == 0 && c == '#')) {
 	    quote = 1;
 	}
+    }
+    if (depth != 0) {
+	plain = 0;
     }
     if (plain) {
 	if (quote) {
@@ -838,10 +850,12 @@ MilterCaptureMilter(
  * MilterCaptureFinish --
  *
  *	The session is over: adds the "end" line and, if the session is to
- *	be captured, writes the file in one go (created, mode 0600, never
- *	replacing a file), named DIR/YYYYMMDDTHHMMSS-PID-ID.capture after
- *	the session's start (UTC), the process and the connection. Frees
- *	the capture.
+ *	be captured, writes the file in one go, named
+ *	DIR/YYYYMMDDTHHMMSS-PID-ID.capture after the session's start (UTC),
+ *	the process and the connection: created as DIR/.NAME.tmp (mode
+ *	0600), then linked to its name, which never replaces a file, and
+ *	unlinked; so a file under its name is always complete. Frees the
+ *	capture.
  *
  * Results:
  *	1, or 0 with a message in 'err' when the file could not be written.
@@ -859,11 +873,11 @@ MilterCaptureFinish(
     char *err,
     size_t errLen)
 {
-    char path[4200], stamp[32];
+    char path[4200], tmp[4300], stamp[32];
     struct tm tm;
     const unsigned char *p;
     size_t left;
-    int fd, ok = 1;
+    int fd, saved, ok = 1;
 
     if (capPtr->on) {
 	capPtr->full = 0;	/* The end line always fits. */
@@ -876,7 +890,9 @@ MilterCaptureFinish(
 	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%S", &tm);
 	snprintf(path, sizeof(path), "%s/%s-%ld-%lu.capture", capPtr->dir,
 		stamp, (long) getpid(), capPtr->id);
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	snprintf(tmp, sizeof(tmp), "%s/.%s-%ld-%lu.tmp", capPtr->dir,
+		stamp, (long) getpid(), capPtr->id);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
 	    ok = 0;
 	} else {
@@ -895,15 +911,12 @@ MilterCaptureFinish(
 		p += n;
 		left -= (size_t) n;
 	    }
-	    if (close(fd) != 0) {
+	    if (close(fd) != 0 || (ok && link(tmp, path) != 0)) {
 		ok = 0;
 	    }
-	    if (!ok) {
-		int saved = errno;
-
-		unlink(path);	/* No half files. */
-		errno = saved;
-	    }
+	    saved = errno;
+	    unlink(tmp);	/* No half files. */
+	    errno = saved;
 	}
 	if (!ok) {
 	    snprintf(err, errLen, "couldn't write capture file \"%s\": %s",
