@@ -374,7 +374,8 @@ proc ::milter::test::replay {file args} {
 	    }
 	}
     } trap {MILTERTEST} {msg opts} {
-	if {[lindex [dict get $opts -errorcode] 1] in {USAGE CAPTURE CONNECT}} {
+	set class [lindex [dict get $opts -errorcode] 1]
+	if {$class in {USAGE CAPTURE CONNECT}} {
 	    if {$s ne "" && [info commands $s] ne ""} {
 		$s close
 	    }
