@@ -23,6 +23,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -304,8 +305,8 @@ AppendText(
  *	each as an element (AppendText).
  *
  * Results:
- *	1, or 0 (with nothing appended) when the payload does not end in a
- *	NUL.
+ *	The number of strings appended, or -1 (with nothing appended) when
+ *	the payload does not end in a NUL.
  *
  * Side effects:
  *	Appends to capPtr->line.
@@ -321,18 +322,50 @@ AppendStrings(
 {
     const unsigned char *p = pktPtr->data + offset;
     const unsigned char *end = pktPtr->data + pktPtr->len;
+    int count = 0;
 
     if (offset > pktPtr->len
 	    || (pktPtr->len > offset && end[-1] != '\0')) {
-	return 0;
+	return -1;
     }
     while (p < end) {
 	const unsigned char *nul = memchr(p, '\0', (size_t) (end - p));
 
 	AppendText(capPtr, p, (size_t) (nul - p));
 	p = nul + 1;
+	count++;
     }
-    return 1;
+    return count;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * Strings --
+ *
+ *	AppendStrings, with the number of strings the packet must hold.
+ *
+ * Results:
+ *	1 if the payload holds from min to max strings, else 0 (the line
+ *	may hold some words).
+ *
+ * Side effects:
+ *	Appends to capPtr->line.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+Strings(
+    MilterCapture *capPtr,
+    const MilterPacket *pktPtr,
+    size_t offset,
+    int min,
+    int max)
+{
+    int count = AppendStrings(capPtr, pktPtr, offset);
+
+    return count >= min && count <= max;
 }
 
 /*
@@ -583,6 +616,7 @@ MtaPacket(
     MilterConnectInfo info;
     const char *stage;
     char port[16];
+    int count;
 
     switch (pktPtr->cmd) {
     case SMFIC_OPTNEG:
@@ -601,7 +635,8 @@ MtaPacket(
 	}
 	AppendWord(capPtr, "macros");
 	AppendWord(capPtr, stage);
-	return AppendStrings(capPtr, pktPtr, 1);
+	count = AppendStrings(capPtr, pktPtr, 1);
+	return count >= 0 && count % 2 == 0;
     case SMFIC_CONNECT:
 	if (!MilterWireConnect(pktPtr, &info)) {
 	    return 0;
@@ -617,20 +652,20 @@ MtaPacket(
 	return 1;
     case SMFIC_HELO:
 	AppendWord(capPtr, "helo");
-	return AppendStrings(capPtr, pktPtr, 0);
+	return Strings(capPtr, pktPtr, 0, 1, 1);
     case SMFIC_MAIL:
 	capPtr->bodyKept = capPtr->replKept = 0;
 	AppendWord(capPtr, "envfrom");
-	return AppendStrings(capPtr, pktPtr, 0);
+	return Strings(capPtr, pktPtr, 0, 1, INT_MAX);
     case SMFIC_RCPT:
 	AppendWord(capPtr, "envrcpt");
-	return AppendStrings(capPtr, pktPtr, 0);
+	return Strings(capPtr, pktPtr, 0, 1, INT_MAX);
     case SMFIC_DATA:
 	AppendWord(capPtr, "data");
 	return pktPtr->len == 0;
     case SMFIC_HEADER:
 	AppendWord(capPtr, "header");
-	return AppendStrings(capPtr, pktPtr, 0);
+	return Strings(capPtr, pktPtr, 0, 2, 2);
     case SMFIC_EOH:
 	AppendWord(capPtr, "eoh");
 	return pktPtr->len == 0;
@@ -655,7 +690,7 @@ MtaPacket(
 	return pktPtr->len == 0;
     case SMFIC_UNKNOWN:
 	AppendWord(capPtr, "unknown");
-	return AppendStrings(capPtr, pktPtr, 0);
+	return Strings(capPtr, pktPtr, 0, 1, 1);
     default:
 	return 0;
     }
@@ -754,10 +789,10 @@ MilterPacketWords(
 	return at == pktPtr->len || pktPtr->len == 12;
     case SMFIR_REPLYCODE:
 	AppendWord(capPtr, "replycode");
-	return AppendStrings(capPtr, pktPtr, 0);
+	return Strings(capPtr, pktPtr, 0, 1, 1);
     case SMFIR_ADDHEADER:
 	AppendWord(capPtr, "addheader");
-	return AppendStrings(capPtr, pktPtr, 0);
+	return Strings(capPtr, pktPtr, 0, 2, 2);
     case SMFIR_INSHEADER:
     case SMFIR_CHGHEADER:
 	if (pktPtr->len < 4) {
@@ -766,22 +801,22 @@ MilterPacketWords(
 	AppendWord(capPtr, pktPtr->cmd == SMFIR_INSHEADER ? "insheader"
 		: "chgheader");
 	AppendNumber(capPtr, MilterWireGet32(pktPtr->data), 0);
-	return AppendStrings(capPtr, pktPtr, 4);
+	return Strings(capPtr, pktPtr, 4, 2, 2);
     case SMFIR_ADDRCPT:
 	AppendWord(capPtr, "addrcpt");
-	return AppendStrings(capPtr, pktPtr, 0);
+	return Strings(capPtr, pktPtr, 0, 1, 1);
     case SMFIR_ADDRCPT_PAR:
 	AppendWord(capPtr, "addrcpt_par");
-	return AppendStrings(capPtr, pktPtr, 0);
+	return Strings(capPtr, pktPtr, 0, 1, 2);
     case SMFIR_DELRCPT:
 	AppendWord(capPtr, "delrcpt");
-	return AppendStrings(capPtr, pktPtr, 0);
+	return Strings(capPtr, pktPtr, 0, 1, 1);
     case SMFIR_CHGFROM:
 	AppendWord(capPtr, "chgfrom");
-	return AppendStrings(capPtr, pktPtr, 0);
+	return Strings(capPtr, pktPtr, 0, 1, 2);
     case SMFIR_QUARANTINE:
 	AppendWord(capPtr, "quarantine");
-	return AppendStrings(capPtr, pktPtr, 0);
+	return Strings(capPtr, pktPtr, 0, 1, 1);
     case SMFIR_REPLBODY:
 	AppendWord(capPtr, "replacebody");
 	AppendBody(capPtr, pktPtr, &capPtr->replKept);
