@@ -100,6 +100,9 @@ MilterGetState(
     while (strcmp(milterFacilityNames[statePtr->syslogFacility], "mail")) {
 	statePtr->syslogFacility++;
     }
+    statePtr->captureSize = 1048576;
+    statePtr->captureBody = 65536;
+    statePtr->captureAll = 1;
     statePtr->ownStats = MilterStatsNew();
     statePtr->stats = statePtr->ownStats;
     Tcl_SetAssocData(interp, "milter", DeleteState, statePtr);
@@ -180,6 +183,9 @@ FreeState(
     }
     if (statePtr->metricsObj != NULL) {
 	Tcl_DecrRefCount(statePtr->metricsObj);
+    }
+    if (statePtr->captureObj != NULL) {
+	Tcl_DecrRefCount(statePtr->captureObj);
     }
     Tcl_FreeEncoding(statePtr->encoding);
     MilterCoroFree(statePtr);
@@ -741,6 +747,17 @@ LogCopiesChanged(
 static const OptionSpec optionTable[] = {
     {"-backlog", OPTION_STATIC, TYPE_INT, FIELD(backlog), NONE,
 	    0, 65535, "an integer from 0 to 65535", NULL, NULL},
+    {"-capture", OPTION_STATIC | OPTION_EMPTY_IS_NULL, TYPE_STRING,
+	    NONE, FIELD(captureObj), 0, 0, NULL, NULL, NULL},
+    {"-captureall", OPTION_STATIC, TYPE_BOOLEAN, FIELD(captureAll), NONE,
+	    0, 0, "a boolean", NULL, NULL},
+    {"-capturebody", OPTION_STATIC, TYPE_INT, FIELD(captureBody), NONE,
+	    0, 64 * 1024 * 1024, "an integer from 0 to 67108864", NULL, NULL},
+    {"-capturemask", OPTION_STATIC, TYPE_BOOLEAN, FIELD(captureMask), NONE,
+	    0, 0, "a boolean", NULL, NULL},
+    {"-capturesize", OPTION_STATIC, TYPE_INT, FIELD(captureSize), NONE,
+	    4096, 1024 * 1024 * 1024, "an integer from 4096 to 1073741824",
+	    NULL, NULL},
     {"-connection", OPTION_STATIC, TYPE_SOCKET, NONE, FIELD(connectionObj),
 	    0, 0, NULL, NULL, NULL},
     {"-coroutines", 0, TYPE_BOOLEAN, FIELD(coroutines), NONE,

@@ -1189,6 +1189,54 @@ CtxSetSymListCmd(
 }
 
 /*
+ *----------------------------------------------------------------------
+ *
+ * CtxCaptureCmd --
+ *
+ *	$ctx capture ?boolean?
+ *	Whether this session's capture file is written when it ends
+ *	(milter configure -capture); the default is -captureall.
+ *
+ * Results:
+ *	A standard Tcl result: the setting, 0 when the milter captures
+ *	nothing. A value that is not a boolean is an error with errorCode
+ *	MILTER CONTEXT VALUE capture; turning capture on without a
+ *	-capture directory, MILTER CONTEXT STATE capture.
+ *
+ * Side effects:
+ *	Changes the setting.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+CtxCaptureCmd(
+    Tcl_Interp *interp,
+    MilterCtx *ctxPtr,
+    const char *subName,
+    int objc,
+    Tcl_Obj *const objv[])
+{
+    int on = -1, result;
+
+    if (objc == 3 && Tcl_GetBooleanFromObj(NULL, objv[2], &on) != TCL_OK) {
+	Tcl_SetObjResult(interp, Tcl_ObjPrintf(
+		"cannot %s: expected boolean value but got \"%s\"", subName,
+		Tcl_GetString(objv[2])));
+	Tcl_SetErrorCode(interp, "MILTER", "CONTEXT", "VALUE", subName,
+		NULL);
+	return TCL_ERROR;
+    }
+    result = MilterConnCapture(ctxPtr->conn, on);
+    if (result < 0 && on == 1) {
+	return SessionResult(interp, subName, MILTER_ERR_STATE,
+		"no -capture directory is configured");
+    }
+    Tcl_SetObjResult(interp, Tcl_NewBooleanObj(result > 0));
+    return TCL_OK;
+}
+
+/*
  * The subcommand table: names in alphabetical order (the order the error
  * message lists them in) and their procedures.
  */
@@ -1204,6 +1252,7 @@ typedef struct CtxSubCmd {
 static const CtxSubCmd subCommands[] = {
     {"addheader",   CtxAddHeaderCmd,	4, 4,  "name value"},
     {"addrcpt",	    CtxAddRcptCmd,	3, 4,  "rcpt ?esmtpArgs?"},
+    {"capture",	    CtxCaptureCmd,	2, 3,  "?boolean?"},
     {"chgfrom",	    CtxChgFromCmd,	3, 4,  "address ?esmtpArgs?"},
     {"chgheader",   CtxChgHeaderCmd,	4, 5,  "name ?index? value"},
     {"delrcpt",	    CtxDelRcptCmd,	3, 3,  "rcpt"},

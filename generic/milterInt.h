@@ -206,6 +206,13 @@ typedef struct MilterState {
 				 * own, or in a worker the owner's. */
     MilterStats *ownStats;	/* Its own block (milter stats). */
     Tcl_Obj *metricsObj;	/* -metrics, or NULL. */
+
+    /* Capture (generic/milterCapture.c). */
+    Tcl_Obj *captureObj;	/* -capture, a directory, or NULL. */
+    int captureSize;		/* -capturesize, bytes per file. */
+    int captureBody;		/* -capturebody, body bytes per message. */
+    int captureMask;		/* -capturemask */
+    int captureAll;		/* -captureall */
 } MilterState;
 
 /*

@@ -492,6 +492,12 @@ MilterStart(
     cfg.stats = statePtr->stats;
     cfg.metricsSpec = statePtr->metricsObj != NULL
 	    ? Tcl_GetString(statePtr->metricsObj) : NULL;
+    cfg.captureDir = statePtr->captureObj != NULL	/* Capture. */
+	    ? Tcl_GetString(statePtr->captureObj) : NULL;
+    cfg.captureSize = (size_t) statePtr->captureSize;
+    cfg.captureBody = (size_t) statePtr->captureBody;
+    cfg.captureMask = statePtr->captureMask;
+    cfg.captureAll = statePtr->captureAll;
 
     hooks.clientData = statePtr;
     hooks.assign = AssignHook;

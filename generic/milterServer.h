@@ -97,6 +97,13 @@ typedef struct MilterServerConfig {
 				 * server. */
     const char *metricsSpec;	/* -metrics: where to serve the statistics
 				 * over HTTP, or NULL. */
+    const char *captureDir;	/* -capture: where session files go, or
+				 * NULL for no capture. */
+    size_t captureSize;		/* -capturesize: most bytes per file. */
+    size_t captureBody;		/* -capturebody: body bytes kept per
+				 * message. */
+    int captureMask;		/* -capturemask: mask local parts. */
+    int captureAll;		/* -captureall: capture new sessions. */
 } MilterServerConfig;
 
 /*
@@ -177,6 +184,7 @@ MODULE_SCOPE unsigned long MilterConnId(MilterConn *conn);
 MODULE_SCOPE void *	MilterConnGetData(MilterConn *conn);
 MODULE_SCOPE void	MilterConnSetData(MilterConn *conn, void *data);
 MODULE_SCOPE int	MilterConnExpired(MilterConn *conn);
+MODULE_SCOPE int	MilterConnCapture(MilterConn *conn, int on);
 
 /*
  * Ready queues (unix/milterQueue.c): where events wait for the
@@ -225,5 +233,26 @@ MODULE_SCOPE int	MilterSocketCheckFd(int fd, char *err,
 			    size_t errLen);
 MODULE_SCOPE int	MilterSocketCheckSpec(const char *spec, char *err,
 			    size_t errLen);
+
+/*
+ * Capture of sessions (generic/milterCapture.c), called with the
+ * connection's lock held; no Tcl.
+ */
+
+typedef struct MilterCapture MilterCapture;
+
+MODULE_SCOPE MilterCapture *MilterCaptureNew(const MilterServerConfig *cfg,
+			    const char *listenSpec, unsigned long id,
+			    int64_t now);
+MODULE_SCOPE void	MilterCaptureMta(MilterCapture *capPtr,
+			    const MilterPacket *pktPtr, int64_t now);
+MODULE_SCOPE void	MilterCaptureMilter(MilterCapture *capPtr,
+			    const unsigned char *bytes, size_t len,
+			    int64_t now);
+MODULE_SCOPE void	MilterCaptureSet(MilterCapture *capPtr, int on);
+MODULE_SCOPE int	MilterCaptureGet(MilterCapture *capPtr);
+MODULE_SCOPE int	MilterCaptureFinish(MilterCapture *capPtr,
+			    int64_t now, char *err, size_t errLen);
+MODULE_SCOPE void	MilterCaptureFree(MilterCapture *capPtr);
 
 #endif /* _MILTERSERVER_H */

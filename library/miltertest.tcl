@@ -651,11 +651,12 @@ proc ::milter::test::Cmd_eof {id {timeout {}}} {
     return 1
 }
 
-# The connection and packet layer, and whole messages, have files of their
-# own beside this one.
+# The connection and packet layer, whole messages, and the replay of
+# captures have files of their own beside this one.
 
 apply {{dir} {
-    foreach file {miltertestIO.tcl miltertestMessage.tcl} {
+    foreach file {miltertestIO.tcl miltertestMessage.tcl
+	    miltertestReplay.tcl} {
 	uplevel #0 [list source -encoding utf-8 [file join $dir $file]]
     }
 }} [file dirname [file normalize [info script]]]

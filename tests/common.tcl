@@ -39,7 +39,9 @@ namespace eval ::tmtest {
     # The documented default configuration, restored after every test.
     # (milter.test checks, in a fresh interpreter, that it is the
     # package's.)
-    variable defaults {-backlog 0 -connection unix:/var/run/tclmilter.sock
+    variable defaults {-backlog 0 -capture {} -captureall 1
+	    -capturebody 65536 -capturemask 0 -capturesize 1048576
+	    -connection unix:/var/run/tclmilter.sock
 	    -coroutines 0 -debuglevel 0 -defaultreply SMFIS_TEMPFAIL -draintimeout 5.0
 	    -encoding utf-8 -leadingspace 0 -logcommand {}
 	    -logdestination stderr

@@ -147,6 +147,10 @@ MilterConnNew(
     MilterBufInit(&conn->in);
     conn->lastActive = MilterNowMs();
     conn->born = conn->lastActive;
+    if (host->config->captureDir != NULL) {	/* Capture. */
+	conn->capture = MilterCaptureNew(host->config, host->address, id,
+		conn->born);
+    }
     return conn;
 }
 
@@ -234,6 +238,9 @@ MilterConnRelease(
 	MilterQueueUnpin(conn->queue);
     }
     MilterFree(conn->voided);	/* Its holder never came back (NULL). */
+    if (conn->capture != NULL) {		/* Capture. */
+	MilterCaptureFree(conn->capture);
+    }
     MilterSessionFree(conn->session);
     MilterBufFree(&conn->in);
     pthread_mutex_destroy(&conn->lock);
@@ -440,6 +447,12 @@ FlushLocked(
 {
     MilterBuf *out = MilterSessionOutput(conn->session);
 
+    if (conn->capture != NULL
+	    && MilterBufLength(out) > conn->captureSeen) {	/* Capture. */
+	MilterCaptureMilter(conn->capture, MilterBufData(out)
+		+ conn->captureSeen, MilterBufLength(out) - conn->captureSeen,
+		MilterNowMs());
+    }
     while (MilterBufLength(out) > 0 && !conn->hangup && conn->fd >= 0) {
 	ssize_t n = send(conn->fd, MilterBufData(out), MilterBufLength(out),
 		MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -476,6 +489,7 @@ FlushLocked(
 	MilterBufReset(out);
     }
     MilterBufTrim(out, OUTPUT_BOUND);
+    conn->captureSeen = MilterBufLength(out);	/* Capture. */
 }
 
 /*
@@ -530,6 +544,16 @@ CloseLocked(
     conn->fd = -1;
     MilterQueueUnpin(conn->queue);
     conn->inputEnded = 1;
+    if (conn->capture != NULL) {		/* Capture. */
+	char err[4400];
+
+	if (!MilterCaptureFinish(conn->capture, MilterNowMs(), err,
+		sizeof(err))) {
+	    MilterHostLog(conn->host, MILTER_LOG_WARNING,
+		    "connection %lu: %s", conn->id, err);
+	}
+	conn->capture = NULL;
+    }
     MilterBufReset(MilterSessionOutput(conn->session));
     MilterHostLog(conn->host, MILTER_LOG_INFO, "connection %lu closed",
 	    conn->id);
@@ -661,6 +685,9 @@ FeedLocked(
 	    MilterHostLog(conn->host, MILTER_LOG_DEBUG, "connection %lu: "
 		    "command '%c' with %zu bytes", conn->id, pkt.cmd,
 		    pkt.len);
+	}
+	if (conn->capture != NULL) {		/* Capture. */
+	    MilterCaptureMta(conn->capture, &pkt, MilterNowMs());
 	}
 	ev = MilterSessionFeed(conn->session, &pkt);
 	MilterBufConsume(&conn->in, used);
@@ -1333,6 +1360,41 @@ MilterConnId(
     MilterConn *conn)
 {
     return conn->id;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterConnCapture --
+ *
+ *	Any thread: whether the session's capture is to be written at its
+ *	end ($ctx capture); 'on' 0 or 1 changes that, -1 only asks.
+ *
+ * Results:
+ *	1 or 0; -1 when the milter captures nothing (no -capture).
+ *
+ * Side effects:
+ *	Takes the connection's lock for a moment.
+ *
+ *----------------------------------------------------------------------
+ */
+
+int
+MilterConnCapture(
+    MilterConn *conn,
+    int on)
+{
+    int result = -1;
+
+    pthread_mutex_lock(&conn->lock);
+    if (conn->capture != NULL) {
+	if (on >= 0) {
+	    MilterCaptureSet(conn->capture, on);
+	}
+	result = MilterCaptureGet(conn->capture);
+    }
+    pthread_mutex_unlock(&conn->lock);
+    return result;
 }
 
 /*

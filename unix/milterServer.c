@@ -634,7 +634,7 @@ NetworkThread(
  * SetHost --
  *
  *	Fills in what the server's connections see of it (MilterConnHost);
- *	the epoll descriptor follows once it exists.
+ *	the epoll descriptor and the address follow once they exist.
  *
  * Results:
  *	None.
@@ -652,6 +652,7 @@ SetHost(
     MilterConnHost *hostPtr = &server->host;
 
     hostPtr->epollFd = -1;
+    hostPtr->address = "";
     hostPtr->config = &server->config;
     hostPtr->wantedPtr = &server->wanted;
     hostPtr->stoppingPtr = &server->stopping;
@@ -728,6 +729,7 @@ MilterServerStart(
     ev.data.ptr = &server->wakeFd;
     epoll_ctl(server->epollFd, EPOLL_CTL_ADD, server->wakeFd, &ev);
     server->host.epollFd = server->epollFd;
+    server->host.address = server->listener.address;
     ListenerInterest(server, server->listener.fd, 1);
     if (!MilterMetricsListen(server, err, errLen)) {
 	goto fail;

@@ -117,6 +117,7 @@ MilterLogWanted(
 
 typedef struct MilterConnHost {
     int epollFd;
+    const char *address;	/* The connection spec bound. */
     const MilterServerConfig *config;
     const unsigned *wantedPtr;	/* Events with a callback. */
     const int *stoppingPtr;	/* A stop was requested. */
@@ -194,6 +195,9 @@ struct MilterConn {
     int64_t busySince;		/* Monotonic ms: when the event out was
 				 * handed out. */
     void *clientData;		/* The owner's per-connection data. */
+    MilterCapture *capture;	/* -capture: this session's, or NULL. */
+    size_t captureSeen;		/* Output bytes at the front of the
+				 * session's output already captured. */
 };
 
 /*
