@@ -170,10 +170,9 @@ AppendElement(
 /*
  *----------------------------------------------------------------------
  *
- * AppendWord, AppendNumber --
+ * AppendWord --
  *
- *	Append a C string, or a number (decimal, or hexadecimal with 0x),
- *	as one element.
+ *	Appends a C string as one element.
  *
  * Results:
  *	None.
@@ -191,6 +190,23 @@ AppendWord(
 {
     AppendElement(capPtr, word, strlen(word));
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * AppendNumber --
+ *
+ *	Appends a number, decimal or (hex) hexadecimal with 0x, as one
+ *	element.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Appends to capPtr->line.
+ *
+ *----------------------------------------------------------------------
+ */
 
 static void
 AppendNumber(
@@ -403,15 +419,13 @@ AppendBody(
 /*
  *----------------------------------------------------------------------
  *
- * StartLine, EndLine --
+ * StartLine --
  *
- *	Begin a line with its time (milliseconds since the session began)
- *	and side; end it: the line joins the file if it fits under the
- *	limit with room for the last lines, else the file gets a
- *	"truncated" line and records nothing more but its "end" line.
+ *	Begins a line with its time (milliseconds since the session began)
+ *	and side (NULL for none).
  *
  * Results:
- *	StartLine: 0 when nothing more is recorded, else 1.
+ *	0 when nothing more is recorded (the limit was reached), else 1.
  *
  * Side effects:
  *	Appends to the capture.
@@ -436,6 +450,24 @@ StartLine(
     }
     return 1;
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * EndLine --
+ *
+ *	Ends a line: it joins the file if it fits under the limit with room
+ *	for the last lines, else the file gets a "truncated" line and
+ *	records nothing more but its "end" line.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Appends to the capture.
+ *
+ *----------------------------------------------------------------------
+ */
 
 static void
 EndLine(
@@ -526,15 +558,16 @@ MilterCaptureNew(
 /*
  *----------------------------------------------------------------------
  *
- * MilterCaptureSet, MilterCaptureGet --
+ * MilterCaptureSet --
  *
- *	Whether the session's file is to be written at its end.
+ *	Sets whether the session's file is to be written at its end
+ *	($ctx capture boolean).
  *
  * Results:
- *	Get: boolean.
+ *	None.
  *
  * Side effects:
- *	Set changes it.
+ *	Changes it.
  *
  *----------------------------------------------------------------------
  */
@@ -546,6 +579,22 @@ MilterCaptureSet(
 {
     capPtr->on = (on != 0);
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterCaptureGet --
+ *
+ *	Whether the session's file is to be written at its end.
+ *
+ * Results:
+ *	Boolean.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
 
 int
 MilterCaptureGet(
@@ -590,25 +639,59 @@ MacroStage(
 }
 
 /*
+ * The MTA packets whose payload has a simple shape: nothing, some
+ * strings, or body bytes. OPTNEG, MACRO and CONNECT have their own code
+ * (MtaSpecialPacket).
+ */
+
+typedef enum PacketShape {
+    SHAPE_EMPTY,		/* No payload. */
+    SHAPE_STRINGS,		/* min to max NUL-terminated strings. */
+    SHAPE_BODY,			/* Body bytes (BODY). */
+    SHAPE_EOM			/* Body bytes, or none (BODYEOB). */
+} PacketShape;
+
+static const struct {
+    unsigned char cmd;		/* SMFIC_* */
+    const char *word;		/* Its kind in the capture. */
+    PacketShape shape;
+    int min, max;		/* SHAPE_STRINGS: how many strings. */
+    int newMessage;		/* It begins a message (MAIL). */
+} mtaPackets[] = {
+    {SMFIC_HELO,	"helo",		SHAPE_STRINGS,	1, 1,	    0},
+    {SMFIC_MAIL,	"envfrom",	SHAPE_STRINGS,	1, INT_MAX, 1},
+    {SMFIC_RCPT,	"envrcpt",	SHAPE_STRINGS,	1, INT_MAX, 0},
+    {SMFIC_DATA,	"data",		SHAPE_EMPTY,	0, 0,	    0},
+    {SMFIC_HEADER,	"header",	SHAPE_STRINGS,	2, 2,	    0},
+    {SMFIC_EOH,		"eoh",		SHAPE_EMPTY,	0, 0,	    0},
+    {SMFIC_BODY,	"body",		SHAPE_BODY,	0, 0,	    0},
+    {SMFIC_BODYEOB,	"eom",		SHAPE_EOM,	0, 0,	    0},
+    {SMFIC_ABORT,	"abort",	SHAPE_EMPTY,	0, 0,	    0},
+    {SMFIC_QUIT,	"quit",		SHAPE_EMPTY,	0, 0,	    0},
+    {SMFIC_QUIT_NC,	"quitnc",	SHAPE_EMPTY,	0, 0,	    0},
+    {SMFIC_UNKNOWN,	"unknown",	SHAPE_STRINGS,	1, 1,	    0},
+};
+
+/*
  *----------------------------------------------------------------------
  *
- * MtaPacket --
+ * MtaSpecialPacket --
  *
- *	Appends the words of one MTA packet to the line: its kind and
- *	arguments (doc/tclmilter.n, CAPTURE).
+ *	Appends the words of an OPTNEG, MACRO or CONNECT packet to the line
+ *	(doc/tclmilter.n, CAPTURE).
  *
  * Results:
  *	1, or 0 (the line may hold some words) when the payload does not
- *	decode: the caller then writes it as a "raw" line.
+ *	decode or the command is none of them.
  *
  * Side effects:
- *	Appends to the line; counts body bytes kept.
+ *	Appends to the line.
  *
  *----------------------------------------------------------------------
  */
 
 static int
-MtaPacket(
+MtaSpecialPacket(
     MilterCapture *capPtr,
     const MilterPacket *pktPtr)
 {
@@ -650,50 +733,64 @@ MtaPacket(
 	AppendWord(capPtr, port);
 	AppendElement(capPtr, info.address.ptr, info.address.len);
 	return 1;
-    case SMFIC_HELO:
-	AppendWord(capPtr, "helo");
-	return Strings(capPtr, pktPtr, 0, 1, 1);
-    case SMFIC_MAIL:
-	capPtr->bodyKept = capPtr->replKept = 0;
-	AppendWord(capPtr, "envfrom");
-	return Strings(capPtr, pktPtr, 0, 1, INT_MAX);
-    case SMFIC_RCPT:
-	AppendWord(capPtr, "envrcpt");
-	return Strings(capPtr, pktPtr, 0, 1, INT_MAX);
-    case SMFIC_DATA:
-	AppendWord(capPtr, "data");
-	return pktPtr->len == 0;
-    case SMFIC_HEADER:
-	AppendWord(capPtr, "header");
-	return Strings(capPtr, pktPtr, 0, 2, 2);
-    case SMFIC_EOH:
-	AppendWord(capPtr, "eoh");
-	return pktPtr->len == 0;
-    case SMFIC_BODY:
-	AppendWord(capPtr, "body");
-	AppendBody(capPtr, pktPtr, &capPtr->bodyKept);
-	return 1;
-    case SMFIC_BODYEOB:
-	AppendWord(capPtr, "eom");
-	if (pktPtr->len > 0) {
-	    AppendBody(capPtr, pktPtr, &capPtr->bodyKept);
-	}
-	return 1;
-    case SMFIC_ABORT:
-	AppendWord(capPtr, "abort");
-	return pktPtr->len == 0;
-    case SMFIC_QUIT:
-	AppendWord(capPtr, "quit");
-	return pktPtr->len == 0;
-    case SMFIC_QUIT_NC:
-	AppendWord(capPtr, "quitnc");
-	return pktPtr->len == 0;
-    case SMFIC_UNKNOWN:
-	AppendWord(capPtr, "unknown");
-	return Strings(capPtr, pktPtr, 0, 1, 1);
     default:
 	return 0;
     }
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MtaPacket --
+ *
+ *	Appends the words of one MTA packet to the line: its kind and
+ *	arguments (doc/tclmilter.n, CAPTURE).
+ *
+ * Results:
+ *	1, or 0 (the line may hold some words) when the payload does not
+ *	decode: the caller then writes it as a "raw" line.
+ *
+ * Side effects:
+ *	Appends to the line; counts body bytes kept.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+MtaPacket(
+    MilterCapture *capPtr,
+    const MilterPacket *pktPtr)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(mtaPackets) / sizeof(mtaPackets[0]); i++) {
+	if (mtaPackets[i].cmd == pktPtr->cmd) {
+	    break;
+	}
+    }
+    if (i == sizeof(mtaPackets) / sizeof(mtaPackets[0])) {
+	return MtaSpecialPacket(capPtr, pktPtr);
+    }
+    if (mtaPackets[i].newMessage) {
+	capPtr->bodyKept = capPtr->replKept = 0;
+    }
+    AppendWord(capPtr, mtaPackets[i].word);
+    switch (mtaPackets[i].shape) {
+    case SHAPE_EMPTY:
+	return pktPtr->len == 0;
+    case SHAPE_STRINGS:
+	return Strings(capPtr, pktPtr, 0, mtaPackets[i].min,
+		mtaPackets[i].max);
+    case SHAPE_EOM:
+	if (pktPtr->len == 0) {
+	    return 1;
+	}
+	/* FALLTHRU */
+    case SHAPE_BODY:
+	AppendBody(capPtr, pktPtr, &capPtr->bodyKept);
+	return 1;
+    }
+    return 0;
 }
 
 /*
