@@ -3,7 +3,7 @@
  *
  *	Package initialisation and the milter ensemble's configuration
  *	commands: milter configure, register, status and address. Running
- *	and stopping are in milterLoop.c.
+ *	and stopping are in milterRun.c.
  *
  * Copyright (c) 2026 The TclMilter developers.
  *
@@ -47,6 +47,12 @@ const int milterCodeValues[] = {
  */
 
 static const char *const destinationNames[] = {"stderr", "syslog", NULL};
+
+/*
+ * The length of "::milter::", which the commands' names begin with.
+ */
+
+#define NAMESPACE_LENGTH	(sizeof("::milter::") - 1)
 
 static void		DeleteState(ClientData clientData, Tcl_Interp *interp);
 static void		ThreadExit(ClientData clientData);
@@ -1166,6 +1172,7 @@ Milter_Init(
 	{"::milter::stop", MilterStopObjCmd},
     };
     Tcl_Namespace *nsPtr;
+    MilterState *statePtr;
     size_t i;
 
     if (Tcl_InitStubs(interp, "8.6", 0) == NULL) {
@@ -1188,20 +1195,22 @@ Milter_Init(
 
     /*
      * Export the commands by name: context commands (::milter::ctxN) live
-     * in the same namespace and must not become subcommands.
+     * in the same namespace and must not become subcommands. Each gets
+     * the interpreter's milter state as its client data.
      */
 
+    statePtr = MilterGetState(interp);
     for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 	Tcl_CreateObjCommand(interp, commands[i].name, commands[i].proc,
-		NULL, NULL);
-	if (Tcl_Export(interp, nsPtr, commands[i].name + 10, 0) != TCL_OK) {
+		statePtr, NULL);
+	if (Tcl_Export(interp, nsPtr, commands[i].name + NAMESPACE_LENGTH,
+		0) != TCL_OK) {
 	    return TCL_ERROR;
 	}
     }
     Tcl_SetEnsembleFlags(interp, Tcl_CreateEnsemble(interp, "::milter",
 	    nsPtr, TCL_ENSEMBLE_PREFIX), TCL_ENSEMBLE_PREFIX);
     MilterUnixChanInit(interp);
-    MilterGetState(interp);
     MilterInitExitHandler();
     return Tcl_PkgProvideEx(interp, PACKAGE_NAME, PACKAGE_VERSION, NULL);
 }

@@ -1,12 +1,13 @@
 /*
- * milterLoop.c --
+ * milterBridge.c --
  *
- *	Running and stopping a milter: milter start, main, stop and reload;
- *	the drain event through which the network thread's work (and its
- *	log lines, see milterLog.c) reaches the owner thread; and teardown on
- *	interpreter deletion, thread exit and process exit. Signals are
- *	handled while main runs (unix/milterSignal.c), and a service manager
- *	is told about start, reload and stop (unix/milterSystemd.c).
+ *	The bridge between the network thread and the interpreter: the
+ *	server's hooks (a new connection's ready queue, the drain deadline,
+ *	the stop, log lines from any thread), the drain event through which
+ *	the network thread's work (and its log lines, see milterLog.c)
+ *	reaches the owner thread, the process list of running milters, and
+ *	teardown on interpreter deletion, thread exit and process exit. The
+ *	commands that start and stop a milter are in milterRun.c.
  *
  * Copyright (c) 2026 The TclMilter developers.
  *
@@ -16,9 +17,6 @@
 
 #include "milterInt.h"
 
-#include <stdio.h>
-#include <string.h>
-#include <time.h>
 
 /*
  * The event queued to the owner thread. One is in the queue at a time per
@@ -50,7 +48,7 @@ static int		DrainEventProc(Tcl_Event *evPtr, int flags);
 /*
  *----------------------------------------------------------------------
  *
- * NotifyStopping --
+ * MilterNotifyStopping --
  *
  *	Any thread, just before a milter's server is asked to stop (and
  *	only if no stop was asked yet): tells the service manager.
@@ -64,10 +62,10 @@ static int		DrainEventProc(Tcl_Event *evPtr, int flags);
  *----------------------------------------------------------------------
  */
 
-static void
-NotifyStopping(
-    MilterState *statePtr,
-    MilterServer *server)
+void
+MilterNotifyStopping(
+    MilterState *statePtr,	/* The milter to stop. */
+    MilterServer *server)	/* Its server. */
 {
     if (!MilterServerStopping(server)) {
 	MilterNotify(statePtr, "STOPPING=1\nSTATUS=stopping");
@@ -141,24 +139,23 @@ MilterReadyHook(
 /*
  *----------------------------------------------------------------------
  *
- * Server hooks --
+ * AssignHook --
  *
- *	AssignHook: a new connection's ready queue (network thread): a
- *	    worker's, or the owner's.
- *	DeadlineHook: a stop's -draintimeout passed; the owner and every
- *	    worker answer the callbacks they hold suspended.
- *	StoppedHook: every connection is gone after a stop.
- *	LogHook: a log line from any thread; it is only queued (see
- *	    milterLog.c), and the owner woken to deliver it.
- *	ThreadExitHook: the network thread ends; release what ckalloc kept
- *	    for it.
+ *	Server hook, network thread: the ready queue of a new connection:
+ *	a worker's, or the owner's.
+ *
+ * Results:
+ *	The queue, pinned for the connection.
+ *
+ * Side effects:
+ *	Counts the connection on the queue.
  *
  *----------------------------------------------------------------------
  */
 
 static MilterQueue *
 AssignHook(
-    void *clientData)
+    void *clientData)		/* The owner's milter state. */
 {
     MilterState *statePtr = clientData;
     MilterQueue *queue = NULL;
@@ -178,9 +175,26 @@ AssignHook(
     return queue;
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * DeadlineHook --
+ *
+ *	Server hook, network thread: a stop's -draintimeout passed; the
+ *	owner and every worker answer the callbacks they hold suspended.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	See MilterCoroDeadline and MilterPoolDeadline.
+ *
+ *----------------------------------------------------------------------
+ */
+
 static void
 DeadlineHook(
-    void *clientData)
+    void *clientData)		/* The owner's milter state. */
 {
     MilterState *statePtr = clientData;
 
@@ -190,9 +204,26 @@ DeadlineHook(
     }
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * StoppedHook --
+ *
+ *	Server hook, network thread: every connection is gone after a
+ *	stop; the owner finishes the stop from its drain event.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Sets statePtr->serverStopped; queues the drain event.
+ *
+ *----------------------------------------------------------------------
+ */
+
 static void
 StoppedHook(
-    void *clientData)
+    void *clientData)		/* The owner's milter state. */
 {
     MilterState *statePtr = clientData;
 
@@ -202,11 +233,28 @@ StoppedHook(
     Tcl_MutexUnlock(&statePtr->lock);
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * LogHook --
+ *
+ *	Server hook, any thread: a log line; it is only queued (see
+ *	milterLog.c), and the owner woken to deliver it.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	See MilterLogFromAnyThread.
+ *
+ *----------------------------------------------------------------------
+ */
+
 static void
 LogHook(
-    void *clientData,
-    MilterLogLevel level,
-    const char *msg)
+    void *clientData,		/* The owner's milter state. */
+    MilterLogLevel level,	/* How important the line is. */
+    const char *msg)		/* The line, without a newline. */
 {
     MilterLogFromAnyThread(clientData, level, msg);
 }
@@ -231,9 +279,9 @@ LogHook(
 
 void
 MilterLogFromAnyThread(
-    MilterState *statePtr,
-    MilterLogLevel level,
-    const char *msg)
+    MilterState *statePtr,	/* Whose log. */
+    MilterLogLevel level,	/* How important the line is. */
+    const char *msg)		/* The line, without a newline. */
 {
     Tcl_MutexLock(&statePtr->lock);
     if (MilterLogQueueLocked(statePtr, level, msg)) {
@@ -241,6 +289,23 @@ MilterLogFromAnyThread(
     }
     Tcl_MutexUnlock(&statePtr->lock);
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * ThreadExitHook --
+ *
+ *	Server hook, network thread, as it ends: releases what Tcl kept
+ *	for the thread (ckalloc's per-thread caches).
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Tcl_FinalizeThread.
+ *
+ *----------------------------------------------------------------------
+ */
 
 static void
 ThreadExitHook(
@@ -253,16 +318,54 @@ ThreadExitHook(
 /*
  *----------------------------------------------------------------------
  *
- * Registry --
+ * MilterBridgeHooks --
  *
- *	Register and Unregister keep the process list of running milters.
+ *	The hooks through which a milter's network thread reaches its
+ *	owner (MilterServerStart).
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Fills *hooksPtr.
  *
  *----------------------------------------------------------------------
  */
 
-static void
-Register(
-    MilterState *statePtr)
+void
+MilterBridgeHooks(
+    MilterState *statePtr,	/* The owner's milter state. */
+    MilterServerHooks *hooksPtr)	/* Filled in. */
+{
+    hooksPtr->clientData = statePtr;
+    hooksPtr->assign = AssignHook;
+    hooksPtr->log = LogHook;
+    hooksPtr->stopped = StoppedHook;
+    hooksPtr->threadExit = ThreadExitHook;
+    hooksPtr->deadline = DeadlineHook;
+    hooksPtr->metrics = MilterStatsText;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterRegisterRunning --
+ *
+ *	Adds a milter that has just started to the process list of running
+ *	milters (milter stop from another thread, process exit).
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Allocates a list entry.
+ *
+ *----------------------------------------------------------------------
+ */
+
+void
+MilterRegisterRunning(
+    MilterState *statePtr)	/* Started, with its server. */
 {
     Running *rPtr = (Running *) ckalloc(sizeof(Running));
 
@@ -274,9 +377,26 @@ Register(
     Tcl_MutexUnlock(&registryLock);
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * Unregister --
+ *
+ *	Takes a milter off the process list of running milters, if it is
+ *	on it.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Frees its list entry.
+ *
+ *----------------------------------------------------------------------
+ */
+
 static void
 Unregister(
-    MilterState *statePtr)
+    MilterState *statePtr)	/* The milter that stops. */
 {
     Running **linkPtr, *rPtr = NULL;
 
@@ -298,7 +418,38 @@ Unregister(
 /*
  *----------------------------------------------------------------------
  *
- * ReleaseQueue --
+ * MilterStopAllRunning --
+ *
+ *	Any thread: asks every running milter of the process to stop
+ *	(milter stop in an interpreter that runs none), telling the
+ *	service manager.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	The milters drain; their owners are woken by the network threads.
+ *
+ *----------------------------------------------------------------------
+ */
+
+void
+MilterStopAllRunning(void)
+{
+    Running *rPtr;
+
+    Tcl_MutexLock(&registryLock);
+    for (rPtr = running; rPtr != NULL; rPtr = rPtr->nextPtr) {
+	MilterNotifyStopping(rPtr->statePtr, rPtr->server);
+	MilterServerStop(rPtr->server, 0);
+    }
+    Tcl_MutexUnlock(&registryLock);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterReleaseQueue --
  *
  *	Lets go of the interpreter's ready queue (the connections pinned to
  *	it hold their own references).
@@ -312,9 +463,9 @@ Unregister(
  *----------------------------------------------------------------------
  */
 
-static void
-ReleaseQueue(
-    MilterState *statePtr)
+void
+MilterReleaseQueue(
+    MilterState *statePtr)	/* The interpreter's milter. */
 {
     if (statePtr->queue != NULL) {
 	MilterQueueRelease(statePtr->queue);
@@ -356,7 +507,7 @@ FinishStop(
 	MilterRunConn(statePtr, conn, ev);
     }
     MilterPoolStop(statePtr);
-    ReleaseQueue(statePtr);
+    MilterReleaseQueue(statePtr);
     MilterSignalRestore(statePtr);
     statePtr->server = NULL;
     statePtr->status = MILTER_IDLE;
@@ -440,427 +591,6 @@ DrainEventProc(
 /*
  *----------------------------------------------------------------------
  *
- * MilterStart --
- *
- *	Opens the socket (or takes the one systemd passed) and starts
- *	serving in the background; then tells the service manager, if any,
- *	that the milter is ready.
- *
- * Results:
- *	A standard Tcl result; errorCode MILTER SOCKET on failure.
- *
- * Side effects:
- *	Starts the network thread.
- *
- *----------------------------------------------------------------------
- */
-
-int
-MilterStart(
-    Tcl_Interp *interp,
-    MilterState *statePtr)
-{
-    MilterServerConfig cfg;
-    MilterServerHooks hooks;
-    char err[512], spec[40];
-
-    if (statePtr->status != MILTER_IDLE) {
-	Tcl_SetObjResult(interp, Tcl_NewStringObj(
-		"the milter is already running", -1));
-	Tcl_SetErrorCode(interp, "MILTER", "STATE", "RUNNING", NULL);
-	return TCL_ERROR;
-    }
-    if (statePtr->workerPtr != NULL) {
-	Tcl_SetObjResult(interp, Tcl_NewStringObj(
-		"a worker interpreter cannot start a milter", -1));
-	Tcl_SetErrorCode(interp, "MILTER", "STATE", "WORKER", NULL);
-	return TCL_ERROR;
-    }
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.spec = Tcl_GetString(statePtr->connectionObj);
-    cfg.backlog = statePtr->backlog;
-    cfg.timeout = statePtr->timeout;
-    cfg.maxConnections = statePtr->maxConnections;
-    cfg.drainTimeout = statePtr->drainTimeout;
-    cfg.socketMode = statePtr->socketMode;
-    cfg.socketUid = statePtr->socketUid;
-    cfg.socketGid = statePtr->socketGid;
-    cfg.maxData = (size_t) statePtr->maxDataSize;
-    cfg.leadingSpace = statePtr->leadingSpace;
-    cfg.debugLevel = statePtr->debugLevel;
-    cfg.wanted = statePtr->wanted;
-    cfg.stats = statePtr->stats;
-    cfg.metricsSpec = statePtr->metricsObj != NULL
-	    ? Tcl_GetString(statePtr->metricsObj) : NULL;
-
-    hooks.clientData = statePtr;
-    hooks.assign = AssignHook;
-    hooks.log = LogHook;
-    hooks.stopped = StoppedHook;
-    hooks.threadExit = ThreadExitHook;
-    hooks.deadline = DeadlineHook;
-    hooks.metrics = MilterStatsText;
-
-    if (strcmp(cfg.spec, "systemd") == 0) {
-	int fd;
-
-	if (!MilterSystemdFd(interp, &fd, err, sizeof(err))) {
-	    Tcl_SetObjResult(interp, Tcl_ObjPrintf(
-		    "couldn't open milter socket: %s", err));
-	    Tcl_SetErrorCode(interp, "MILTER", "SOCKET", "systemd", NULL);
-	    return TCL_ERROR;
-	}
-	snprintf(spec, sizeof(spec), "fd:%d", fd);
-	cfg.spec = spec;
-    }
-    MilterNotifyInit(statePtr);
-
-    Tcl_MutexLock(&statePtr->lock);
-    statePtr->useLogCommand = statePtr->logCommandObj != NULL;
-    Tcl_MutexUnlock(&statePtr->lock);
-    MilterLogReset(statePtr);
-
-    MilterStatsReset(statePtr->stats);	/* Counted since the start. */
-    statePtr->queue = MilterQueueNew(MilterReadyHook, statePtr);
-    if (statePtr->workers > 0) {
-	if (MilterPoolStart(interp, statePtr) != TCL_OK) {
-	    ReleaseQueue(statePtr);
-	    return TCL_ERROR;
-	}
-	MilterQueueClose(statePtr->queue, statePtr->defaultReply);
-    }
-    err[0] = '\0';
-    statePtr->server = MilterServerStart(&cfg, &hooks, err, sizeof(err));
-    if (statePtr->server == NULL) {
-	MilterPoolStop(statePtr);
-	ReleaseQueue(statePtr);
-	if (strncmp(err, MILTER_METRICS_ERROR,
-		strlen(MILTER_METRICS_ERROR)) == 0) {
-	    Tcl_SetObjResult(interp, Tcl_ObjPrintf(		/* Stats. */
-		    "couldn't open metrics socket: %s",
-		    err + strlen(MILTER_METRICS_ERROR)));
-	    Tcl_SetErrorCode(interp, "MILTER", "SOCKET",
-		    Tcl_GetString(statePtr->metricsObj), NULL);
-	    return TCL_ERROR;
-	}
-	Tcl_SetObjResult(interp, Tcl_ObjPrintf(
-		"couldn't open milter socket: %s", err));
-	Tcl_SetErrorCode(interp, "MILTER", "SOCKET",
-		Tcl_GetString(statePtr->connectionObj), NULL);
-	return TCL_ERROR;
-    }
-    statePtr->status = MILTER_RUNNING;
-    Register(statePtr);
-    if (statePtr->debugLevel > 0) {
-	char msg[400];
-
-	snprintf(msg, sizeof(msg), "milter \"%s\" listening on %s",
-		Tcl_GetString(statePtr->nameObj),
-		MilterServerAddress(statePtr->server));
-	MilterLog(statePtr, MILTER_LOG_NOTICE, msg);
-    }
-    MilterNotify(statePtr, "READY=1\nSTATUS=listening on %s",
-	    MilterServerAddress(statePtr->server));
-    return TCL_OK;
-}
-
-/*
- *----------------------------------------------------------------------
- *
- * MilterStartObjCmd --
- *
- *	milter start
- *
- *	Starts serving and returns at once; callbacks run whenever the
- *	event loop runs (vwait, update, Tk, or milter main). Signals are
- *	handled from now on only when -signals is set.
- *
- *----------------------------------------------------------------------
- */
-
-int
-MilterStartObjCmd(
-    ClientData clientData,	/* Not used. */
-    Tcl_Interp *interp,
-    int objc,
-    Tcl_Obj *const objv[])
-{
-    MilterState *statePtr = MilterGetState(interp);
-    int installed = 0;
-
-    (void) clientData;
-    if (objc != 1) {
-	Tcl_WrongNumArgs(interp, 1, objv, NULL);
-	return TCL_ERROR;
-    }
-
-    /*
-     * Signals first, so that they are handled from the moment a service
-     * manager hears that the milter is ready.
-     */
-
-    if (statePtr->signalsObj != NULL && statePtr->status == MILTER_IDLE
-	    && !statePtr->signalsInstalled) {
-	MilterSignalInstall(statePtr, 0);
-	installed = statePtr->signalsInstalled;
-    }
-    if (MilterStart(interp, statePtr) != TCL_OK) {
-	if (installed) {
-	    MilterSignalRestore(statePtr);
-	}
-	return TCL_ERROR;
-    }
-    return TCL_OK;
-}
-
-/*
- *----------------------------------------------------------------------
- *
- * MilterMainObjCmd --
- *
- *	milter main
- *
- *	Starts the milter if it is idle, then runs the event loop (timers,
- *	file events and sockets keep working) until it is stopped and every
- *	connection has finished. Meanwhile the milter handles the signals
- *	of -signals (TERM, INT and HUP stop it by default), unless another
- *	milter of the process does.
- *
- * Results:
- *	A standard Tcl result.
- *
- * Side effects:
- *	Runs the event loop; changes signal dispositions while it runs.
- *
- *----------------------------------------------------------------------
- */
-
-int
-MilterMainObjCmd(
-    ClientData clientData,	/* Not used. */
-    Tcl_Interp *interp,
-    int objc,
-    Tcl_Obj *const objv[])
-{
-    MilterState *statePtr = MilterGetState(interp);
-    int code = TCL_OK;
-
-    (void) clientData;
-    if (objc != 1) {
-	Tcl_WrongNumArgs(interp, 1, objv, NULL);
-	return TCL_ERROR;
-    }
-    if (statePtr->inMain) {
-	Tcl_SetObjResult(interp, Tcl_NewStringObj(
-		"milter main is already running", -1));
-	Tcl_SetErrorCode(interp, "MILTER", "STATE", "RUNNING", NULL);
-	return TCL_ERROR;
-    }
-    MilterSignalInstall(statePtr, 1);	/* Before READY=1, see start. */
-    if (statePtr->status == MILTER_IDLE
-	    && MilterStart(interp, statePtr) != TCL_OK) {
-	if (statePtr->signalsByMain) {
-	    MilterSignalRestore(statePtr);
-	}
-	return TCL_ERROR;
-    }
-    statePtr->inMain = 1;
-    Tcl_Preserve(statePtr);
-    while (statePtr->status != MILTER_IDLE && !statePtr->shutDown) {
-	Tcl_DoOneEvent(TCL_ALL_EVENTS);
-	if (Tcl_InterpDeleted(interp)) {
-	    break;
-	}
-	if (Tcl_Canceled(interp, TCL_LEAVE_ERR_MSG) == TCL_ERROR
-		|| Tcl_LimitExceeded(interp)) {
-	    code = TCL_ERROR;
-	    break;
-	}
-    }
-    statePtr->inMain = 0;
-    if (statePtr->signalsByMain) {
-	MilterSignalRestore(statePtr);
-    }
-    Tcl_Release(statePtr);
-    if (code == TCL_OK) {
-	Tcl_ResetResult(interp);
-    }
-    return code;
-}
-
-/*
- *----------------------------------------------------------------------
- *
- * MilterStopOwn --
- *
- *	Owner thread: stops this interpreter's milter if it runs (milter
- *	stop, or a signal whose action is stop), telling the service
- *	manager.
- *
- * Results:
- *	None.
- *
- * Side effects:
- *	The milter drains.
- *
- *----------------------------------------------------------------------
- */
-
-void
-MilterStopOwn(
-    MilterState *statePtr)
-{
-    if (statePtr->server != NULL && statePtr->status == MILTER_RUNNING) {
-	statePtr->status = MILTER_DRAINING;
-	NotifyStopping(statePtr, statePtr->server);
-	MilterServerStop(statePtr->server, 0);
-    }
-}
-
-/*
- *----------------------------------------------------------------------
- *
- * MilterStopObjCmd --
- *
- *	milter stop
- *
- *	Stops this interpreter's milter; in an interpreter that runs none
- *	(the manual's secondary thread), stops every milter of the process.
- *	Listening ends at once; open messages may finish until
- *	-draintimeout; milter main returns when all connections are gone.
- *	From another thread the owner is woken by a queued event.
- *
- * Results:
- *	TCL_OK.
- *
- * Side effects:
- *	Stops milters.
- *
- *----------------------------------------------------------------------
- */
-
-int
-MilterStopObjCmd(
-    ClientData clientData,	/* Not used. */
-    Tcl_Interp *interp,
-    int objc,
-    Tcl_Obj *const objv[])
-{
-    MilterState *statePtr = MilterGetState(interp);
-    Running *rPtr;
-
-    (void) clientData;
-    if (objc != 1) {
-	Tcl_WrongNumArgs(interp, 1, objv, NULL);
-	return TCL_ERROR;
-    }
-    if (statePtr->server != NULL) {
-	MilterStopOwn(statePtr);
-	return TCL_OK;
-    }
-    Tcl_MutexLock(&registryLock);
-    for (rPtr = running; rPtr != NULL; rPtr = rPtr->nextPtr) {
-	NotifyStopping(rPtr->statePtr, rPtr->server);
-	MilterServerStop(rPtr->server, 0);
-    }
-    Tcl_MutexUnlock(&registryLock);
-    return TCL_OK;
-}
-
-/*
- *----------------------------------------------------------------------
- *
- * MilterReloadObjCmd --
- *
- *	milter reload
- *
- *	With -workers: a fresh generation of workers from the current
- *	-workerinit takes the new connections; sessions in progress finish
- *	on the old one, which then ends. If the new -workerinit fails, the
- *	old generation keeps serving and the error is returned.
- *
- * Results:
- *	A standard Tcl result; MILTER STATE IDLE when the milter does not
- *	run, MILTER STATE NOWORKERS without -workers, MILTER WORKERINIT when
- *	the new generation failed.
- *
- * Side effects:
- *	Starts and retires worker threads; notifies the service manager
- *	(see MilterReload).
- *
- *----------------------------------------------------------------------
- */
-
-int
-MilterReloadObjCmd(
-    ClientData clientData,	/* Not used. */
-    Tcl_Interp *interp,
-    int objc,
-    Tcl_Obj *const objv[])
-{
-    MilterState *statePtr = MilterGetState(interp);
-
-    (void) clientData;
-    if (objc != 1) {
-	Tcl_WrongNumArgs(interp, 1, objv, NULL);
-	return TCL_ERROR;
-    }
-    return MilterReload(interp, statePtr);
-}
-
-/*
- *----------------------------------------------------------------------
- *
- * MilterReload --
- *
- *	Owner thread: milter reload, from the command or a signal. The
- *	service manager is told RELOADING=1 before and READY=1 after (also
- *	when the new generation failed, since the old one serves on).
- *
- * Results:
- *	As MilterReloadObjCmd.
- *
- * Side effects:
- *	Starts and retires worker threads.
- *
- *----------------------------------------------------------------------
- */
-
-int
-MilterReload(
-    Tcl_Interp *interp,
-    MilterState *statePtr)
-{
-    struct timespec ts;
-    int code;
-
-    if (statePtr->status != MILTER_RUNNING) {
-	Tcl_SetObjResult(interp, Tcl_NewStringObj(
-		"the milter is not running", -1));
-	Tcl_SetErrorCode(interp, "MILTER", "STATE", "IDLE", NULL);
-	return TCL_ERROR;
-    }
-    if (statePtr->pool == NULL) {
-	Tcl_SetObjResult(interp, Tcl_NewStringObj(
-		"nothing to reload: the milter runs without -workers", -1));
-	Tcl_SetErrorCode(interp, "MILTER", "STATE", "NOWORKERS", NULL);
-	return TCL_ERROR;
-    }
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    MilterNotify(statePtr, "RELOADING=1\nMONOTONIC_USEC=%llu\n"
-	    "STATUS=reloading", (unsigned long long) ts.tv_sec * 1000000
-	    + (unsigned long long) ts.tv_nsec / 1000);
-    code = MilterPoolReload(interp, statePtr);
-    MilterNotify(statePtr, "READY=1\nSTATUS=listening on %s%s",
-	    MilterServerAddress(statePtr->server),
-	    code == TCL_OK ? "" : " (reload failed: the workers before it "
-	    "serve on)");
-    return code;
-}
-
-/*
- *----------------------------------------------------------------------
- *
  * DeleteDrainEvent --
  *
  *	Tcl_DeleteEvents predicate: our queued drain events.
@@ -914,7 +644,7 @@ MilterShutdown(
     MilterSignalRestore(statePtr);
     MilterAnswerPending(statePtr);
     if (server != NULL) {
-	NotifyStopping(statePtr, server);
+	MilterNotifyStopping(statePtr, server);
 	Unregister(statePtr);
 
 	/*
@@ -939,7 +669,7 @@ MilterShutdown(
 	 */
 
 	MilterQueueClose(statePtr->queue, statePtr->defaultReply);
-	ReleaseQueue(statePtr);
+	MilterReleaseQueue(statePtr);
     }
     Tcl_MutexLock(&statePtr->lock);
     statePtr->dead = 1;
