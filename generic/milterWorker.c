@@ -677,53 +677,30 @@ ReplaceWorker(
 /*
  *----------------------------------------------------------------------
  *
- * WorkerThread --
+ * WorkerStarted --
  *
- *	A worker's life: set up (reporting success or the error of
- *	-workerinit to whoever waits), run the event loop until told to
- *	end or until its interpreter dies (MilterWorkerDetach then starts
- *	its replacement), and answer what it still holds with
- *	-defaultreply.
+ *	Worker thread, once -workerinit has run: tells whoever waits
+ *	whether the worker serves or failed (and why). A failed replacement
+ *	is logged, since nobody waits for it.
  *
  * Results:
- *	None (the thread ends).
+ *	None.
  *
  * Side effects:
- *	Runs scripts.
+ *	Sets the worker's phase and takes over 'error' and 'errorInfo'.
  *
  *----------------------------------------------------------------------
  */
 
-static Tcl_ThreadCreateType
-WorkerThread(
-    ClientData clientData)
+static void
+WorkerStarted(
+    MilterWorker *wPtr,		/* The worker that started. */
+    int code,			/* How -workerinit went. */
+    char *error,		/* With TCL_ERROR, the message and ... */
+    char *errorInfo)		/* ... the errorInfo (ckalloc'ed). */
 {
-    MilterWorker *wPtr = clientData;
     MilterPool *poolPtr = wPtr->poolPtr;
-    MilterQueue *queue;
-    char *error = NULL, *errorInfo = NULL;
-    int code, verdict;
 
-    code = InitWorker(wPtr, wPtr->script);
-    if (Tcl_InterpDeleted(wPtr->interp)) {
-	error = CopyString(
-		"the worker interpreter was deleted by -workerinit");
-	errorInfo = CopyString(error);
-	code = TCL_ERROR;
-    } else if (code != TCL_OK) {
-	Tcl_Obj *infoObj = Tcl_GetVar2Ex(wPtr->interp, "errorInfo", NULL,
-		TCL_GLOBAL_ONLY);
-
-	error = CopyString(Tcl_GetStringResult(wPtr->interp));
-	errorInfo = CopyString(infoObj ? Tcl_GetString(infoObj) : error);
-    }
-
-    /*
-     * An interpreter that -workerinit deleted goes now, its milter
-     * state with it (which closes the queue).
-     */
-
-    Tcl_Release(wPtr->interp);
     Tcl_MutexLock(&poolPtr->lock);
     if (code != TCL_OK) {
 	wPtr->error = error;
@@ -746,23 +723,86 @@ WorkerThread(
     }
     Tcl_ConditionNotify(&poolPtr->changed);
     Tcl_MutexUnlock(&poolPtr->lock);
+}
 
-    if (code == TCL_OK) {
-	SetDrainer(wPtr);
+/*
+ *----------------------------------------------------------------------
+ *
+ * SetUpWorker --
+ *
+ *	Worker thread: makes the worker's interpreter and evaluates
+ *	-workerinit (InitWorker), then reports how that went.
+ *
+ * Results:
+ *	TCL_OK when the worker serves; TCL_ERROR when -workerinit failed or
+ *	deleted the interpreter.
+ *
+ * Side effects:
+ *	See InitWorker and WorkerStarted.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+SetUpWorker(
+    MilterWorker *wPtr)		/* The worker to set up. */
+{
+    char *error = NULL, *errorInfo = NULL;
+    int code;
+
+    code = InitWorker(wPtr, wPtr->script);
+    if (Tcl_InterpDeleted(wPtr->interp)) {
+	error = CopyString(
+		"the worker interpreter was deleted by -workerinit");
+	errorInfo = CopyString(error);
+	code = TCL_ERROR;
+    } else if (code != TCL_OK) {
+	Tcl_Obj *infoObj = Tcl_GetVar2Ex(wPtr->interp, "errorInfo", NULL,
+		TCL_GLOBAL_ONLY);
+
+	error = CopyString(Tcl_GetStringResult(wPtr->interp));
+	errorInfo = CopyString(infoObj ? Tcl_GetString(infoObj) : error);
     }
-    wPtr->looping = 1;
-    while (code == TCL_OK && !WorkerShouldEnd(wPtr)) {
-	Tcl_DoOneEvent(TCL_ALL_EVENTS);
-    }
-    wPtr->looping = 0;
 
     /*
-     * Deleting the interpreter answers what this worker holds (its
-     * callbacks on the stack, its queue) with -defaultreply, and closes
-     * its queue so that its connections' later events get the same. An
-     * interpreter that died in the loop has done so, and its replacement
-     * is on its way (MilterWorkerDetach).
+     * An interpreter that -workerinit deleted goes now, its milter
+     * state with it (which closes the queue).
      */
+
+    Tcl_Release(wPtr->interp);
+    WorkerStarted(wPtr, code, error, errorInfo);
+    return code;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * TearDownWorker --
+ *
+ *	Worker thread, after its event loop: deleting the interpreter
+ *	answers what this worker holds (its callbacks on the stack, its
+ *	queue) with -defaultreply, and closes its queue so that its
+ *	connections' later events get the same. An interpreter that died
+ *	in the loop has done so, and its replacement is on its way
+ *	(MilterWorkerDetach).
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Deletes the interpreter; marks the worker ended for JoinEnded.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static void
+TearDownWorker(
+    MilterWorker *wPtr,		/* The worker whose loop ended. */
+    int code)			/* SetUpWorker's result. */
+{
+    MilterPool *poolPtr = wPtr->poolPtr;
+    MilterQueue *queue;
+    int verdict;
 
     if (!InterpGone(wPtr)) {
 	Tcl_DeleteInterp(wPtr->interp);
@@ -787,6 +827,45 @@ WorkerThread(
     Tcl_ConditionNotify(&poolPtr->changed);
     Tcl_MutexUnlock(&poolPtr->lock);
     Tcl_DeleteThreadExitHandler(WorkerThreadExit, wPtr);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * WorkerThread --
+ *
+ *	A worker's life: set up (reporting success or the error of
+ *	-workerinit to whoever waits), run the event loop until told to
+ *	end or until its interpreter dies (MilterWorkerDetach then starts
+ *	its replacement), and answer what it still holds with
+ *	-defaultreply.
+ *
+ * Results:
+ *	None (the thread ends).
+ *
+ * Side effects:
+ *	Runs scripts.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static Tcl_ThreadCreateType
+WorkerThread(
+    ClientData clientData)
+{
+    MilterWorker *wPtr = clientData;
+    int code;
+
+    code = SetUpWorker(wPtr);
+    if (code == TCL_OK) {
+	SetDrainer(wPtr);
+    }
+    wPtr->looping = 1;
+    while (code == TCL_OK && !WorkerShouldEnd(wPtr)) {
+	Tcl_DoOneEvent(TCL_ALL_EVENTS);
+    }
+    wPtr->looping = 0;
+    TearDownWorker(wPtr, code);
 
     /*
      * Return rather than Tcl_ExitThread: pthread_exit() unwinds the
