@@ -25,7 +25,7 @@
 
 typedef struct DrainEvent {
     Tcl_Event header;		/* Must be first. */
-    MilterState *statePtr;
+    MilterState *statePtr;	/* The milter whose queue is drained. */
 } DrainEvent;
 
 /*
@@ -34,9 +34,9 @@ typedef struct DrainEvent {
  */
 
 typedef struct Running {
-    MilterState *statePtr;
-    MilterServer *server;
-    struct Running *nextPtr;
+    MilterState *statePtr;	/* A running milter ... */
+    MilterServer *server;	/* ... and its server. */
+    struct Running *nextPtr;	/* The next one, or NULL. */
 } Running;
 
 TCL_DECLARE_MUTEX(registryLock)
@@ -92,7 +92,7 @@ MilterNotifyStopping(
 
 static void
 PostDrainLocked(
-    MilterState *statePtr)
+    MilterState *statePtr)	/* The owner's milter state, locked. */
 {
     DrainEvent *evPtr;
 
@@ -127,7 +127,7 @@ PostDrainLocked(
 
 void
 MilterReadyHook(
-    void *clientData)
+    void *clientData)		/* The milter state that drains the queue. */
 {
     MilterState *statePtr = clientData;
 
@@ -492,7 +492,7 @@ MilterReleaseQueue(
 
 static void
 FinishStop(
-    MilterState *statePtr)
+    MilterState *statePtr)	/* The owner's milter state. */
 {
     MilterServer *server = statePtr->server;
     MilterEvent *ev;
@@ -538,8 +538,8 @@ FinishStop(
 
 static int
 DrainEventProc(
-    Tcl_Event *evPtr,
-    int flags)
+    Tcl_Event *evPtr,		/* The DrainEvent. */
+    int flags)			/* What Tcl_DoOneEvent services. */
 {
     MilterState *statePtr = ((DrainEvent *) evPtr)->statePtr;
     MilterEvent *ev;
@@ -595,13 +595,19 @@ DrainEventProc(
  *
  *	Tcl_DeleteEvents predicate: our queued drain events.
  *
+ * Results:
+ *	1 for a drain event of the given milter state, else 0.
+ *
+ * Side effects:
+ *	None.
+ *
  *----------------------------------------------------------------------
  */
 
 static int
 DeleteDrainEvent(
-    Tcl_Event *evPtr,
-    ClientData clientData)
+    Tcl_Event *evPtr,		/* A queued event. */
+    ClientData clientData)	/* The milter state being torn down. */
 {
     return evPtr->proc == DrainEventProc
 	    && ((DrainEvent *) evPtr)->statePtr == clientData;
@@ -631,7 +637,7 @@ DeleteDrainEvent(
 
 void
 MilterShutdown(
-    MilterState *statePtr)
+    MilterState *statePtr)	/* The owner's milter state. */
 {
     MilterServer *server = statePtr->server;
     MilterEvent *ev;

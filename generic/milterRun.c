@@ -177,7 +177,8 @@ static int
 StartServing(
     Tcl_Interp *interp,		/* For errors. */
     MilterState *statePtr,	/* The milter to start. */
-    const MilterServerConfig *cfgPtr)
+    const MilterServerConfig *cfgPtr)	/* The network thread's
+				 * configuration. */
 				/* The network thread's configuration. */
 {
     MilterServerHooks hooks;

@@ -39,6 +39,15 @@
 #include <string.h>
 
 /*
+ * The size of the pool's copy of the -encoding name; the size of the log
+ * line of a failed replacement, and how much of its error that quotes.
+ */
+
+#define ENCODING_NAME_SIZE	64
+#define REPLACEMENT_LOG_SIZE	600
+#define LOGGED_ERROR_LENGTH	500
+
+/*
  * Life of a worker (MilterWorker.phase).
  */
 
@@ -57,8 +66,8 @@ typedef enum WorkerPhase {
  */
 
 typedef struct MilterWorker {
-    struct MilterPool *poolPtr;
-    Tcl_ThreadId thread;
+    struct MilterPool *poolPtr;	/* Its pool. */
+    Tcl_ThreadId thread;	/* Its thread, joined by JoinEnded. */
     int generation;		/* Which [milter reload] made it. */
     char *script;		/* Its generation's -workerinit, which a
 				 * replacement evaluates too (ckalloc'ed;
@@ -69,11 +78,11 @@ typedef struct MilterWorker {
     int detached;		/* Its milter state has shut down, so its
 				 * interpreter is or will soon be freed
 				 * (worker thread). */
-    Tcl_Mutex hookLock;
+    Tcl_Mutex hookLock;		/* Guards 'drainer'. */
     MilterState *drainer;	/* Whom the queue's hook wakes: the state,
 				 * once -workerinit has succeeded. */
 
-    WorkerPhase phase;
+    WorkerPhase phase;		/* Where it is in its life. */
     MilterQueue *queue;		/* Its ready queue, from its start until
 				 * its interpreter goes; connections may be
 				 * pinned to it while it is STARTING. */
@@ -84,6 +93,7 @@ typedef struct MilterWorker {
     char *error;		/* -workerinit's error ... */
     char *errorInfo;		/* ... and its errorInfo (ckalloc'ed). */
     struct MilterWorker *nextPtr;
+				/* The next worker of the pool. */
 } MilterWorker;
 
 /*
@@ -92,7 +102,8 @@ typedef struct MilterWorker {
 
 struct MilterPool {
     MilterState *ownerPtr;	/* Owner thread's state. */
-    Tcl_Mutex lock;
+    Tcl_Mutex lock;		/* Guards the pool and its workers' fields
+				 * from 'phase' on. */
     Tcl_Condition changed;	/* A worker changed phase. */
     MilterWorker *workers;	/* Every worker not yet joined. */
     int size;			/* -workers. */
@@ -102,10 +113,32 @@ struct MilterPool {
     /* The owner's configuration, as the workers need it. */
     unsigned epoch;		/* Bumped on every change. */
     char *callbacks[MILTER_EV_COUNT];
-    int defaultReply;
-    int coroutines;
-    char encoding[64];
+				/* The callbacks as strings (ckalloc'ed), or
+				 * NULL. */
+    int defaultReply;		/* -defaultreply, as a verdict. */
+    int coroutines;		/* -coroutines. */
+    char encoding[ENCODING_NAME_SIZE];
+				/* The name of -encoding. */
 };
+
+/*
+ * How a worker leaves (WorkerLeaves).
+ */
+
+typedef enum WorkerLeaving {
+    WORKER_INTERP_GOES,		/* Its interpreter is deleted; the thread
+				 * goes on to its end. */
+    WORKER_THREAD_ENDS		/* The thread ends from inside its loop. */
+} WorkerLeaving;
+
+/*
+ * Which workers JoinEnded joins.
+ */
+
+typedef enum JoinWhich {
+    JOIN_ENDED,			/* Those whose threads have ended. */
+    JOIN_ALL			/* All of them (told to end before). */
+} JoinWhich;
 
 /*
  * A no-op event that wakes a worker's Tcl_DoOneEvent so that it looks at
@@ -117,7 +150,7 @@ typedef struct WakeEvent {
 } WakeEvent;
 
 static void		ReplaceWorker(MilterWorker *wPtr);
-static void		WorkerLeaves(MilterWorker *wPtr, int threadEnds);
+static void		WorkerLeaves(MilterWorker *wPtr, WorkerLeaving how);
 static void		WorkerReadyHook(void *clientData);
 static Tcl_ThreadCreateType WorkerThread(ClientData clientData);
 
@@ -139,7 +172,7 @@ static Tcl_ThreadCreateType WorkerThread(ClientData clientData);
 
 static char *
 CopyString(
-    const char *s)
+    const char *s)		/* A string, or NULL. */
 {
     char *copy;
 
@@ -158,8 +191,8 @@ CopyString(
  *
  *	Owner thread: copies what the workers need of the configuration
  *	(callbacks by name, -defaultreply, -coroutines, -encoding) into the
- *	pool; each
- *	worker takes it over before its next callbacks (SyncWorker).
+ *	pool; each worker takes it over before its next callbacks
+ *	(SyncWorker).
  *
  * Results:
  *	None.
@@ -172,7 +205,7 @@ CopyString(
 
 void
 MilterPoolSync(
-    MilterState *statePtr)
+    MilterState *statePtr)	/* The owner's milter state. */
 {
     MilterPool *poolPtr = statePtr->pool;
     int i;
@@ -216,7 +249,7 @@ MilterPoolSync(
 
 static void
 SyncWorker(
-    MilterState *statePtr)
+    MilterState *statePtr)	/* A worker's milter state. */
 {
     MilterPool *poolPtr = statePtr->workerPtr->poolPtr;
     int i;
@@ -268,7 +301,7 @@ SyncWorker(
 
 void
 MilterWorkerBeforeDrain(
-    MilterState *statePtr)
+    MilterState *statePtr)	/* The milter state that drains. */
 {
     if (statePtr->workerPtr != NULL) {
 	SyncWorker(statePtr);
@@ -285,9 +318,9 @@ MilterWorkerBeforeDrain(
  *	serving (it dies in a callback: [exit], thread::exit, or its
  *	interpreter deleted otherwise), its replacement is started in the
  *	same step, before the MTA hears of the death, so that a connection
- *	accepted after that finds a worker. With 'threadEnds' (the thread
- *	ends from inside its loop, and WorkerThread never gets back to the
- *	end of it), the worker is also marked as ended.
+ *	accepted after that finds a worker. With WORKER_THREAD_ENDS (the
+ *	thread ends from inside its loop, and WorkerThread never gets back
+ *	to the end of it), the worker is also marked as ended.
  *
  * Results:
  *	None.
@@ -300,8 +333,9 @@ MilterWorkerBeforeDrain(
 
 static void
 WorkerLeaves(
-    MilterWorker *wPtr,
-    int threadEnds)
+    MilterWorker *wPtr,		/* The worker. */
+    WorkerLeaving how)		/* WORKER_THREAD_ENDS, or WORKER_INTERP_GOES
+				 * when only the interpreter goes. */
 {
     MilterPool *poolPtr = wPtr->poolPtr;
 
@@ -310,7 +344,7 @@ WorkerLeaves(
     if (wPtr->looping) {
 	wPtr->looping = 0;
 	ReplaceWorker(wPtr);
-	if (threadEnds) {
+	if (how == WORKER_THREAD_ENDS) {
 	    wPtr->phase = WORKER_EXITED;
 	    Tcl_ConditionNotify(&poolPtr->changed);
 	}
@@ -339,9 +373,9 @@ WorkerLeaves(
 
 static void
 WorkerThreadExit(
-    ClientData clientData)
+    ClientData clientData)	/* The worker. */
 {
-    WorkerLeaves(clientData, 1);
+    WorkerLeaves(clientData, WORKER_THREAD_ENDS);
 }
 
 /*
@@ -364,30 +398,31 @@ WorkerThreadExit(
 
 void
 MilterWorkerDetach(
-    MilterState *statePtr)
+    MilterState *statePtr)	/* The milter state that shuts down. */
 {
     MilterWorker *wPtr = statePtr->workerPtr;
 
     if (wPtr == NULL) {
 	return;
     }
-    WorkerLeaves(wPtr, !Tcl_InterpDeleted(wPtr->interp));
+    WorkerLeaves(wPtr, Tcl_InterpDeleted(wPtr->interp)
+	    ? WORKER_INTERP_GOES : WORKER_THREAD_ENDS);
     wPtr->detached = 1;
 }
 
 /*
  *----------------------------------------------------------------------
  *
- * WakeEventProc, WakeWorker --
+ * WakeEventProc --
  *
- *	Wake a worker's event loop so that it looks at its flags. A bare
- *	Tcl_ThreadAlert does not end Tcl_DoOneEvent; a queued event does.
+ *	Worker thread: the event WakeWorker queues. It does nothing: being
+ *	serviced ends the worker's Tcl_DoOneEvent.
  *
  * Results:
- *	WakeEventProc: 1 (handled).
+ *	1 (handled).
  *
  * Side effects:
- *	Queues an event to the worker's thread.
+ *	None.
  *
  *----------------------------------------------------------------------
  */
@@ -402,9 +437,27 @@ WakeEventProc(
     return 1;
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * WakeWorker --
+ *
+ *	Any thread: wakes a worker's event loop so that it looks at its
+ *	flags. A bare Tcl_ThreadAlert does not end Tcl_DoOneEvent; a queued
+ *	event does.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Queues an event to the worker's thread.
+ *
+ *----------------------------------------------------------------------
+ */
+
 static void
 WakeWorker(
-    MilterWorker *wPtr)
+    MilterWorker *wPtr)		/* The worker to wake. */
 {
     WakeEvent *evPtr = (WakeEvent *) ckalloc(sizeof(WakeEvent));
 
@@ -433,13 +486,13 @@ WakeWorker(
 static int
 WorkerExitObjCmd(
     ClientData clientData,	/* The worker. */
-    Tcl_Interp *interp,
+    Tcl_Interp *interp,		/* The worker's interpreter. */
     int objc,			/* Not used: any status is accepted. */
     Tcl_Obj *const objv[])	/* Not used. */
 {
     (void) objc;
     (void) objv;
-    WorkerLeaves(clientData, 0);
+    WorkerLeaves(clientData, WORKER_INTERP_GOES);
     Tcl_DeleteInterp(interp);
     return TCL_OK;
 }
@@ -465,9 +518,9 @@ WorkerExitObjCmd(
 
 static MilterWorker *
 StartWorker(
-    MilterPool *poolPtr,
-    int generation,
-    const char *script)
+    MilterPool *poolPtr,	/* The pool, locked. */
+    int generation,		/* The worker's generation. */
+    const char *script)		/* Its -workerinit. */
 {
     MilterWorker *wPtr = (MilterWorker *) ckalloc(sizeof(MilterWorker));
 
@@ -492,13 +545,11 @@ StartWorker(
 /*
  *----------------------------------------------------------------------
  *
- * WorkerReadyHook, SetDrainer --
+ * WorkerReadyHook --
  *
- *	The hook of a worker's ready queue (any thread, queue lock held)
+ *	The hook of a worker's ready queue (any thread, queue lock held):
  *	wakes the worker's interpreter once it serves; until then events
- *	wait on the queue. SetDrainer (worker thread, no lock of ours
- *	held) makes the interpreter the one to wake, and wakes it at once
- *	if events came in while -workerinit ran.
+ *	wait on the queue.
  *
  * Results:
  *	None.
@@ -511,7 +562,7 @@ StartWorker(
 
 static void
 WorkerReadyHook(
-    void *clientData)
+    void *clientData)		/* The worker. */
 {
     MilterWorker *wPtr = clientData;
 
@@ -522,9 +573,27 @@ WorkerReadyHook(
     Tcl_MutexUnlock(&wPtr->hookLock);
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * SetDrainer --
+ *
+ *	Worker thread, no lock of ours held, once -workerinit succeeded:
+ *	makes the interpreter the one its queue's hook wakes, and wakes it
+ *	at once if events came in while -workerinit ran.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	May queue a drain event to the worker's thread.
+ *
+ *----------------------------------------------------------------------
+ */
+
 static void
 SetDrainer(
-    MilterWorker *wPtr)
+    MilterWorker *wPtr)		/* The worker, which serves now. */
 {
     MilterState *statePtr = wPtr->statePtr;
 
@@ -557,8 +626,8 @@ SetDrainer(
 
 static int
 InitWorker(
-    MilterWorker *wPtr,
-    const char *script)
+    MilterWorker *wPtr,		/* The worker being set up. */
+    const char *script)		/* Its -workerinit. */
 {
     Tcl_Interp *interp = Tcl_CreateInterp();
     MilterState *statePtr;
@@ -600,7 +669,7 @@ InitWorker(
 
 static int
 InterpGone(
-    MilterWorker *wPtr)
+    MilterWorker *wPtr)		/* The worker. */
 {
     return wPtr->detached || Tcl_InterpDeleted(wPtr->interp);
 }
@@ -623,7 +692,7 @@ InterpGone(
 
 static int
 WorkerShouldEnd(
-    MilterWorker *wPtr)
+    MilterWorker *wPtr)		/* The worker. */
 {
     MilterPool *poolPtr = wPtr->poolPtr;
     int end;
@@ -659,7 +728,7 @@ WorkerShouldEnd(
 
 static void
 ReplaceWorker(
-    MilterWorker *wPtr)
+    MilterWorker *wPtr)		/* The worker that died. */
 {
     MilterPool *poolPtr = wPtr->poolPtr;
     MilterWorker *newPtr;
@@ -712,10 +781,10 @@ WorkerStarted(
 	     * worker short.
 	     */
 
-	    char msg[600];
+	    char msg[REPLACEMENT_LOG_SIZE];
 
 	    snprintf(msg, sizeof(msg), "a worker replacing one that died "
-		    "failed in -workerinit: %.500s", error);
+		    "failed in -workerinit: %.*s", LOGGED_ERROR_LENGTH, error);
 	    MilterLogFromAnyThread(poolPtr->ownerPtr, MILTER_LOG_ERROR, msg);
 	}
     } else {
@@ -851,7 +920,7 @@ TearDownWorker(
 
 static Tcl_ThreadCreateType
 WorkerThread(
-    ClientData clientData)
+    ClientData clientData)	/* The worker. */
 {
     MilterWorker *wPtr = clientData;
     int code;
@@ -898,9 +967,9 @@ WorkerThread(
 
 static int
 StartGeneration(
-    Tcl_Interp *interp,
-    MilterPool *poolPtr,
-    const char *script)
+    Tcl_Interp *interp,		/* The owner's interpreter, for errors. */
+    MilterPool *poolPtr,	/* The pool. */
+    const char *script)		/* The generation's -workerinit. */
 {
     MilterWorker *wPtr, *failed = NULL;
     int generation, i, started = 0, waiting;
@@ -980,7 +1049,7 @@ StartGeneration(
  * JoinEnded --
  *
  *	Owner thread: joins and frees the workers whose threads have ended
- *	(all of them with 'all' set, after telling them to end).
+ *	(all of them with JOIN_ALL, after telling them to end).
  *
  * Results:
  *	None.
@@ -993,8 +1062,9 @@ StartGeneration(
 
 static void
 JoinEnded(
-    MilterPool *poolPtr,
-    int all)
+    MilterPool *poolPtr,	/* The pool. */
+    JoinWhich which)		/* JOIN_ALL, or JOIN_ENDED for those that
+				 * ended. */
 {
     for (;;) {
 	MilterWorker **linkPtr, *wPtr = NULL;
@@ -1003,7 +1073,7 @@ JoinEnded(
 	Tcl_MutexLock(&poolPtr->lock);
 	for (linkPtr = &poolPtr->workers; *linkPtr != NULL;
 		linkPtr = &(*linkPtr)->nextPtr) {
-	    if (all || (*linkPtr)->phase == WORKER_EXITED
+	    if (which == JOIN_ALL || (*linkPtr)->phase == WORKER_EXITED
 		    || (*linkPtr)->phase == WORKER_FAILED) {
 		wPtr = *linkPtr;
 		*linkPtr = wPtr->nextPtr;
@@ -1044,8 +1114,8 @@ JoinEnded(
 
 int
 MilterPoolStart(
-    Tcl_Interp *interp,
-    MilterState *statePtr)
+    Tcl_Interp *interp,		/* The owner's interpreter, for errors. */
+    MilterState *statePtr)	/* The owner's milter state. */
 {
     MilterPool *poolPtr = (MilterPool *) ckalloc(sizeof(MilterPool));
 
@@ -1083,16 +1153,16 @@ MilterPoolStart(
 
 int
 MilterPoolReload(
-    Tcl_Interp *interp,
-    MilterState *statePtr)
+    Tcl_Interp *interp,		/* The owner's interpreter, for errors. */
+    MilterState *statePtr)	/* The owner's milter state. */
 {
     int code;
 
-    JoinEnded(statePtr->pool, 0);
+    JoinEnded(statePtr->pool, JOIN_ENDED);
     MilterPoolSync(statePtr);
     code = StartGeneration(interp, statePtr->pool, statePtr->workerInitObj
 	    ? Tcl_GetString(statePtr->workerInitObj) : "");
-    JoinEnded(statePtr->pool, 0);
+    JoinEnded(statePtr->pool, JOIN_ENDED);
     return code;
 }
 
@@ -1119,7 +1189,7 @@ MilterPoolReload(
 
 MilterQueue *
 MilterPoolAssign(
-    MilterPool *poolPtr)
+    MilterPool *poolPtr)	/* The pool. */
 {
     MilterWorker *wPtr;
     MilterQueue *best = NULL;
@@ -1169,7 +1239,7 @@ MilterPoolAssign(
 
 void
 MilterPoolStop(
-    MilterState *statePtr)
+    MilterState *statePtr)	/* The owner's milter state. */
 {
     MilterPool *poolPtr = statePtr->pool;
     MilterWorker *wPtr;
@@ -1187,7 +1257,7 @@ MilterPoolStop(
 	}
     }
     Tcl_MutexUnlock(&poolPtr->lock);
-    JoinEnded(poolPtr, 1);
+    JoinEnded(poolPtr, JOIN_ALL);
     statePtr->pool = NULL;
     for (i = 0; i < MILTER_EV_COUNT; i++) {
 	if (poolPtr->callbacks[i] != NULL) {
@@ -1219,7 +1289,7 @@ MilterPoolStop(
 
 void
 MilterPoolDeadline(
-    MilterPool *poolPtr)
+    MilterPool *poolPtr)	/* The pool. */
 {
     MilterWorker *wPtr;
 
@@ -1250,8 +1320,8 @@ MilterPoolDeadline(
 
 int
 MilterPoolWorkers(
-    MilterPool *poolPtr,
-    int *connsPtr)
+    MilterPool *poolPtr,	/* The pool. */
+    int *connsPtr)		/* Gets the number of connections. */
 {
     MilterWorker *wPtr;
     int n = 0, conns = 0;
@@ -1286,7 +1356,7 @@ MilterPoolWorkers(
 
 long
 MilterPoolQueued(
-    MilterPool *poolPtr)
+    MilterPool *poolPtr)	/* The pool. */
 {
     MilterWorker *wPtr;
     long n = 0;
