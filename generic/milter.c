@@ -14,6 +14,7 @@
 #include "milterInt.h"
 
 #include <grp.h>
+#include <limits.h>
 #include <pwd.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -54,6 +55,34 @@ static const char *const destinationNames[] = {"stderr", "syslog", NULL};
 
 #define NAMESPACE_LENGTH	(sizeof("::milter::") - 1)
 
+/*
+ * Defaults of the options that are not zero: -timeout (seconds, as in
+ * libmilter), -draintimeout (milliseconds) and -socketmode.
+ */
+
+#define DEFAULT_TIMEOUT		7210
+#define DEFAULT_DRAIN_TIMEOUT	5000
+#define DEFAULT_SOCKET_MODE	0660
+
+/*
+ * Milliseconds in a second: TYPE_SECONDS values are kept in
+ * milliseconds.
+ */
+
+#define MS_PER_SECOND		1000
+
+/*
+ * What LookupId looks up, and the size of the buffer for the group or
+ * user database entry.
+ */
+
+typedef enum IdKind {
+    ID_USER,			/* A user name or a user id. */
+    ID_GROUP			/* A group name or a group id. */
+} IdKind;
+
+#define ID_BUFFER_SIZE		16384
+
 static void		DeleteState(ClientData clientData, Tcl_Interp *interp);
 static void		ThreadExit(ClientData clientData);
 static void		FreeState(char *blockPtr);
@@ -76,7 +105,7 @@ static void		FreeState(char *blockPtr);
 
 MilterState *
 MilterGetState(
-    Tcl_Interp *interp)
+    Tcl_Interp *interp)		/* The interpreter. */
 {
     MilterState *statePtr = Tcl_GetAssocData(interp, "milter", NULL);
 
@@ -93,12 +122,12 @@ MilterGetState(
 	    Tcl_NewStringObj("unix:/var/run/tclmilter.sock", -1);
     Tcl_IncrRefCount(statePtr->nameObj);
     Tcl_IncrRefCount(statePtr->connectionObj);
-    statePtr->timeout = 7210;
+    statePtr->timeout = DEFAULT_TIMEOUT;
     statePtr->encoding = Tcl_GetEncoding(NULL, "utf-8");
     statePtr->asciiCompatible = 1;
     statePtr->defaultReply = MILTER_TEMPFAIL;
-    statePtr->drainTimeout = 5000;
-    statePtr->socketMode = 0660;
+    statePtr->drainTimeout = DEFAULT_DRAIN_TIMEOUT;
+    statePtr->socketMode = DEFAULT_SOCKET_MODE;
     statePtr->maxDataSize = MILTER_CHUNK_SIZE;
     statePtr->socketUid = statePtr->socketGid = -1;
     statePtr->logTail = &statePtr->logHead;
@@ -116,11 +145,11 @@ MilterGetState(
 /*
  *----------------------------------------------------------------------
  *
- * DeleteState, ThreadExit, FreeState --
+ * DeleteState --
  *
- *	The interpreter is deleted, or its thread exits without deleting
- *	it: stop the milter hard (no more callbacks) and free everything
- *	once nothing on the stack uses the state any more.
+ *	AssocData delete proc: the interpreter is deleted. Stops the milter
+ *	hard (no more callbacks) and frees the state once nothing on the
+ *	stack uses it any more.
  *
  * Results:
  *	None.
@@ -133,7 +162,7 @@ MilterGetState(
 
 static void
 DeleteState(
-    ClientData clientData,
+    ClientData clientData,	/* The milter state. */
     Tcl_Interp *interp)		/* Not used. */
 {
     MilterState *statePtr = clientData;
@@ -145,16 +174,51 @@ DeleteState(
     Tcl_EventuallyFree(statePtr, FreeState);
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * ThreadExit --
+ *
+ *	Thread exit handler: the interpreter's thread exits without deleting
+ *	it. Stops the milter hard (no more callbacks); the state goes with
+ *	the interpreter.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Closes every MTA connection of this milter.
+ *
+ *----------------------------------------------------------------------
+ */
+
 static void
 ThreadExit(
-    ClientData clientData)
+    ClientData clientData)	/* The milter state. */
 {
     MilterShutdown(clientData);
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * FreeState --
+ *
+ *	Tcl_EventuallyFree proc of the state: nothing uses it any more.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Releases the configuration's objects, the encoding, the statistics
+ *	and the mutex; frees the state.
+ *
+ *----------------------------------------------------------------------
+ */
+
 static void
 FreeState(
-    char *blockPtr)
+    char *blockPtr)		/* The milter state. */
 {
     MilterState *statePtr = (MilterState *) blockPtr;
     int i;
@@ -214,11 +278,11 @@ FreeState(
 
 static int
 LookupId(
-    const char *value,
-    int isGroup,
-    int *idPtr)
+    const char *value,		/* A name or a number, or "". */
+    IdKind kind,		/* ID_GROUP or ID_USER. */
+    int *idPtr)			/* Gets the id. */
 {
-    char buf[16384], *end;
+    char buf[ID_BUFFER_SIZE], *end;
     long number;
 
     *idPtr = -1;
@@ -227,13 +291,13 @@ LookupId(
     }
     if (*value >= '0' && *value <= '9') {
 	number = strtol(value, &end, 10);
-	if (*end != '\0' || number < 0 || number >= 0x7fffffffL) {
+	if (*end != '\0' || number < 0 || number >= INT_MAX) {
 	    return 0;
 	}
 	*idPtr = (int) number;
 	return 1;
     }
-    if (isGroup) {
+    if (kind == ID_GROUP) {
 	struct group gr, *grPtr = NULL;
 
 	if (getgrnam_r(value, &gr, buf, sizeof(buf), &grPtr) != 0
@@ -357,9 +421,9 @@ typedef struct PendingValue {
 
 static int
 BadValue(
-    Tcl_Interp *interp,
-    const OptionSpec *optPtr,
-    Tcl_Obj *valueObj)
+    Tcl_Interp *interp,		/* For the error. */
+    const OptionSpec *optPtr,	/* The option. */
+    Tcl_Obj *valueObj)		/* The value it refused. */
 {
     Tcl_SetObjResult(interp, Tcl_ObjPrintf(
 	    "bad value \"%s\" for %s: must be %s", Tcl_GetString(valueObj),
@@ -389,9 +453,9 @@ BadValue(
 
 static int
 ParseNumber(
-    const OptionSpec *optPtr,
-    Tcl_Obj *valueObj,
-    int *numPtr)
+    const OptionSpec *optPtr,	/* The option. */
+    Tcl_Obj *valueObj,		/* Its new value. */
+    int *numPtr)		/* Gets the number kept. */
 {
     const char *s;
     char *end;
@@ -409,7 +473,7 @@ ParseNumber(
 		|| seconds < optPtr->min || seconds > optPtr->max) {
 	    return 0;
 	}
-	*numPtr = (int) (seconds * 1000);
+	*numPtr = (int) (seconds * MS_PER_SECOND);
 	return 1;
     case TYPE_MODE:
 	s = Tcl_GetString(valueObj);
@@ -456,10 +520,10 @@ ParseNumber(
 
 static int
 ParseValue(
-    Tcl_Interp *interp,
-    const OptionSpec *optPtr,
-    Tcl_Obj *valueObj,
-    PendingValue *pvPtr)
+    Tcl_Interp *interp,		/* For errors. */
+    const OptionSpec *optPtr,	/* The option. */
+    Tcl_Obj *valueObj,		/* Its new value. */
+    PendingValue *pvPtr)	/* Gets what the value stands for. */
 {
     Tcl_Size len;
     Tcl_Obj *dictObj;
@@ -475,8 +539,8 @@ ParseValue(
 	pvPtr->num = (int) len;
 	return TCL_OK;
     case TYPE_ID:
-	if (!LookupId(Tcl_GetString(valueObj), optPtr->flags & OPTION_GROUP,
-		&pvPtr->num)) {
+	if (!LookupId(Tcl_GetString(valueObj), (optPtr->flags & OPTION_GROUP)
+		? ID_GROUP : ID_USER, &pvPtr->num)) {
 	    return BadValue(interp, optPtr, valueObj);
 	}
 	return TCL_OK;
@@ -546,8 +610,8 @@ ParseValue(
 
 static Tcl_Obj *
 GetValue(
-    MilterState *statePtr,
-    const OptionSpec *optPtr)
+    MilterState *statePtr,	/* The interpreter's milter. */
+    const OptionSpec *optPtr)	/* The option. */
 {
     int i, num = 0;
     Tcl_Obj *objPtr;
@@ -557,7 +621,7 @@ GetValue(
     }
     switch (optPtr->type) {
     case TYPE_SECONDS:
-	return Tcl_NewDoubleObj(num / 1000.0);
+	return Tcl_NewDoubleObj(num / (double) MS_PER_SECOND);
     case TYPE_BOOLEAN:
 	num = (num != 0);
 	/* FALLTHRU */
@@ -601,8 +665,8 @@ GetValue(
 
 static void
 ReplaceObj(
-    Tcl_Obj **slotPtr,
-    Tcl_Obj *newObj)
+    Tcl_Obj **slotPtr,		/* Holds a counted object or NULL. */
+    Tcl_Obj *newObj)		/* What it holds from now on, or NULL. */
 {
     if (newObj != NULL) {
 	Tcl_IncrRefCount(newObj);
@@ -632,9 +696,10 @@ ReplaceObj(
 
 static void
 ApplyValue(
-    MilterState *statePtr,
-    const OptionSpec *optPtr,
-    PendingValue *pvPtr)
+    MilterState *statePtr,	/* The interpreter's milter. */
+    const OptionSpec *optPtr,	/* The option. */
+    PendingValue *pvPtr)	/* Its checked value; what it holds may be
+				 * taken over. */
 {
     Tcl_Obj *obj = pvPtr->obj;
 
@@ -694,7 +759,7 @@ ApplyValue(
 
 static void
 DebugLevelChanged(
-    MilterState *statePtr)
+    MilterState *statePtr)	/* The interpreter's milter. */
 {
     if (statePtr->server != NULL) {
 	MilterServerSetDebug(statePtr->server, statePtr->debugLevel);
@@ -722,7 +787,7 @@ DebugLevelChanged(
 
 static void
 LogCopiesChanged(
-    MilterState *statePtr)
+    MilterState *statePtr)	/* The interpreter's milter. */
 {
     Tcl_Obj *identObj = statePtr->syslogIdentObj;
 
@@ -826,7 +891,7 @@ static const OptionSpec optionTable[] = {
 
 static void
 ReleasePending(
-    PendingValue pending[])
+    PendingValue pending[])	/* One per option (NUM_OPTIONS). */
 {
     size_t i;
 
@@ -860,9 +925,9 @@ ReleasePending(
 
 static int
 GetOption(
-    Tcl_Interp *interp,
-    Tcl_Obj *nameObj,
-    int *indexPtr)
+    Tcl_Interp *interp,		/* For the error. */
+    Tcl_Obj *nameObj,		/* The name, maybe abbreviated. */
+    int *indexPtr)		/* Gets its index in optionTable. */
 {
     if (Tcl_GetIndexFromObjStruct(interp, nameObj, optionTable,
 	    sizeof(OptionSpec), "option", 0, indexPtr) != TCL_OK) {
@@ -893,8 +958,8 @@ GetOption(
 
 static int
 RefuseInWorker(
-    Tcl_Interp *interp,
-    const char *what)
+    Tcl_Interp *interp,		/* The worker's interpreter. */
+    const char *what)		/* What it may not do: "register callbacks". */
 {
     Tcl_SetObjResult(interp, Tcl_ObjPrintf(
 	    "a worker interpreter cannot %s: the owner does", what));
@@ -924,9 +989,9 @@ RefuseInWorker(
 static int
 ConfigureObjCmd(
     ClientData clientData,	/* Not used. */
-    Tcl_Interp *interp,
-    int objc,
-    Tcl_Obj *const objv[])
+    Tcl_Interp *interp,		/* Current interpreter. */
+    int objc,			/* Number of arguments. */
+    Tcl_Obj *const objv[])	/* Argument objects. */
 {
     MilterState *statePtr = MilterGetState(interp);
     PendingValue pending[NUM_OPTIONS];
@@ -1024,9 +1089,9 @@ ConfigureObjCmd(
 static int
 RegisterObjCmd(
     ClientData clientData,	/* Not used. */
-    Tcl_Interp *interp,
-    int objc,
-    Tcl_Obj *const objv[])
+    Tcl_Interp *interp,		/* Current interpreter. */
+    int objc,			/* Number of arguments. */
+    Tcl_Obj *const objv[])	/* Argument objects. */
 {
     MilterState *statePtr = MilterGetState(interp);
     int event;
@@ -1071,12 +1136,18 @@ RegisterObjCmd(
 /*
  *----------------------------------------------------------------------
  *
- * StatusObjCmd, AddressObjCmd --
+ * StatusObjCmd --
  *
- *	milter status: idle, running or draining.
- *	milter address ?-metrics?: the spec actually listened on (with the
- *	real port when port 0 was configured), or "" when idle; with
- *	-metrics, the same for the -metrics socket ("" when there is none).
+ *	milter status
+ *	
+ *	What the milter does: idle, running or draining.
+ *
+ * Results:
+ *	A standard Tcl result.
+ *
+ * Side effects:
+ *	Notices a stop asked from another thread (running becomes
+ *	draining).
  *
  *----------------------------------------------------------------------
  */
@@ -1084,9 +1155,9 @@ RegisterObjCmd(
 static int
 StatusObjCmd(
     ClientData clientData,	/* Not used. */
-    Tcl_Interp *interp,
-    int objc,
-    Tcl_Obj *const objv[])
+    Tcl_Interp *interp,		/* Current interpreter. */
+    int objc,			/* Number of arguments. */
+    Tcl_Obj *const objv[])	/* Argument objects. */
 {
     static const char *const names[] = {"idle", "running", "draining"};
     MilterState *statePtr = MilterGetState(interp);
@@ -1104,12 +1175,33 @@ StatusObjCmd(
     return TCL_OK;
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * AddressObjCmd --
+ *
+ *	milter address ?-metrics?
+ *	
+ *	The spec actually listened on (with the real port when port 0 was
+ *	configured), or "" when idle; with -metrics, the same for the
+ *	-metrics socket ("" when there is none).
+ *
+ * Results:
+ *	A standard Tcl result; errorCode MILTER ADDRESS OPTION for an
+ *	unknown option.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
 static int
 AddressObjCmd(
     ClientData clientData,	/* Not used. */
-    Tcl_Interp *interp,
-    int objc,
-    Tcl_Obj *const objv[])
+    Tcl_Interp *interp,		/* Current interpreter. */
+    int objc,			/* Number of arguments. */
+    Tcl_Obj *const objv[])	/* Argument objects. */
 {
     static const char *const addressOptions[] = {"-metrics", NULL};
     MilterState *statePtr = MilterGetState(interp);
@@ -1154,7 +1246,7 @@ AddressObjCmd(
 
 int
 Milter_Init(
-    Tcl_Interp *interp)
+    Tcl_Interp *interp)		/* The interpreter that loads TclMilter. */
 {
     static const struct {
 	const char *name;
@@ -1223,12 +1315,18 @@ Milter_Init(
  *	A milter opens sockets and starts threads: not for safe
  *	interpreters.
  *
+ * Results:
+ *	TCL_ERROR, with errorCode MILTER INIT SAFE.
+ *
+ * Side effects:
+ *	Sets the interpreter's result.
+ *
  *----------------------------------------------------------------------
  */
 
 int
 Milter_SafeInit(
-    Tcl_Interp *interp)
+    Tcl_Interp *interp)		/* A safe interpreter. */
 {
     Tcl_SetObjResult(interp, Tcl_NewStringObj(
 	    "TclMilter cannot be loaded into a safe interpreter", -1));
@@ -1258,7 +1356,7 @@ Milter_SafeInit(
 
 int
 Milter_Unload(
-    Tcl_Interp *interp,
+    Tcl_Interp *interp,		/* The interpreter it leaves. */
     int flags)			/* TCL_UNLOAD_DETACH_FROM_INTERP or
 				 * TCL_UNLOAD_DETACH_FROM_PROCESS. */
 {
