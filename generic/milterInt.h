@@ -231,18 +231,10 @@ MODULE_SCOPE MilterState *MilterGetState(Tcl_Interp *interp);
  */
 
 MODULE_SCOPE int	MilterStart(Tcl_Interp *interp, MilterState *statePtr);
-MODULE_SCOPE int	MilterMainObjCmd(ClientData clientData,
-			    Tcl_Interp *interp, int objc,
-			    Tcl_Obj *const objv[]);
-MODULE_SCOPE int	MilterStartObjCmd(ClientData clientData,
-			    Tcl_Interp *interp, int objc,
-			    Tcl_Obj *const objv[]);
-MODULE_SCOPE int	MilterStopObjCmd(ClientData clientData,
-			    Tcl_Interp *interp, int objc,
-			    Tcl_Obj *const objv[]);
-MODULE_SCOPE int	MilterReloadObjCmd(ClientData clientData,
-			    Tcl_Interp *interp, int objc,
-			    Tcl_Obj *const objv[]);
+MODULE_SCOPE Tcl_ObjCmdProc MilterMainObjCmd;
+MODULE_SCOPE Tcl_ObjCmdProc MilterStartObjCmd;
+MODULE_SCOPE Tcl_ObjCmdProc MilterStopObjCmd;
+MODULE_SCOPE Tcl_ObjCmdProc MilterReloadObjCmd;
 MODULE_SCOPE void	MilterStopOwn(MilterState *statePtr);
 MODULE_SCOPE int	MilterReload(Tcl_Interp *interp,
 			    MilterState *statePtr);
