@@ -17,7 +17,6 @@
 
 #include "milterInt.h"
 
-
 /*
  * The event queued to the owner thread. One is in the queue at a time per
  * milter; it drains everything that is ready.
