@@ -719,7 +719,8 @@ ProcessExit(
     Tcl_MutexLock(&registryLock);
     for (rPtr = running; rPtr != NULL; rPtr = rPtr->nextPtr) {
 	if (rPtr->statePtr->owner == Tcl_GetCurrentThread()) {
-	    MilterAnswerPending(rPtr->statePtr);	/* exit in a callback */
+	    /* [exit] in a callback. */
+	    MilterAnswerPending(rPtr->statePtr);
 	}
 	MilterServerStop(rPtr->server, 1);
     }
