@@ -35,29 +35,13 @@ lassign $argv connspec workers
 
 # The callbacks, as one script: the owner evaluates it, and with
 # WORKERS > 0 it is also the -workerinit script of every worker
-# interpreter.
+# interpreter. blacklist-common.tcl has the blacklist and the header and
+# eom callbacks; the envelope check is this milter's own.
 
-set code {
-    set blacklist {
-	friend@public.com
-	spammer@spamdomain.com
-    }
-    foreach address $blacklist {
-	dict set ::listed $address 1
-    }
-
-    # is_blacklisted --
-    #
-    #	Takes an envelope argument ("<a@b>") or a From: value ("Name <a@b>"
-    #	or "a@b") and tells whether its address is on the blacklist.
-
-    proc is_blacklisted {value} {
-	if {![regexp {<([^>]*)>} $value -> address]} {
-	    set address [string trim $value]
-	}
-	return [dict exists $::listed [string tolower $address]]
-    }
-
+set f [open [file join [file dirname [info script]] blacklist-common.tcl]]
+set code [read $f]
+close $f
+append code {
     proc bl_envfrom {ctx argv} {
 	foreach address $argv {
 	    if {[is_blacklisted $address]} {
@@ -65,19 +49,6 @@ set code {
 		return SMFIS_REJECT
 	    }
 	}
-	return SMFIS_CONTINUE
-    }
-
-    proc bl_header {ctx name value} {
-	if {[string equal -nocase $name From] && [is_blacklisted $value]} {
-	    $ctx setreply 550 5.7.1 "Sender is blacklisted"
-	    return SMFIS_REJECT
-	}
-	return SMFIS_CONTINUE
-    }
-
-    proc bl_eom {ctx} {
-	$ctx addheader X-Scanned tclmilter
 	return SMFIS_CONTINUE
     }
 }

@@ -740,6 +740,30 @@ static const char *const fromBad = "Friend <friend@public.com>";
 static const char *const senderClean = "<alice@example.org>";
 static const char *const senderBad = "<spammer@spamdomain.com>";
 
+/*
+ * The headers of a message, in order (NHDR of them). The From: value
+ * depends on the message's kind; a value withSeq is a printf format of
+ * the message's sequence number.
+ */
+
+static const struct {
+    const char *name;
+    const char *value;		/* NULL: the From: of the message's kind. */
+    int withSeq;		/* The value is a format of the sequence. */
+} messageHeaders[NHDR] = {
+    {"From", NULL, 0},
+    {"To", "Bob Example <rcpt1@example.org>", 0},
+    {"Subject", "Benchmark message %" PRIu64, 1},
+    {"Date", "Sat, 22 Nov 2025 02:50:00 +0000", 0},
+    {"Message-ID", "<%" PRIu64 ".bench@example.org>", 1},
+    {"X-Mailer", "TclMilter loadgen 1.0", 0},
+    {"X-Priority", "3 (Normal)", 0},
+    {"X-Originating-IP", "[192.0.2.10]", 0},
+    {"X-Bench-Seq", "%" PRIu64, 1},
+    {"X-Bench-Pad", "lorem ipsum dolor sit amet, consectetur adipiscing elit",
+	    0}
+};
+
 static int
 MessageKind(
     uint64_t seq)
@@ -755,6 +779,26 @@ MessageKind(
     default:
 	return K_CLEAN;
     }
+}
+
+/*
+ * Emit a step that is one packet without data (DATA, EOH), unless the
+ * milter asked for it not to be sent ('noFlag'). Returns 1 if a reply
+ * must be awaited ('nrFlag' not asked for), else 0.
+ */
+
+static int
+EmitEmpty(
+    Conn *c,
+    int cmd,
+    uint32_t noFlag,
+    uint32_t nrFlag)
+{
+    if (c->protocol & noFlag) {
+	return 0;
+    }
+    PutEmpty(&c->out, cmd);
+    return !(c->protocol & nrFlag);
 }
 
 /*
@@ -845,11 +889,7 @@ EmitStep(
 	return !(p & P_NR_RCPT);
     }
     case S_DATA:
-	if (p & P_NODATA) {
-	    return 0;
-	}
-	PutEmpty(&c->out, 'T');
-	return !(p & P_NR_DATA);
+	return EmitEmpty(c, 'T', P_NODATA, P_NR_DATA);
     case S_HDR: {
 	const char *name, *value;
 	const char *sp = (p & P_HDR_LEADSPC) ? " " : "";
@@ -858,62 +898,20 @@ EmitStep(
 	if ((p & P_NOHDRS) || c->skipHdr) {
 	    return 0;
 	}
-	switch (c->idx) {
-	case 0:
-	    name = "From";
+	name = messageHeaders[c->idx].name;
+	value = messageHeaders[c->idx].value;
+	if (value == NULL) {
 	    value = c->kind == K_BADHDR ? fromBad : fromClean;
-	    break;
-	case 1:
-	    name = "To";
-	    value = "Bob Example <rcpt1@example.org>";
-	    break;
-	case 2:
-	    name = "Subject";
-	    snprintf(tmp, sizeof(tmp), "Benchmark message %" PRIu64, c->seq);
+	} else if (messageHeaders[c->idx].withSeq) {
+	    snprintf(tmp, sizeof(tmp), value, c->seq);
 	    value = tmp;
-	    break;
-	case 3:
-	    name = "Date";
-	    value = "Sat, 22 Nov 2025 02:50:00 +0000";
-	    break;
-	case 4:
-	    name = "Message-ID";
-	    snprintf(tmp, sizeof(tmp), "<%" PRIu64 ".bench@example.org>",
-		    c->seq);
-	    value = tmp;
-	    break;
-	case 5:
-	    name = "X-Mailer";
-	    value = "TclMilter loadgen 1.0";
-	    break;
-	case 6:
-	    name = "X-Priority";
-	    value = "3 (Normal)";
-	    break;
-	case 7:
-	    name = "X-Originating-IP";
-	    value = "[192.0.2.10]";
-	    break;
-	case 8:
-	    name = "X-Bench-Seq";
-	    snprintf(tmp, sizeof(tmp), "%" PRIu64, c->seq);
-	    value = tmp;
-	    break;
-	default:
-	    name = "X-Bench-Pad";
-	    value = "lorem ipsum dolor sit amet, consectetur adipiscing elit";
-	    break;
 	}
 	snprintf(v, sizeof(v), "%s%s", sp, value);
 	PutStrings(&c->out, 'L', name, v, NULL);
 	return !(p & P_NR_HDR);
     }
     case S_EOH:
-	if (p & P_NOEOH) {
-	    return 0;
-	}
-	PutEmpty(&c->out, 'N');
-	return !(p & P_NR_EOH);
+	return EmitEmpty(c, 'N', P_NOEOH, P_NR_EOH);
     case S_BODY: {
 	char cmd = 'B';
 
@@ -947,42 +945,31 @@ static void
 NextStep(
     Conn *c)
 {
+    /*
+     * The step after each one from HELO to ABORT; after HELO (and after
+     * ABORT) the next message's MAIL, which Advance() turns into QUIT if
+     * needed.
+     */
+
+    static const int stepAfter[] = {
+	[S_HELO] = S_MAIL, [S_MAIL] = S_RCPT, [S_RCPT] = S_DATA,
+	[S_DATA] = S_HDR, [S_HDR] = S_EOH, [S_EOH] = S_BODY,
+	[S_BODY] = S_EOM, [S_EOM] = S_ABORT, [S_ABORT] = S_MAIL
+    };
+    int times = c->step == S_RCPT ? NRCPT : c->step == S_HDR ? NHDR : 1;
+
     switch (c->step) {
     case S_CONNECT:
 	c->step = opt.idle ? S_HOLD : S_HELO;
 	break;
-    case S_HELO:
-	c->step = S_MAIL;	/* Advance() turns it into QUIT if needed */
+    case S_QUIT:
+    case S_HOLD:
 	break;
-    case S_MAIL:
-	c->step = S_RCPT;
-	c->idx = 0;
-	break;
-    case S_RCPT:
-	if (++c->idx >= NRCPT) {
-	    c->step = S_DATA;
+    default:
+	if (++c->idx >= times) {	/* RCPT and headers repeat. */
+	    c->step = stepAfter[c->step];
+	    c->idx = 0;
 	}
-	break;
-    case S_DATA:
-	c->step = S_HDR;
-	c->idx = 0;
-	break;
-    case S_HDR:
-	if (++c->idx >= NHDR) {
-	    c->step = S_EOH;
-	}
-	break;
-    case S_EOH:
-	c->step = S_BODY;
-	break;
-    case S_BODY:
-	c->step = S_EOM;
-	break;
-    case S_EOM:
-	c->step = S_ABORT;
-	break;
-    case S_ABORT:
-	c->step = S_MAIL;
 	break;
     }
 }
@@ -1541,6 +1528,42 @@ ProcStatus(
     return v;
 }
 
+/*
+ * The milter process's memory (VmRSS and VmHWM, in KiB) and its number of
+ * threads; -1 for what cannot be read.
+ */
+
+static void
+MilterMemory(
+    int pid,
+    long *rssPtr,
+    long *hwmPtr,
+    long *threadsPtr)
+{
+    *rssPtr = ProcStatus(pid, "VmRSS");
+    *hwmPtr = ProcStatus(pid, "VmHWM");
+    *threadsPtr = ProcStatus(pid, "Threads");
+}
+
+/*
+ * How many connections of all the load generator's threads have ended
+ * (C_DONE); all of them when it is opt.concurrency.
+ */
+
+static int
+CountDone(
+    const Worker *workers)
+{
+    int done = 0, i, j;
+
+    for (i = 0; i < opt.threads; i++) {
+	for (j = 0; j < workers[i].nconns; j++) {
+	    done += workers[i].conns[j].state == C_DONE;
+	}
+    }
+    return done;
+}
+
 static void
 SleepUntil(
     int64_t t)
@@ -1725,14 +1748,7 @@ main(
 		* 1e6);
 
 	while (atomic_load(&idleReady) < opt.idle && NowUs() < limit) {
-	    int done = 0, j;
-
-	    for (i = 0; i < opt.threads; i++) {
-		for (j = 0; j < workers[i].nconns; j++) {
-		    done += workers[i].conns[j].state == C_DONE;
-		}
-	    }
-	    if (done + atomic_load(&idleReady) >= opt.idle) {
+	    if (CountDone(workers) + atomic_load(&idleReady) >= opt.idle) {
 		break;
 	    }
 	    SleepUntil(NowUs() + 10000);
@@ -1740,9 +1756,7 @@ main(
 	/* let the milter settle (threads finish starting, etc.) */
 	SleepUntil(NowUs() + 500000);
 	if (opt.pid) {
-	    rss1 = ProcStatus(opt.pid, "VmRSS");
-	    hwm = ProcStatus(opt.pid, "VmHWM");
-	    thr = ProcStatus(opt.pid, "Threads");
+	    MilterMemory(opt.pid, &rss1, &hwm, &thr);
 	}
 	SleepUntil(NowUs() + (int64_t) (opt.hold * 1e6));
 	atomic_store(&idleRelease, 1);
@@ -1752,15 +1766,8 @@ main(
 	self0 = SelfCpu();
 	if (opt.count > 0) {
 	    while (atomic_load(&measuredDone) < opt.count) {
-		int alive = 0, j;
-
-		for (i = 0; i < opt.threads; i++) {
-		    for (j = 0; j < workers[i].nconns; j++) {
-			alive += workers[i].conns[j].state != C_DONE;
-		    }
-		}
-		if (!alive) {
-		    break;
+		if (CountDone(workers) == opt.concurrency) {
+		    break;	/* None alive. */
 		}
 		SleepUntil(NowUs() + 1000);
 	    }
@@ -1770,9 +1777,7 @@ main(
 	self1 = SelfCpu();
 	if (opt.pid) {
 	    haveCpu = haveCpu && ProcCpu(opt.pid, &cpu1) == 0;
-	    rss1 = ProcStatus(opt.pid, "VmRSS");
-	    hwm = ProcStatus(opt.pid, "VmHWM");
-	    thr = ProcStatus(opt.pid, "Threads");
+	    MilterMemory(opt.pid, &rss1, &hwm, &thr);
 	}
     }
 
@@ -1782,15 +1787,8 @@ main(
 	int joined = 0;
 
 	while (!joined) {
-	    int alive = 0, j;
-
-	    for (i = 0; i < opt.threads; i++) {
-		for (j = 0; j < workers[i].nconns; j++) {
-		    alive += workers[i].conns[j].state != C_DONE;
-		}
-	    }
-	    if (!alive) {
-		break;
+	    if (CountDone(workers) == opt.concurrency) {
+		break;		/* None alive. */
 	    }
 	    if (NowUs() > limit) {
 		atomic_store(&aborting, 1);

@@ -67,6 +67,17 @@
 #define MAX_LISTED	64
 
 /*
+ * Transfer: which way, and its result when the socket is not ready.
+ */
+
+typedef enum IoDirection {
+    IO_SEND,
+    IO_RECV
+} IoDirection;
+
+#define IO_WOULD_BLOCK	(-2)
+
+/*
  * One client connection, indexed by its file descriptor. Only the main
  * (only) thread touches it.
  */
@@ -284,6 +295,43 @@ CloseConn(
 /*
  *----------------------------------------------------------------------
  *
+ * Transfer --
+ *
+ *	One send or recv on a non-blocking socket, retried when a signal
+ *	interrupts it.
+ *
+ * Results:
+ *	What send or recv returned (-1 on an error), or IO_WOULD_BLOCK
+ *	when the socket is not ready.
+ *
+ * Side effects:
+ *	Writes to or reads from the socket.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static ssize_t
+Transfer(
+    int fd,			/* The socket. */
+    void *buf,			/* What to send, or room for what comes. */
+    size_t len,			/* Its size. */
+    IoDirection direction)	/* IO_SEND or IO_RECV. */
+{
+    ssize_t n;
+
+    do {
+	n = direction == IO_SEND ? send(fd, buf, len, MSG_NOSIGNAL)
+		: recv(fd, buf, len, 0);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+	return IO_WOULD_BLOCK;
+    }
+    return n;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
  * Flush --
  *
  *	Writes what it can of a connection's answers, and arms or disarms
@@ -308,14 +356,11 @@ Flush(
     int want;
 
     while (c->outLen > 0) {
-	n = send(fd, c->out, c->outLen, MSG_NOSIGNAL);
+	n = Transfer(fd, c->out, c->outLen, IO_SEND);
+	if (n == IO_WOULD_BLOCK) {
+	    break;
+	}
 	if (n < 0) {
-	    if (errno == EINTR) {
-		continue;
-	    }
-	    if (errno == EAGAIN || errno == EWOULDBLOCK) {
-		break;
-	    }
 	    CloseConn(fd);
 	    return -1;
 	}
@@ -475,18 +520,12 @@ ReadConn(
     char *nl;
 
     for (;;) {
-	n = recv(fd, c->in + c->inLen, sizeof(c->in) - c->inLen, 0);
-	if (n < 0) {
-	    if (errno == EINTR) {
-		continue;
-	    }
-	    if (errno == EAGAIN || errno == EWOULDBLOCK) {
-		break;
-	    }
-	    CloseConn(fd);
-	    return;
+	n = Transfer(fd, c->in + c->inLen, sizeof(c->in) - c->inLen,
+		IO_RECV);
+	if (n == IO_WOULD_BLOCK) {
+	    break;
 	}
-	if (n == 0) {
+	if (n <= 0) {		/* An error, or the end of the stream. */
 	    CloseConn(fd);
 	    return;
 	}

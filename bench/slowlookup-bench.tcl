@@ -61,29 +61,17 @@ if {[string match workers:* $mode]} {
 
 # The callbacks and their helpers, as one script: the owner evaluates it,
 # and with workers it is also the -workerinit script of every worker
-# interpreter. The lookup itself is appended below, per mode.
+# interpreter. blacklist-common.tcl has the local blacklist and the header
+# and eom callbacks; the lookup itself is appended below, per mode.
 
-set code {
+set f [open [file join [file dirname [info script]] blacklist-common.tcl]]
+set code [read $f]
+close $f
+append code {
     namespace eval ::rep {
 	variable port {}	;# repsvc's port (set below)
 	variable sock {}	;# blocking modes: this interp's socket
 	variable idle {}	;# coro mode: sockets free for a lookup
-    }
-
-    foreach address {friend@public.com spammer@spamdomain.com} {
-	dict set ::listed $address 1
-    }
-
-    # is_blacklisted --
-    #
-    #	Takes a From: value ("Name <a@b>" or "a@b") and tells whether its
-    #	address is on the local blacklist.
-
-    proc is_blacklisted {value} {
-	if {![regexp {<([^>]*)>} $value -> address]} {
-	    set address [string trim $value]
-	}
-	return [dict exists $::listed [string tolower $address]]
     }
 
     proc sl_envfrom {ctx argv} {
@@ -91,19 +79,6 @@ set code {
 	    $ctx setreply 550 5.7.1 "Sender is blacklisted"
 	    return SMFIS_REJECT
 	}
-	return SMFIS_CONTINUE
-    }
-
-    proc sl_header {ctx name value} {
-	if {[string equal -nocase $name From] && [is_blacklisted $value]} {
-	    $ctx setreply 550 5.7.1 "Sender is blacklisted"
-	    return SMFIS_REJECT
-	}
-	return SMFIS_CONTINUE
-    }
-
-    proc sl_eom {ctx} {
-	$ctx addheader X-Scanned tclmilter
 	return SMFIS_CONTINUE
     }
 }
@@ -205,6 +180,6 @@ namespace eval :: $code
 
 milter configure -name SlowLookupBench -connection $connspec
 milter register envfrom sl_envfrom
-milter register header sl_header
-milter register eom sl_eom
+milter register header bl_header
+milter register eom bl_eom
 milter main

@@ -43,18 +43,11 @@ namespace eval routing {
     variable mainDomain example.com
 }
 
-set spec unix:/var/run/routing.sock
-if {[lindex $argv 0] eq "-connection"} {
-    set argv [lrange $argv 1 end]
-}
-if {[llength $argv] > 1} {
-    puts stderr "usage: [file tail [info script]] ?-connection? ?spec?"
-    exit 2
-}
-if {[llength $argv] == 1} {
-    set spec [lindex $argv 0]
-}
-milter configure -name Routing -connection $spec
+# The connection spec: SPEC or -connection SPEC, read by cmdline.tcl (in
+# this script's directory).
+source [file join [file dirname [info script]] cmdline.tcl]
+milter configure -name Routing \
+	-connection [example::connectionSpec unix:/var/run/routing.sock]
 
 # routing::Bare --
 #

@@ -43,18 +43,11 @@ namespace eval tagger {
     variable scanner "TclMilter tagger on [info hostname]"
 }
 
-set spec unix:/var/run/tagger.sock
-if {[lindex $argv 0] eq "-connection"} {
-    set argv [lrange $argv 1 end]
-}
-if {[llength $argv] > 1} {
-    puts stderr "usage: [file tail [info script]] ?-connection? ?spec?"
-    exit 2
-}
-if {[llength $argv] == 1} {
-    set spec [lindex $argv 0]
-}
-milter configure -name Tagger -connection $spec
+# The connection spec: SPEC or -connection SPEC, read by cmdline.tcl (in
+# this script's directory).
+source [file join [file dirname [info script]] cmdline.tcl]
+milter configure -name Tagger \
+	-connection [example::connectionSpec unix:/var/run/tagger.sock]
 
 # tagger::IsInternal --
 #

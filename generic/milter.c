@@ -3,7 +3,7 @@
  *
  *	Package initialisation and the milter ensemble's configuration
  *	commands: milter configure, register, status and address. Running
- *	and stopping are in milterLoop.c.
+ *	and stopping are in milterRun.c.
  *
  * Copyright (c) 2026 The TclMilter developers.
  *
@@ -14,6 +14,7 @@
 #include "milterInt.h"
 
 #include <grp.h>
+#include <limits.h>
 #include <pwd.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -48,6 +49,40 @@ const int milterCodeValues[] = {
 
 static const char *const destinationNames[] = {"stderr", "syslog", NULL};
 
+/*
+ * The length of "::milter::", which the commands' names begin with.
+ */
+
+#define NAMESPACE_LENGTH	(sizeof("::milter::") - 1)
+
+/*
+ * Defaults of the options that are not zero: -timeout (seconds, as in
+ * libmilter), -draintimeout (milliseconds) and -socketmode.
+ */
+
+#define DEFAULT_TIMEOUT		7210
+#define DEFAULT_DRAIN_TIMEOUT	5000
+#define DEFAULT_SOCKET_MODE	0660
+
+/*
+ * Milliseconds in a second: TYPE_SECONDS values are kept in
+ * milliseconds.
+ */
+
+#define MS_PER_SECOND		1000
+
+/*
+ * What LookupId looks up, and the size of the buffer for the group or
+ * user database entry.
+ */
+
+typedef enum IdKind {
+    ID_USER,			/* A user name or a user id. */
+    ID_GROUP			/* A group name or a group id. */
+} IdKind;
+
+#define ID_BUFFER_SIZE		16384
+
 static void		DeleteState(ClientData clientData, Tcl_Interp *interp);
 static void		ThreadExit(ClientData clientData);
 static void		FreeState(char *blockPtr);
@@ -70,7 +105,7 @@ static void		FreeState(char *blockPtr);
 
 MilterState *
 MilterGetState(
-    Tcl_Interp *interp)
+    Tcl_Interp *interp)		/* The interpreter. */
 {
     MilterState *statePtr = Tcl_GetAssocData(interp, "milter", NULL);
 
@@ -87,12 +122,12 @@ MilterGetState(
 	    Tcl_NewStringObj("unix:/var/run/tclmilter.sock", -1);
     Tcl_IncrRefCount(statePtr->nameObj);
     Tcl_IncrRefCount(statePtr->connectionObj);
-    statePtr->timeout = 7210;
+    statePtr->timeout = DEFAULT_TIMEOUT;
     statePtr->encoding = Tcl_GetEncoding(NULL, "utf-8");
     statePtr->asciiCompatible = 1;
     statePtr->defaultReply = MILTER_TEMPFAIL;
-    statePtr->drainTimeout = 5000;
-    statePtr->socketMode = 0660;
+    statePtr->drainTimeout = DEFAULT_DRAIN_TIMEOUT;
+    statePtr->socketMode = DEFAULT_SOCKET_MODE;
     statePtr->maxDataSize = MILTER_CHUNK_SIZE;
     statePtr->socketUid = statePtr->socketGid = -1;
     statePtr->logTail = &statePtr->logHead;
@@ -113,11 +148,11 @@ MilterGetState(
 /*
  *----------------------------------------------------------------------
  *
- * DeleteState, ThreadExit, FreeState --
+ * DeleteState --
  *
- *	The interpreter is deleted, or its thread exits without deleting
- *	it: stop the milter hard (no more callbacks) and free everything
- *	once nothing on the stack uses the state any more.
+ *	AssocData delete proc: the interpreter is deleted. Stops the milter
+ *	hard (no more callbacks) and frees the state once nothing on the
+ *	stack uses it any more.
  *
  * Results:
  *	None.
@@ -130,7 +165,7 @@ MilterGetState(
 
 static void
 DeleteState(
-    ClientData clientData,
+    ClientData clientData,	/* The milter state. */
     Tcl_Interp *interp)		/* Not used. */
 {
     MilterState *statePtr = clientData;
@@ -142,16 +177,51 @@ DeleteState(
     Tcl_EventuallyFree(statePtr, FreeState);
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * ThreadExit --
+ *
+ *	Thread exit handler: the interpreter's thread exits without deleting
+ *	it. Stops the milter hard (no more callbacks); the state goes with
+ *	the interpreter.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Closes every MTA connection of this milter.
+ *
+ *----------------------------------------------------------------------
+ */
+
 static void
 ThreadExit(
-    ClientData clientData)
+    ClientData clientData)	/* The milter state. */
 {
     MilterShutdown(clientData);
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * FreeState --
+ *
+ *	Tcl_EventuallyFree proc of the state: nothing uses it any more.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Releases the configuration's objects, the encoding, the statistics
+ *	and the mutex; frees the state.
+ *
+ *----------------------------------------------------------------------
+ */
+
 static void
 FreeState(
-    char *blockPtr)
+    char *blockPtr)		/* The milter state. */
 {
     MilterState *statePtr = (MilterState *) blockPtr;
     int i;
@@ -214,11 +284,11 @@ FreeState(
 
 static int
 LookupId(
-    const char *value,
-    int isGroup,
-    int *idPtr)
+    const char *value,		/* A name or a number, or "". */
+    IdKind kind,		/* ID_GROUP or ID_USER. */
+    int *idPtr)			/* Gets the id. */
 {
-    char buf[16384], *end;
+    char buf[ID_BUFFER_SIZE], *end;
     long number;
 
     *idPtr = -1;
@@ -227,13 +297,13 @@ LookupId(
     }
     if (*value >= '0' && *value <= '9') {
 	number = strtol(value, &end, 10);
-	if (*end != '\0' || number < 0 || number >= 0x7fffffffL) {
+	if (*end != '\0' || number < 0 || number >= INT_MAX) {
 	    return 0;
 	}
 	*idPtr = (int) number;
 	return 1;
     }
-    if (isGroup) {
+    if (kind == ID_GROUP) {
 	struct group gr, *grPtr = NULL;
 
 	if (getgrnam_r(value, &gr, buf, sizeof(buf), &grPtr) != 0
@@ -357,9 +427,9 @@ typedef struct PendingValue {
 
 static int
 BadValue(
-    Tcl_Interp *interp,
-    const OptionSpec *optPtr,
-    Tcl_Obj *valueObj)
+    Tcl_Interp *interp,		/* For the error. */
+    const OptionSpec *optPtr,	/* The option. */
+    Tcl_Obj *valueObj)		/* The value it refused. */
 {
     Tcl_SetObjResult(interp, Tcl_ObjPrintf(
 	    "bad value \"%s\" for %s: must be %s", Tcl_GetString(valueObj),
@@ -389,9 +459,9 @@ BadValue(
 
 static int
 ParseNumber(
-    const OptionSpec *optPtr,
-    Tcl_Obj *valueObj,
-    int *numPtr)
+    const OptionSpec *optPtr,	/* The option. */
+    Tcl_Obj *valueObj,		/* Its new value. */
+    int *numPtr)		/* Gets the number kept. */
 {
     const char *s;
     char *end;
@@ -409,7 +479,7 @@ ParseNumber(
 		|| seconds < optPtr->min || seconds > optPtr->max) {
 	    return 0;
 	}
-	*numPtr = (int) (seconds * 1000);
+	*numPtr = (int) (seconds * MS_PER_SECOND);
 	return 1;
     case TYPE_MODE:
 	s = Tcl_GetString(valueObj);
@@ -456,10 +526,10 @@ ParseNumber(
 
 static int
 ParseValue(
-    Tcl_Interp *interp,
-    const OptionSpec *optPtr,
-    Tcl_Obj *valueObj,
-    PendingValue *pvPtr)
+    Tcl_Interp *interp,		/* For errors. */
+    const OptionSpec *optPtr,	/* The option. */
+    Tcl_Obj *valueObj,		/* Its new value. */
+    PendingValue *pvPtr)	/* Gets what the value stands for. */
 {
     Tcl_Size len;
     Tcl_Obj *dictObj;
@@ -475,8 +545,8 @@ ParseValue(
 	pvPtr->num = (int) len;
 	return TCL_OK;
     case TYPE_ID:
-	if (!LookupId(Tcl_GetString(valueObj), optPtr->flags & OPTION_GROUP,
-		&pvPtr->num)) {
+	if (!LookupId(Tcl_GetString(valueObj), (optPtr->flags & OPTION_GROUP)
+		? ID_GROUP : ID_USER, &pvPtr->num)) {
 	    return BadValue(interp, optPtr, valueObj);
 	}
 	return TCL_OK;
@@ -546,8 +616,8 @@ ParseValue(
 
 static Tcl_Obj *
 GetValue(
-    MilterState *statePtr,
-    const OptionSpec *optPtr)
+    MilterState *statePtr,	/* The interpreter's milter. */
+    const OptionSpec *optPtr)	/* The option. */
 {
     int i, num = 0;
     Tcl_Obj *objPtr;
@@ -557,7 +627,7 @@ GetValue(
     }
     switch (optPtr->type) {
     case TYPE_SECONDS:
-	return Tcl_NewDoubleObj(num / 1000.0);
+	return Tcl_NewDoubleObj(num / (double) MS_PER_SECOND);
     case TYPE_BOOLEAN:
 	num = (num != 0);
 	/* FALLTHRU */
@@ -601,8 +671,8 @@ GetValue(
 
 static void
 ReplaceObj(
-    Tcl_Obj **slotPtr,
-    Tcl_Obj *newObj)
+    Tcl_Obj **slotPtr,		/* Holds a counted object or NULL. */
+    Tcl_Obj *newObj)		/* What it holds from now on, or NULL. */
 {
     if (newObj != NULL) {
 	Tcl_IncrRefCount(newObj);
@@ -632,9 +702,10 @@ ReplaceObj(
 
 static void
 ApplyValue(
-    MilterState *statePtr,
-    const OptionSpec *optPtr,
-    PendingValue *pvPtr)
+    MilterState *statePtr,	/* The interpreter's milter. */
+    const OptionSpec *optPtr,	/* The option. */
+    PendingValue *pvPtr)	/* Its checked value; what it holds may be
+				 * taken over. */
 {
     Tcl_Obj *obj = pvPtr->obj;
 
@@ -694,7 +765,7 @@ ApplyValue(
 
 static void
 DebugLevelChanged(
-    MilterState *statePtr)
+    MilterState *statePtr)	/* The interpreter's milter. */
 {
     if (statePtr->server != NULL) {
 	MilterServerSetDebug(statePtr->server, statePtr->debugLevel);
@@ -722,7 +793,7 @@ DebugLevelChanged(
 
 static void
 LogCopiesChanged(
-    MilterState *statePtr)
+    MilterState *statePtr)	/* The interpreter's milter. */
 {
     Tcl_Obj *identObj = statePtr->syslogIdentObj;
 
@@ -837,7 +908,7 @@ static const OptionSpec optionTable[] = {
 
 static void
 ReleasePending(
-    PendingValue pending[])
+    PendingValue pending[])	/* One per option (NUM_OPTIONS). */
 {
     size_t i;
 
@@ -871,9 +942,9 @@ ReleasePending(
 
 static int
 GetOption(
-    Tcl_Interp *interp,
-    Tcl_Obj *nameObj,
-    int *indexPtr)
+    Tcl_Interp *interp,		/* For the error. */
+    Tcl_Obj *nameObj,		/* The name, maybe abbreviated. */
+    int *indexPtr)		/* Gets its index in optionTable. */
 {
     if (Tcl_GetIndexFromObjStruct(interp, nameObj, optionTable,
 	    sizeof(OptionSpec), "option", 0, indexPtr) != TCL_OK) {
@@ -904,8 +975,8 @@ GetOption(
 
 int
 MilterRefuseInWorker(
-    Tcl_Interp *interp,
-    const char *what)
+    Tcl_Interp *interp,		/* The worker's interpreter. */
+    const char *what)		/* What it may not do: "register callbacks". */
 {
     Tcl_SetObjResult(interp, Tcl_ObjPrintf(
 	    "a worker interpreter cannot %s: the owner does", what));
@@ -935,9 +1006,9 @@ MilterRefuseInWorker(
 static int
 ConfigureObjCmd(
     ClientData clientData,	/* Not used. */
-    Tcl_Interp *interp,
-    int objc,
-    Tcl_Obj *const objv[])
+    Tcl_Interp *interp,		/* Current interpreter. */
+    int objc,			/* Number of arguments. */
+    Tcl_Obj *const objv[])	/* Argument objects. */
 {
     MilterState *statePtr = MilterGetState(interp);
     PendingValue pending[NUM_OPTIONS];
@@ -1035,9 +1106,9 @@ ConfigureObjCmd(
 static int
 RegisterObjCmd(
     ClientData clientData,	/* Not used. */
-    Tcl_Interp *interp,
-    int objc,
-    Tcl_Obj *const objv[])
+    Tcl_Interp *interp,		/* Current interpreter. */
+    int objc,			/* Number of arguments. */
+    Tcl_Obj *const objv[])	/* Argument objects. */
 {
     MilterState *statePtr = MilterGetState(interp);
     int event;
@@ -1082,12 +1153,18 @@ RegisterObjCmd(
 /*
  *----------------------------------------------------------------------
  *
- * StatusObjCmd, AddressObjCmd --
+ * StatusObjCmd --
  *
- *	milter status: idle, running or draining.
- *	milter address ?-metrics?: the spec actually listened on (with the
- *	real port when port 0 was configured), or "" when idle; with
- *	-metrics, the same for the -metrics socket ("" when there is none).
+ *	milter status
+ *	
+ *	What the milter does: idle, running or draining.
+ *
+ * Results:
+ *	A standard Tcl result.
+ *
+ * Side effects:
+ *	Notices a stop asked from another thread (running becomes
+ *	draining).
  *
  *----------------------------------------------------------------------
  */
@@ -1095,9 +1172,9 @@ RegisterObjCmd(
 static int
 StatusObjCmd(
     ClientData clientData,	/* Not used. */
-    Tcl_Interp *interp,
-    int objc,
-    Tcl_Obj *const objv[])
+    Tcl_Interp *interp,		/* Current interpreter. */
+    int objc,			/* Number of arguments. */
+    Tcl_Obj *const objv[])	/* Argument objects. */
 {
     static const char *const names[] = {"idle", "running", "draining"};
     MilterState *statePtr = MilterGetState(interp);
@@ -1115,12 +1192,33 @@ StatusObjCmd(
     return TCL_OK;
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * AddressObjCmd --
+ *
+ *	milter address ?-metrics?
+ *	
+ *	The spec actually listened on (with the real port when port 0 was
+ *	configured), or "" when idle; with -metrics, the same for the
+ *	-metrics socket ("" when there is none).
+ *
+ * Results:
+ *	A standard Tcl result; errorCode MILTER ADDRESS OPTION for an
+ *	unknown option.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
 static int
 AddressObjCmd(
     ClientData clientData,	/* Not used. */
-    Tcl_Interp *interp,
-    int objc,
-    Tcl_Obj *const objv[])
+    Tcl_Interp *interp,		/* Current interpreter. */
+    int objc,			/* Number of arguments. */
+    Tcl_Obj *const objv[])	/* Argument objects. */
 {
     static const char *const addressOptions[] = {"-metrics", NULL};
     MilterState *statePtr = MilterGetState(interp);
@@ -1165,7 +1263,7 @@ AddressObjCmd(
 
 int
 Milter_Init(
-    Tcl_Interp *interp)
+    Tcl_Interp *interp)		/* The interpreter that loads TclMilter. */
 {
     static const struct {
 	const char *name;
@@ -1184,6 +1282,7 @@ Milter_Init(
 	{"::milter::stop", MilterStopObjCmd},
     };
     Tcl_Namespace *nsPtr;
+    MilterState *statePtr;
     size_t i;
 
     if (Tcl_InitStubs(interp, "8.6", 0) == NULL) {
@@ -1206,20 +1305,22 @@ Milter_Init(
 
     /*
      * Export the commands by name: context commands (::milter::ctxN) live
-     * in the same namespace and must not become subcommands.
+     * in the same namespace and must not become subcommands. Each gets
+     * the interpreter's milter state as its client data.
      */
 
+    statePtr = MilterGetState(interp);
     for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 	Tcl_CreateObjCommand(interp, commands[i].name, commands[i].proc,
-		NULL, NULL);
-	if (Tcl_Export(interp, nsPtr, commands[i].name + 10, 0) != TCL_OK) {
+		statePtr, NULL);
+	if (Tcl_Export(interp, nsPtr, commands[i].name + NAMESPACE_LENGTH,
+		0) != TCL_OK) {
 	    return TCL_ERROR;
 	}
     }
     Tcl_SetEnsembleFlags(interp, Tcl_CreateEnsemble(interp, "::milter",
 	    nsPtr, TCL_ENSEMBLE_PREFIX), TCL_ENSEMBLE_PREFIX);
     MilterUnixChanInit(interp);
-    MilterGetState(interp);
     MilterInitExitHandler();
     return Tcl_PkgProvideEx(interp, PACKAGE_NAME, PACKAGE_VERSION, NULL);
 }
@@ -1232,12 +1333,18 @@ Milter_Init(
  *	A milter opens sockets and starts threads: not for safe
  *	interpreters.
  *
+ * Results:
+ *	TCL_ERROR, with errorCode MILTER INIT SAFE.
+ *
+ * Side effects:
+ *	Sets the interpreter's result.
+ *
  *----------------------------------------------------------------------
  */
 
 int
 Milter_SafeInit(
-    Tcl_Interp *interp)
+    Tcl_Interp *interp)		/* A safe interpreter. */
 {
     Tcl_SetObjResult(interp, Tcl_NewStringObj(
 	    "TclMilter cannot be loaded into a safe interpreter", -1));
@@ -1267,7 +1374,7 @@ Milter_SafeInit(
 
 int
 Milter_Unload(
-    Tcl_Interp *interp,
+    Tcl_Interp *interp,		/* The interpreter it leaves. */
     int flags)			/* TCL_UNLOAD_DETACH_FROM_INTERP or
 				 * TCL_UNLOAD_DETACH_FROM_PROCESS. */
 {

@@ -11,7 +11,7 @@
  *	under MilterState.lock. No Tcl_Obj is ever seen by another thread.
  *
  *	Locking order: a connection's mutex (milterConn.c), then
- *	MilterState.lock, then the registry mutex (milterLoop.c). The
+ *	MilterState.lock, then the registry mutex (milterBridge.c). The
  *	mutexes of unix/milterSignal.c and unix/milterSystemd.c are leaves:
  *	nothing else is locked while one is held. No script is ever
  *	evaluated with any of them held.
@@ -241,31 +241,35 @@ MODULE_SCOPE const int milterCodeValues[];
 MODULE_SCOPE MilterState *MilterGetState(Tcl_Interp *interp);
 
 /*
- * milterLoop.c
+ * milterRun.c
  */
 
 MODULE_SCOPE int	MilterStart(Tcl_Interp *interp, MilterState *statePtr);
-MODULE_SCOPE int	MilterMainObjCmd(ClientData clientData,
-			    Tcl_Interp *interp, int objc,
-			    Tcl_Obj *const objv[]);
-MODULE_SCOPE int	MilterStartObjCmd(ClientData clientData,
-			    Tcl_Interp *interp, int objc,
-			    Tcl_Obj *const objv[]);
-MODULE_SCOPE int	MilterStopObjCmd(ClientData clientData,
-			    Tcl_Interp *interp, int objc,
-			    Tcl_Obj *const objv[]);
+MODULE_SCOPE Tcl_ObjCmdProc MilterMainObjCmd;
+MODULE_SCOPE Tcl_ObjCmdProc MilterStartObjCmd;
+MODULE_SCOPE Tcl_ObjCmdProc MilterStopObjCmd;
+MODULE_SCOPE Tcl_ObjCmdProc MilterReloadObjCmd;
+MODULE_SCOPE void	MilterStopOwn(MilterState *statePtr);
+MODULE_SCOPE int	MilterReload(Tcl_Interp *interp,
+			    MilterState *statePtr);
+
+/*
+ * milterBridge.c
+ */
+
 MODULE_SCOPE void	MilterShutdown(MilterState *statePtr);
 MODULE_SCOPE void	MilterInitExitHandler(void);
 MODULE_SCOPE int	MilterDeleteExitHandler(void);
 MODULE_SCOPE void	MilterReadyHook(void *clientData);
 MODULE_SCOPE void	MilterLogFromAnyThread(MilterState *statePtr,
 			    MilterLogLevel level, const char *msg);
-MODULE_SCOPE int	MilterReloadObjCmd(ClientData clientData,
-			    Tcl_Interp *interp, int objc,
-			    Tcl_Obj *const objv[]);
-MODULE_SCOPE void	MilterStopOwn(MilterState *statePtr);
-MODULE_SCOPE int	MilterReload(Tcl_Interp *interp,
-			    MilterState *statePtr);
+MODULE_SCOPE void	MilterBridgeHooks(MilterState *statePtr,
+			    MilterServerHooks *hooksPtr);
+MODULE_SCOPE void	MilterRegisterRunning(MilterState *statePtr);
+MODULE_SCOPE void	MilterStopAllRunning(void);
+MODULE_SCOPE void	MilterNotifyStopping(MilterState *statePtr,
+			    MilterServer *server);
+MODULE_SCOPE void	MilterReleaseQueue(MilterState *statePtr);
 
 /*
  * milterWorker.c

@@ -39,6 +39,15 @@
 #include <string.h>
 
 /*
+ * The size of the pool's copy of the -encoding name; the size of the log
+ * line of a failed replacement, and how much of its error that quotes.
+ */
+
+#define ENCODING_NAME_SIZE	64
+#define REPLACEMENT_LOG_SIZE	600
+#define LOGGED_ERROR_LENGTH	500
+
+/*
  * Life of a worker (MilterWorker.phase).
  */
 
@@ -57,8 +66,8 @@ typedef enum WorkerPhase {
  */
 
 typedef struct MilterWorker {
-    struct MilterPool *poolPtr;
-    Tcl_ThreadId thread;
+    struct MilterPool *poolPtr;	/* Its pool. */
+    Tcl_ThreadId thread;	/* Its thread, joined by JoinEnded. */
     int generation;		/* Which [milter reload] made it. */
     char *script;		/* Its generation's -workerinit, which a
 				 * replacement evaluates too (ckalloc'ed;
@@ -69,11 +78,11 @@ typedef struct MilterWorker {
     int detached;		/* Its milter state has shut down, so its
 				 * interpreter is or will soon be freed
 				 * (worker thread). */
-    Tcl_Mutex hookLock;
+    Tcl_Mutex hookLock;		/* Guards 'drainer'. */
     MilterState *drainer;	/* Whom the queue's hook wakes: the state,
 				 * once -workerinit has succeeded. */
 
-    WorkerPhase phase;
+    WorkerPhase phase;		/* Where it is in its life. */
     MilterQueue *queue;		/* Its ready queue, from its start until
 				 * its interpreter goes; connections may be
 				 * pinned to it while it is STARTING. */
@@ -84,6 +93,7 @@ typedef struct MilterWorker {
     char *error;		/* -workerinit's error ... */
     char *errorInfo;		/* ... and its errorInfo (ckalloc'ed). */
     struct MilterWorker *nextPtr;
+				/* The next worker of the pool. */
 } MilterWorker;
 
 /*
@@ -92,7 +102,8 @@ typedef struct MilterWorker {
 
 struct MilterPool {
     MilterState *ownerPtr;	/* Owner thread's state. */
-    Tcl_Mutex lock;
+    Tcl_Mutex lock;		/* Guards the pool and its workers' fields
+				 * from 'phase' on. */
     Tcl_Condition changed;	/* A worker changed phase. */
     MilterWorker *workers;	/* Every worker not yet joined. */
     int size;			/* -workers. */
@@ -104,10 +115,32 @@ struct MilterPool {
     /* The owner's configuration, as the workers need it. */
     unsigned epoch;		/* Bumped on every change. */
     char *callbacks[MILTER_EV_COUNT];
-    int defaultReply;
-    int coroutines;
-    char encoding[64];
+				/* The callbacks as strings (ckalloc'ed), or
+				 * NULL. */
+    int defaultReply;		/* -defaultreply, as a verdict. */
+    int coroutines;		/* -coroutines. */
+    char encoding[ENCODING_NAME_SIZE];
+				/* The name of -encoding. */
 };
+
+/*
+ * How a worker leaves (WorkerLeaves).
+ */
+
+typedef enum WorkerLeaving {
+    WORKER_INTERP_GOES,		/* Its interpreter is deleted; the thread
+				 * goes on to its end. */
+    WORKER_THREAD_ENDS		/* The thread ends from inside its loop. */
+} WorkerLeaving;
+
+/*
+ * Which workers JoinEnded joins.
+ */
+
+typedef enum JoinWhich {
+    JOIN_ENDED,			/* Those whose threads have ended. */
+    JOIN_ALL			/* All of them (told to end before). */
+} JoinWhich;
 
 /*
  * A no-op event that wakes a worker's Tcl_DoOneEvent so that it looks at
@@ -119,7 +152,7 @@ typedef struct WakeEvent {
 } WakeEvent;
 
 static void		ReplaceWorker(MilterWorker *wPtr);
-static void		WorkerLeaves(MilterWorker *wPtr, int threadEnds);
+static void		WorkerLeaves(MilterWorker *wPtr, WorkerLeaving how);
 static void		WorkerReadyHook(void *clientData);
 static Tcl_ThreadCreateType WorkerThread(ClientData clientData);
 
@@ -141,7 +174,7 @@ static Tcl_ThreadCreateType WorkerThread(ClientData clientData);
 
 static char *
 CopyString(
-    const char *s)
+    const char *s)		/* A string, or NULL. */
 {
     char *copy;
 
@@ -160,8 +193,8 @@ CopyString(
  *
  *	Owner thread: copies what the workers need of the configuration
  *	(callbacks by name, -defaultreply, -coroutines, -encoding) into the
- *	pool; each
- *	worker takes it over before its next callbacks (SyncWorker).
+ *	pool; each worker takes it over before its next callbacks
+ *	(SyncWorker).
  *
  * Results:
  *	None.
@@ -174,7 +207,7 @@ CopyString(
 
 void
 MilterPoolSync(
-    MilterState *statePtr)
+    MilterState *statePtr)	/* The owner's milter state. */
 {
     MilterPool *poolPtr = statePtr->pool;
     int i;
@@ -218,7 +251,7 @@ MilterPoolSync(
 
 static void
 SyncWorker(
-    MilterState *statePtr)
+    MilterState *statePtr)	/* A worker's milter state. */
 {
     MilterPool *poolPtr = statePtr->workerPtr->poolPtr;
     int i;
@@ -270,7 +303,7 @@ SyncWorker(
 
 void
 MilterWorkerBeforeDrain(
-    MilterState *statePtr)
+    MilterState *statePtr)	/* The milter state that drains. */
 {
     if (statePtr->workerPtr != NULL) {
 	SyncWorker(statePtr);
@@ -287,9 +320,9 @@ MilterWorkerBeforeDrain(
  *	serving (it dies in a callback: [exit], thread::exit, or its
  *	interpreter deleted otherwise), its replacement is started in the
  *	same step, before the MTA hears of the death, so that a connection
- *	accepted after that finds a worker. With 'threadEnds' (the thread
- *	ends from inside its loop, and WorkerThread never gets back to the
- *	end of it), the worker is also marked as ended.
+ *	accepted after that finds a worker. With WORKER_THREAD_ENDS (the
+ *	thread ends from inside its loop, and WorkerThread never gets back
+ *	to the end of it), the worker is also marked as ended.
  *
  * Results:
  *	None.
@@ -302,8 +335,9 @@ MilterWorkerBeforeDrain(
 
 static void
 WorkerLeaves(
-    MilterWorker *wPtr,
-    int threadEnds)
+    MilterWorker *wPtr,		/* The worker. */
+    WorkerLeaving how)		/* WORKER_THREAD_ENDS, or WORKER_INTERP_GOES
+				 * when only the interpreter goes. */
 {
     MilterPool *poolPtr = wPtr->poolPtr;
 
@@ -312,7 +346,7 @@ WorkerLeaves(
     if (wPtr->looping) {
 	wPtr->looping = 0;
 	ReplaceWorker(wPtr);
-	if (threadEnds) {
+	if (how == WORKER_THREAD_ENDS) {
 	    wPtr->phase = WORKER_EXITED;
 	    Tcl_ConditionNotify(&poolPtr->changed);
 	}
@@ -341,9 +375,9 @@ WorkerLeaves(
 
 static void
 WorkerThreadExit(
-    ClientData clientData)
+    ClientData clientData)	/* The worker. */
 {
-    WorkerLeaves(clientData, 1);
+    WorkerLeaves(clientData, WORKER_THREAD_ENDS);
 }
 
 /*
@@ -366,30 +400,31 @@ WorkerThreadExit(
 
 void
 MilterWorkerDetach(
-    MilterState *statePtr)
+    MilterState *statePtr)	/* The milter state that shuts down. */
 {
     MilterWorker *wPtr = statePtr->workerPtr;
 
     if (wPtr == NULL) {
 	return;
     }
-    WorkerLeaves(wPtr, !Tcl_InterpDeleted(wPtr->interp));
+    WorkerLeaves(wPtr, Tcl_InterpDeleted(wPtr->interp)
+	    ? WORKER_INTERP_GOES : WORKER_THREAD_ENDS);
     wPtr->detached = 1;
 }
 
 /*
  *----------------------------------------------------------------------
  *
- * WakeEventProc, WakeWorker --
+ * WakeEventProc --
  *
- *	Wake a worker's event loop so that it looks at its flags. A bare
- *	Tcl_ThreadAlert does not end Tcl_DoOneEvent; a queued event does.
+ *	Worker thread: the event WakeWorker queues. It does nothing: being
+ *	serviced ends the worker's Tcl_DoOneEvent.
  *
  * Results:
- *	WakeEventProc: 1 (handled).
+ *	1 (handled).
  *
  * Side effects:
- *	Queues an event to the worker's thread.
+ *	None.
  *
  *----------------------------------------------------------------------
  */
@@ -404,9 +439,27 @@ WakeEventProc(
     return 1;
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * WakeWorker --
+ *
+ *	Any thread: wakes a worker's event loop so that it looks at its
+ *	flags. A bare Tcl_ThreadAlert does not end Tcl_DoOneEvent; a queued
+ *	event does.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Queues an event to the worker's thread.
+ *
+ *----------------------------------------------------------------------
+ */
+
 static void
 WakeWorker(
-    MilterWorker *wPtr)
+    MilterWorker *wPtr)		/* The worker to wake. */
 {
     WakeEvent *evPtr = (WakeEvent *) ckalloc(sizeof(WakeEvent));
 
@@ -435,13 +488,13 @@ WakeWorker(
 static int
 WorkerExitObjCmd(
     ClientData clientData,	/* The worker. */
-    Tcl_Interp *interp,
+    Tcl_Interp *interp,		/* The worker's interpreter. */
     int objc,			/* Not used: any status is accepted. */
     Tcl_Obj *const objv[])	/* Not used. */
 {
     (void) objc;
     (void) objv;
-    WorkerLeaves(clientData, 0);
+    WorkerLeaves(clientData, WORKER_INTERP_GOES);
     Tcl_DeleteInterp(interp);
     return TCL_OK;
 }
@@ -467,9 +520,9 @@ WorkerExitObjCmd(
 
 static MilterWorker *
 StartWorker(
-    MilterPool *poolPtr,
-    int generation,
-    const char *script)
+    MilterPool *poolPtr,	/* The pool, locked. */
+    int generation,		/* The worker's generation. */
+    const char *script)		/* Its -workerinit. */
 {
     MilterWorker *wPtr = (MilterWorker *) ckalloc(sizeof(MilterWorker));
 
@@ -495,13 +548,11 @@ StartWorker(
 /*
  *----------------------------------------------------------------------
  *
- * WorkerReadyHook, SetDrainer --
+ * WorkerReadyHook --
  *
- *	The hook of a worker's ready queue (any thread, queue lock held)
+ *	The hook of a worker's ready queue (any thread, queue lock held):
  *	wakes the worker's interpreter once it serves; until then events
- *	wait on the queue. SetDrainer (worker thread, no lock of ours
- *	held) makes the interpreter the one to wake, and wakes it at once
- *	if events came in while -workerinit ran.
+ *	wait on the queue.
  *
  * Results:
  *	None.
@@ -514,7 +565,7 @@ StartWorker(
 
 static void
 WorkerReadyHook(
-    void *clientData)
+    void *clientData)		/* The worker. */
 {
     MilterWorker *wPtr = clientData;
 
@@ -525,9 +576,27 @@ WorkerReadyHook(
     Tcl_MutexUnlock(&wPtr->hookLock);
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * SetDrainer --
+ *
+ *	Worker thread, no lock of ours held, once -workerinit succeeded:
+ *	makes the interpreter the one its queue's hook wakes, and wakes it
+ *	at once if events came in while -workerinit ran.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	May queue a drain event to the worker's thread.
+ *
+ *----------------------------------------------------------------------
+ */
+
 static void
 SetDrainer(
-    MilterWorker *wPtr)
+    MilterWorker *wPtr)		/* The worker, which serves now. */
 {
     MilterState *statePtr = wPtr->statePtr;
 
@@ -560,8 +629,8 @@ SetDrainer(
 
 static int
 InitWorker(
-    MilterWorker *wPtr,
-    const char *script)
+    MilterWorker *wPtr,		/* The worker being set up. */
+    const char *script)		/* Its -workerinit. */
 {
     Tcl_Interp *interp = Tcl_CreateInterp();
     MilterState *statePtr;
@@ -603,7 +672,7 @@ InitWorker(
 
 static int
 InterpGone(
-    MilterWorker *wPtr)
+    MilterWorker *wPtr)		/* The worker. */
 {
     return wPtr->detached || Tcl_InterpDeleted(wPtr->interp);
 }
@@ -626,7 +695,7 @@ InterpGone(
 
 static int
 WorkerShouldEnd(
-    MilterWorker *wPtr)
+    MilterWorker *wPtr)		/* The worker. */
 {
     MilterPool *poolPtr = wPtr->poolPtr;
     int end;
@@ -662,7 +731,7 @@ WorkerShouldEnd(
 
 static void
 ReplaceWorker(
-    MilterWorker *wPtr)
+    MilterWorker *wPtr)		/* The worker that died. */
 {
     MilterPool *poolPtr = wPtr->poolPtr;
     MilterWorker *newPtr;
@@ -680,32 +749,78 @@ ReplaceWorker(
 /*
  *----------------------------------------------------------------------
  *
- * WorkerThread --
+ * WorkerStarted --
  *
- *	A worker's life: set up (reporting success or the error of
- *	-workerinit to whoever waits), run the event loop until told to
- *	end or until its interpreter dies (MilterWorkerDetach then starts
- *	its replacement), and answer what it still holds with
- *	-defaultreply.
+ *	Worker thread, once -workerinit has run: tells whoever waits
+ *	whether the worker serves or failed (and why). A failed replacement
+ *	is logged, since nobody waits for it.
  *
  * Results:
- *	None (the thread ends).
+ *	None.
  *
  * Side effects:
- *	Runs scripts.
+ *	Sets the worker's phase and takes over 'error' and 'errorInfo'.
  *
  *----------------------------------------------------------------------
  */
 
-static Tcl_ThreadCreateType
-WorkerThread(
-    ClientData clientData)
+static void
+WorkerStarted(
+    MilterWorker *wPtr,		/* The worker that started. */
+    int code,			/* How -workerinit went. */
+    char *error,		/* With TCL_ERROR, the message and ... */
+    char *errorInfo)		/* ... the errorInfo (ckalloc'ed). */
 {
-    MilterWorker *wPtr = clientData;
     MilterPool *poolPtr = wPtr->poolPtr;
-    MilterQueue *queue;
+
+    Tcl_MutexLock(&poolPtr->lock);
+    if (code != TCL_OK) {
+	wPtr->error = error;
+	wPtr->errorInfo = errorInfo;
+	wPtr->phase = WORKER_FAILED;
+	if (wPtr->replacement) {
+	    /*
+	     * Nobody waits for a replacement: say why the pool is one
+	     * worker short.
+	     */
+
+	    char msg[REPLACEMENT_LOG_SIZE];
+
+	    snprintf(msg, sizeof(msg), "a worker replacing one that died "
+		    "failed in -workerinit: %.*s", LOGGED_ERROR_LENGTH, error);
+	    MilterLogFromAnyThread(poolPtr->ownerPtr, MILTER_LOG_ERROR, msg);
+	}
+    } else {
+	wPtr->phase = WORKER_READY;
+    }
+    Tcl_ConditionNotify(&poolPtr->changed);
+    Tcl_MutexUnlock(&poolPtr->lock);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * SetUpWorker --
+ *
+ *	Worker thread: makes the worker's interpreter and evaluates
+ *	-workerinit (InitWorker), then reports how that went.
+ *
+ * Results:
+ *	TCL_OK when the worker serves; TCL_ERROR when -workerinit failed or
+ *	deleted the interpreter.
+ *
+ * Side effects:
+ *	See InitWorker and WorkerStarted.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+SetUpWorker(
+    MilterWorker *wPtr)		/* The worker to set up. */
+{
     char *error = NULL, *errorInfo = NULL;
-    int code, verdict;
+    int code;
 
     code = InitWorker(wPtr, wPtr->script);
     if (Tcl_InterpDeleted(wPtr->interp)) {
@@ -727,45 +842,39 @@ WorkerThread(
      */
 
     Tcl_Release(wPtr->interp);
-    Tcl_MutexLock(&poolPtr->lock);
-    if (code != TCL_OK) {
-	wPtr->error = error;
-	wPtr->errorInfo = errorInfo;
-	wPtr->phase = WORKER_FAILED;
-	if (wPtr->replacement) {
-	    /*
-	     * Nobody waits for a replacement: say why the pool is one
-	     * worker short.
-	     */
+    WorkerStarted(wPtr, code, error, errorInfo);
+    return code;
+}
 
-	    char msg[600];
+/*
+ *----------------------------------------------------------------------
+ *
+ * TearDownWorker --
+ *
+ *	Worker thread, after its event loop: deleting the interpreter
+ *	answers what this worker holds (its callbacks on the stack, its
+ *	queue) with -defaultreply, and closes its queue so that its
+ *	connections' later events get the same. An interpreter that died
+ *	in the loop has done so, and its replacement is on its way
+ *	(MilterWorkerDetach).
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Deletes the interpreter; marks the worker ended for JoinEnded.
+ *
+ *----------------------------------------------------------------------
+ */
 
-	    snprintf(msg, sizeof(msg), "a worker replacing one that died "
-		    "failed in -workerinit: %.500s", error);
-	    MilterLogFromAnyThread(poolPtr->ownerPtr, MILTER_LOG_ERROR, msg);
-	}
-    } else {
-	wPtr->phase = WORKER_READY;
-    }
-    Tcl_ConditionNotify(&poolPtr->changed);
-    Tcl_MutexUnlock(&poolPtr->lock);
-
-    if (code == TCL_OK) {
-	SetDrainer(wPtr);
-    }
-    wPtr->looping = 1;
-    while (code == TCL_OK && !WorkerShouldEnd(wPtr)) {
-	Tcl_DoOneEvent(TCL_ALL_EVENTS);
-    }
-    wPtr->looping = 0;
-
-    /*
-     * Deleting the interpreter answers what this worker holds (its
-     * callbacks on the stack, its queue) with -defaultreply, and closes
-     * its queue so that its connections' later events get the same. An
-     * interpreter that died in the loop has done so, and its replacement
-     * is on its way (MilterWorkerDetach).
-     */
+static void
+TearDownWorker(
+    MilterWorker *wPtr,		/* The worker whose loop ended. */
+    int code)			/* SetUpWorker's result. */
+{
+    MilterPool *poolPtr = wPtr->poolPtr;
+    MilterQueue *queue;
+    int verdict;
 
     if (!InterpGone(wPtr)) {
 	Tcl_DeleteInterp(wPtr->interp);
@@ -790,6 +899,45 @@ WorkerThread(
     Tcl_ConditionNotify(&poolPtr->changed);
     Tcl_MutexUnlock(&poolPtr->lock);
     Tcl_DeleteThreadExitHandler(WorkerThreadExit, wPtr);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * WorkerThread --
+ *
+ *	A worker's life: set up (reporting success or the error of
+ *	-workerinit to whoever waits), run the event loop until told to
+ *	end or until its interpreter dies (MilterWorkerDetach then starts
+ *	its replacement), and answer what it still holds with
+ *	-defaultreply.
+ *
+ * Results:
+ *	None (the thread ends).
+ *
+ * Side effects:
+ *	Runs scripts.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static Tcl_ThreadCreateType
+WorkerThread(
+    ClientData clientData)	/* The worker. */
+{
+    MilterWorker *wPtr = clientData;
+    int code;
+
+    code = SetUpWorker(wPtr);
+    if (code == TCL_OK) {
+	SetDrainer(wPtr);
+    }
+    wPtr->looping = 1;
+    while (code == TCL_OK && !WorkerShouldEnd(wPtr)) {
+	Tcl_DoOneEvent(TCL_ALL_EVENTS);
+    }
+    wPtr->looping = 0;
+    TearDownWorker(wPtr, code);
 
     /*
      * Return rather than Tcl_ExitThread: pthread_exit() unwinds the
@@ -822,9 +970,9 @@ WorkerThread(
 
 static int
 StartGeneration(
-    Tcl_Interp *interp,
-    MilterPool *poolPtr,
-    const char *script)
+    Tcl_Interp *interp,		/* The owner's interpreter, for errors. */
+    MilterPool *poolPtr,	/* The pool. */
+    const char *script)		/* The generation's -workerinit. */
 {
     MilterWorker *wPtr, *failed = NULL;
     int generation, i, started = 0, waiting;
@@ -904,7 +1052,7 @@ StartGeneration(
  * JoinEnded --
  *
  *	Owner thread: joins and frees the workers whose threads have ended
- *	(all of them with 'all' set, after telling them to end).
+ *	(all of them with JOIN_ALL, after telling them to end).
  *
  * Results:
  *	None.
@@ -917,8 +1065,9 @@ StartGeneration(
 
 static void
 JoinEnded(
-    MilterPool *poolPtr,
-    int all)
+    MilterPool *poolPtr,	/* The pool. */
+    JoinWhich which)		/* JOIN_ALL, or JOIN_ENDED for those that
+				 * ended. */
 {
     for (;;) {
 	MilterWorker **linkPtr, *wPtr = NULL;
@@ -927,7 +1076,7 @@ JoinEnded(
 	Tcl_MutexLock(&poolPtr->lock);
 	for (linkPtr = &poolPtr->workers; *linkPtr != NULL;
 		linkPtr = &(*linkPtr)->nextPtr) {
-	    if (all || (*linkPtr)->phase == WORKER_EXITED
+	    if (which == JOIN_ALL || (*linkPtr)->phase == WORKER_EXITED
 		    || (*linkPtr)->phase == WORKER_FAILED) {
 		wPtr = *linkPtr;
 		*linkPtr = wPtr->nextPtr;
@@ -968,8 +1117,8 @@ JoinEnded(
 
 int
 MilterPoolStart(
-    Tcl_Interp *interp,
-    MilterState *statePtr)
+    Tcl_Interp *interp,		/* The owner's interpreter, for errors. */
+    MilterState *statePtr)	/* The owner's milter state. */
 {
     MilterPool *poolPtr = (MilterPool *) ckalloc(sizeof(MilterPool));
 
@@ -1007,16 +1156,16 @@ MilterPoolStart(
 
 int
 MilterPoolReload(
-    Tcl_Interp *interp,
-    MilterState *statePtr)
+    Tcl_Interp *interp,		/* The owner's interpreter, for errors. */
+    MilterState *statePtr)	/* The owner's milter state. */
 {
     int code;
 
-    JoinEnded(statePtr->pool, 0);
+    JoinEnded(statePtr->pool, JOIN_ENDED);
     MilterPoolSync(statePtr);
     code = StartGeneration(interp, statePtr->pool, statePtr->workerInitObj
 	    ? Tcl_GetString(statePtr->workerInitObj) : "");
-    JoinEnded(statePtr->pool, 0);
+    JoinEnded(statePtr->pool, JOIN_ENDED);
     return code;
 }
 
@@ -1043,7 +1192,7 @@ MilterPoolReload(
 
 MilterQueue *
 MilterPoolAssign(
-    MilterPool *poolPtr)
+    MilterPool *poolPtr)	/* The pool. */
 {
     MilterWorker *wPtr;
     MilterQueue *best = NULL;
@@ -1093,7 +1242,7 @@ MilterPoolAssign(
 
 void
 MilterPoolStop(
-    MilterState *statePtr)
+    MilterState *statePtr)	/* The owner's milter state. */
 {
     MilterPool *poolPtr = statePtr->pool;
     MilterWorker *wPtr;
@@ -1111,7 +1260,7 @@ MilterPoolStop(
 	}
     }
     Tcl_MutexUnlock(&poolPtr->lock);
-    JoinEnded(poolPtr, 1);
+    JoinEnded(poolPtr, JOIN_ALL);
     statePtr->pool = NULL;
     for (i = 0; i < MILTER_EV_COUNT; i++) {
 	if (poolPtr->callbacks[i] != NULL) {
@@ -1143,7 +1292,7 @@ MilterPoolStop(
 
 void
 MilterPoolDeadline(
-    MilterPool *poolPtr)
+    MilterPool *poolPtr)	/* The pool. */
 {
     MilterWorker *wPtr;
 
@@ -1174,8 +1323,8 @@ MilterPoolDeadline(
 
 int
 MilterPoolWorkers(
-    MilterPool *poolPtr,
-    int *connsPtr)
+    MilterPool *poolPtr,	/* The pool. */
+    int *connsPtr)		/* Gets the number of connections. */
 {
     MilterWorker *wPtr;
     int n = 0, conns = 0;
@@ -1210,7 +1359,7 @@ MilterPoolWorkers(
 
 long
 MilterPoolQueued(
-    MilterPool *poolPtr)
+    MilterPool *poolPtr)	/* The pool. */
 {
     MilterWorker *wPtr;
     long n = 0;

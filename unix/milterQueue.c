@@ -39,15 +39,15 @@ struct MilterQueue {
 				/* Called (queue lock held) when the queue
 				 * goes from empty to not empty, and when its
 				 * last connection lets go. */
-    void *clientData;
-    pthread_mutex_t lock;
+    void *clientData;		/* The ready hook's argument. */
+    pthread_mutex_t lock;	/* Guards the fields below. */
     int refs;			/* The creator's, one per pinned
 				 * connection. */
     int conns;			/* Connections pinned to this queue. */
     MilterConn *head, *tail;	/* Waiting connections, oldest first. */
-    int length;
+    int length;			/* How many connections wait. */
     int closed;			/* Answer everything with 'verdict'. */
-    int verdict;
+    int verdict;		/* The answer of a closed queue. */
     int label;			/* Whose it is, for milter sessions: a
 				 * worker's number, 0 for the owner. Never
 				 * changes once connections come. */
@@ -72,7 +72,8 @@ struct MilterQueue {
 MilterQueue *
 MilterQueueNew(
     void (*ready)(void *clientData),
-    void *clientData)
+				/* The ready hook, or NULL. */
+    void *clientData)		/* Its argument. */
 {
     MilterQueue *queue = MilterAlloc(sizeof(MilterQueue));
 
@@ -102,7 +103,7 @@ MilterQueueNew(
 
 void
 MilterQueueRelease(
-    MilterQueue *queue)
+    MilterQueue *queue)		/* The queue. */
 {
     int refs;
 
@@ -118,14 +119,11 @@ MilterQueueRelease(
 /*
  *----------------------------------------------------------------------
  *
- * MilterQueuePin, MilterQueueUnpin --
+ * MilterQueuePin --
  *
  *	A connection is pinned to the queue for its session (one reference
- *	and one count), and lets go of the count when its socket closes,
- *	so that the next connection's assignment sees the true load; its
- *	reference goes with MilterQueueRelease when it is freed. Unpin
- *	calls the ready hook when the last connection goes, so that a
- *	retiring consumer notices.
+ *	and one count). Its count goes with MilterQueueUnpin when its socket
+ *	closes, its reference with MilterQueueRelease when it is freed.
  *
  * Results:
  *	None.
@@ -138,7 +136,7 @@ MilterQueueRelease(
 
 void
 MilterQueuePin(
-    MilterQueue *queue)
+    MilterQueue *queue)		/* The queue. */
 {
     pthread_mutex_lock(&queue->lock);
     queue->refs++;
@@ -146,9 +144,28 @@ MilterQueuePin(
     pthread_mutex_unlock(&queue->lock);
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterQueueUnpin --
+ *
+ *	A connection's socket closed: it lets go of its count, so that the
+ *	next connection's assignment sees the true load. The ready hook is
+ *	called when the last connection goes, so that a retiring consumer
+ *	notices.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Counts; may call the ready hook.
+ *
+ *----------------------------------------------------------------------
+ */
+
 void
 MilterQueueUnpin(
-    MilterQueue *queue)
+    MilterQueue *queue)		/* The queue. */
 {
     pthread_mutex_lock(&queue->lock);
     if (--queue->conns == 0 && !queue->closed && queue->ready != NULL) {
@@ -178,9 +195,9 @@ MilterQueueUnpin(
 
 int
 MilterQueuePush(
-    MilterQueue *queue,
-    MilterConn *conn,
-    MilterEvent *ev,
+    MilterQueue *queue,		/* The connection's queue. */
+    MilterConn *conn,		/* The busy connection. */
+    MilterEvent *ev,		/* Its event, for the interpreter. */
     int *verdictPtr)		/* Out: a closed queue's verdict. */
 {
     int wasEmpty, closed;	/* As found under the lock. */
@@ -225,8 +242,8 @@ MilterQueuePush(
 
 MilterConn *
 MilterQueuePop(
-    MilterQueue *queue,
-    MilterEvent **evPtr)
+    MilterQueue *queue,		/* The queue. */
+    MilterEvent **evPtr)	/* Gets the connection's event. */
 {
     MilterConn *conn;
 
@@ -266,8 +283,8 @@ MilterQueuePop(
 
 void
 MilterQueueClose(
-    MilterQueue *queue,
-    int verdict)
+    MilterQueue *queue,		/* The queue. */
+    int verdict)		/* The answer to every event. */
 {
     pthread_mutex_lock(&queue->lock);
     queue->verdict = verdict;
@@ -278,13 +295,12 @@ MilterQueueClose(
 /*
  *----------------------------------------------------------------------
  *
- * MilterQueueLength, MilterQueueConnections --
+ * MilterQueueLength --
  *
- *	How many connections wait on the queue, and how many are pinned to
- *	it.
+ *	How many connections wait on the queue.
  *
  * Results:
- *	The counts.
+ *	Their number.
  *
  * Side effects:
  *	None.
@@ -294,7 +310,7 @@ MilterQueueClose(
 
 int
 MilterQueueLength(
-    MilterQueue *queue)
+    MilterQueue *queue)		/* The queue. */
 {
     int n;
 
@@ -304,9 +320,25 @@ MilterQueueLength(
     return n;
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterQueueConnections --
+ *
+ *	How many connections are pinned to the queue.
+ *
+ * Results:
+ *	Their number.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
 int
 MilterQueueConnections(
-    MilterQueue *queue)
+    MilterQueue *queue)		/* The queue. */
 {
     int n;
 

@@ -469,7 +469,6 @@ proc ::greylist::dnsbl::answer {ctx zone address token} {
 
 proc ::greylist::dnsbl::record {ctx zone address token} {
     variable state
-    variable waiter
     variable cache
     switch -- [dns::status $token] {
 	ok {
@@ -500,7 +499,18 @@ proc ::greylist::dnsbl::record {ctx zone address token} {
 	return
     }
     dict set state($ctx) $zone $result
-    if {[complete $ctx] && [info exists waiter($ctx)]} {
+    if {[complete $ctx]} {
+	wake $ctx
+    }
+}
+
+# greylist::dnsbl::wake --
+#	Resume the callback that waits (await) for the verdict on ctx, if
+#	one waits and its coroutine still exists.
+
+proc ::greylist::dnsbl::wake {ctx} {
+    variable waiter
+    if {[info exists waiter($ctx)]} {
 	set coro $waiter($ctx)
 	unset waiter($ctx)
 	if {[llength [info commands $coro]]} {
@@ -554,7 +564,6 @@ proc ::greylist::dnsbl::await {ctx} {
 
 proc ::greylist::dnsbl::giveUp {ctx} {
     variable state
-    variable waiter
     if {![info exists state($ctx)]} {
 	return
     }
@@ -563,13 +572,7 @@ proc ::greylist::dnsbl::giveUp {ctx} {
 	    dict set state($ctx) $zone [list failed "no answer"]
 	}
     }
-    if {[info exists waiter($ctx)]} {
-	set coro $waiter($ctx)
-	unset waiter($ctx)
-	if {[llength [info commands $coro]]} {
-	    $coro
-	}
-    }
+    wake $ctx
 }
 
 proc ::greylist::dnsbl::forget {ctx} {
