@@ -637,7 +637,13 @@ InitWorker(
 
     wPtr->interp = interp;
     Tcl_Preserve(interp);
-    if (Tcl_Init(interp) != TCL_OK || Milter_Init(interp) != TCL_OK) {
+    /*
+     * The library is loaded already: [load {} prefix] runs its init
+     * procedure in this interpreter, as in any other.
+     */
+
+    if (Tcl_Init(interp) != TCL_OK || Tcl_EvalEx(interp,
+	    "load {} " MILTER_INIT_PREFIX, -1, TCL_EVAL_GLOBAL) != TCL_OK) {
 	return TCL_ERROR;
     }
     statePtr = MilterGetState(interp);
