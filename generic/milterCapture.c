@@ -47,10 +47,12 @@
 #define CAPTURE_VERSION	1
 
 /*
- * The milter's answer to SMFIC_OPTNEG has the same command byte.
+ * The milter's answer to SMFIC_OPTNEG has the same command byte; its
+ * payload begins with three 32-bit numbers (version, actions, protocol).
  */
 
 #define SMFIR_OPTNEG	SMFIC_OPTNEG
+#define OPTNEG_FIXED	12
 
 /*
  * One session's capture. Owned by its connection and touched only with
@@ -639,38 +641,145 @@ MacroStage(
 }
 
 /*
- * The MTA packets whose payload has a simple shape: nothing, some
- * strings, or body bytes. OPTNEG, MACRO and CONNECT have their own code
- * (MtaSpecialPacket).
+ * The packets whose payload has a simple shape: nothing, some strings
+ * (after a 32-bit index for the header changes), or body bytes. OPTNEG,
+ * MACRO and CONNECT have their own code (MtaSpecialPacket,
+ * MilterSpecialPacket). One table for each side: the command bytes of
+ * the MTA and of the milter overlap.
  */
 
 typedef enum PacketShape {
     SHAPE_EMPTY,		/* No payload. */
     SHAPE_STRINGS,		/* min to max NUL-terminated strings. */
-    SHAPE_BODY,			/* Body bytes (BODY). */
+    SHAPE_INDEXED,		/* A 32-bit index, then such strings. */
+    SHAPE_BODY,			/* Body bytes (BODY, REPLBODY). */
     SHAPE_EOM			/* Body bytes, or none (BODYEOB). */
 } PacketShape;
 
-static const struct {
-    unsigned char cmd;		/* SMFIC_* */
+typedef struct PacketKind {
+    unsigned char cmd;		/* SMFIC_* or SMFIR_* */
     const char *word;		/* Its kind in the capture. */
     PacketShape shape;
-    int min, max;		/* SHAPE_STRINGS: how many strings. */
-    int newMessage;		/* It begins a message (MAIL). */
-} mtaPackets[] = {
-    {SMFIC_HELO,	"helo",		SHAPE_STRINGS,	1, 1,	    0},
-    {SMFIC_MAIL,	"envfrom",	SHAPE_STRINGS,	1, INT_MAX, 1},
-    {SMFIC_RCPT,	"envrcpt",	SHAPE_STRINGS,	1, INT_MAX, 0},
-    {SMFIC_DATA,	"data",		SHAPE_EMPTY,	0, 0,	    0},
-    {SMFIC_HEADER,	"header",	SHAPE_STRINGS,	2, 2,	    0},
-    {SMFIC_EOH,		"eoh",		SHAPE_EMPTY,	0, 0,	    0},
-    {SMFIC_BODY,	"body",		SHAPE_BODY,	0, 0,	    0},
-    {SMFIC_BODYEOB,	"eom",		SHAPE_EOM,	0, 0,	    0},
-    {SMFIC_ABORT,	"abort",	SHAPE_EMPTY,	0, 0,	    0},
-    {SMFIC_QUIT,	"quit",		SHAPE_EMPTY,	0, 0,	    0},
-    {SMFIC_QUIT_NC,	"quitnc",	SHAPE_EMPTY,	0, 0,	    0},
-    {SMFIC_UNKNOWN,	"unknown",	SHAPE_STRINGS,	1, 1,	    0},
+    int min, max;		/* SHAPE_STRINGS, SHAPE_INDEXED: how many
+				 * strings. */
+} PacketKind;
+
+static const PacketKind mtaPackets[] = {
+    {SMFIC_HELO,	"helo",		SHAPE_STRINGS,	1, 1},
+    {SMFIC_MAIL,	"envfrom",	SHAPE_STRINGS,	1, INT_MAX},
+    {SMFIC_RCPT,	"envrcpt",	SHAPE_STRINGS,	1, INT_MAX},
+    {SMFIC_DATA,	"data",		SHAPE_EMPTY,	0, 0},
+    {SMFIC_HEADER,	"header",	SHAPE_STRINGS,	2, 2},
+    {SMFIC_EOH,		"eoh",		SHAPE_EMPTY,	0, 0},
+    {SMFIC_BODY,	"body",		SHAPE_BODY,	0, 0},
+    {SMFIC_BODYEOB,	"eom",		SHAPE_EOM,	0, 0},
+    {SMFIC_ABORT,	"abort",	SHAPE_EMPTY,	0, 0},
+    {SMFIC_QUIT,	"quit",		SHAPE_EMPTY,	0, 0},
+    {SMFIC_QUIT_NC,	"quitnc",	SHAPE_EMPTY,	0, 0},
+    {SMFIC_UNKNOWN,	"unknown",	SHAPE_STRINGS,	1, 1},
+    {0, NULL, SHAPE_EMPTY, 0, 0}
 };
+
+static const PacketKind milterPackets[] = {
+    {SMFIR_CONTINUE,	"continue",	SHAPE_EMPTY,	0, 0},
+    {SMFIR_ACCEPT,	"accept",	SHAPE_EMPTY,	0, 0},
+    {SMFIR_REJECT,	"reject",	SHAPE_EMPTY,	0, 0},
+    {SMFIR_TEMPFAIL,	"tempfail",	SHAPE_EMPTY,	0, 0},
+    {SMFIR_DISCARD,	"discard",	SHAPE_EMPTY,	0, 0},
+    {SMFIR_SKIP,	"skip",		SHAPE_EMPTY,	0, 0},
+    {SMFIR_PROGRESS,	"progress",	SHAPE_EMPTY,	0, 0},
+    {SMFIR_SHUTDOWN,	"shutdown",	SHAPE_EMPTY,	0, 0},
+    {SMFIR_CONN_FAIL,	"connfail",	SHAPE_EMPTY,	0, 0},
+    {SMFIR_REPLYCODE,	"replycode",	SHAPE_STRINGS,	1, 1},
+    {SMFIR_ADDHEADER,	"addheader",	SHAPE_STRINGS,	2, 2},
+    {SMFIR_INSHEADER,	"insheader",	SHAPE_INDEXED,	2, 2},
+    {SMFIR_CHGHEADER,	"chgheader",	SHAPE_INDEXED,	2, 2},
+    {SMFIR_ADDRCPT,	"addrcpt",	SHAPE_STRINGS,	1, 1},
+    {SMFIR_ADDRCPT_PAR,	"addrcpt_par",	SHAPE_STRINGS,	1, 2},
+    {SMFIR_DELRCPT,	"delrcpt",	SHAPE_STRINGS,	1, 1},
+    {SMFIR_CHGFROM,	"chgfrom",	SHAPE_STRINGS,	1, 2},
+    {SMFIR_QUARANTINE,	"quarantine",	SHAPE_STRINGS,	1, 1},
+    {SMFIR_REPLBODY,	"replacebody",	SHAPE_BODY,	0, 0},
+    {0, NULL, SHAPE_EMPTY, 0, 0}
+};
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * FindKind --
+ *
+ *	The entry of a packet's command in a table of packet kinds.
+ *
+ * Results:
+ *	The entry, or NULL when the table has none.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static const PacketKind *
+FindKind(
+    const PacketKind *table,	/* mtaPackets or milterPackets. */
+    unsigned char cmd)
+{
+    for (; table->word != NULL; table++) {
+	if (table->cmd == cmd) {
+	    return table;
+	}
+    }
+    return NULL;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * KindWords --
+ *
+ *	Appends the words of a packet of a simple shape: its kind, then its
+ *	arguments as the shape says.
+ *
+ * Results:
+ *	1, or 0 (the line may hold some words) when the payload does not
+ *	have that shape.
+ *
+ * Side effects:
+ *	Appends to the line; counts body bytes kept in *keptPtr.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+KindWords(
+    MilterCapture *capPtr,
+    const PacketKind *kindPtr,
+    const MilterPacket *pktPtr,
+    size_t *keptPtr)		/* Body bytes kept of this message. */
+{
+    AppendWord(capPtr, kindPtr->word);
+    switch (kindPtr->shape) {
+    case SHAPE_EMPTY:
+	return pktPtr->len == 0;
+    case SHAPE_STRINGS:
+	return Strings(capPtr, pktPtr, 0, kindPtr->min, kindPtr->max);
+    case SHAPE_INDEXED:
+	if (pktPtr->len < 4) {
+	    return 0;
+	}
+	AppendNumber(capPtr, MilterWireGet32(pktPtr->data), 0);
+	return Strings(capPtr, pktPtr, 4, kindPtr->min, kindPtr->max);
+    case SHAPE_EOM:
+	if (pktPtr->len == 0) {
+	    return 1;
+	}
+	/* FALLTHRU */
+    case SHAPE_BODY:
+	AppendBody(capPtr, pktPtr, keptPtr);
+	return 1;
+    }
+    return 0;
+}
 
 /*
  *----------------------------------------------------------------------
@@ -761,36 +870,15 @@ MtaPacket(
     MilterCapture *capPtr,
     const MilterPacket *pktPtr)
 {
-    size_t i;
+    const PacketKind *kindPtr = FindKind(mtaPackets, pktPtr->cmd);
 
-    for (i = 0; i < sizeof(mtaPackets) / sizeof(mtaPackets[0]); i++) {
-	if (mtaPackets[i].cmd == pktPtr->cmd) {
-	    break;
-	}
-    }
-    if (i == sizeof(mtaPackets) / sizeof(mtaPackets[0])) {
+    if (kindPtr == NULL) {
 	return MtaSpecialPacket(capPtr, pktPtr);
     }
-    if (mtaPackets[i].newMessage) {
-	capPtr->bodyKept = capPtr->replKept = 0;
+    if (pktPtr->cmd == SMFIC_MAIL) {
+	capPtr->bodyKept = capPtr->replKept = 0;	/* A new message. */
     }
-    AppendWord(capPtr, mtaPackets[i].word);
-    switch (mtaPackets[i].shape) {
-    case SHAPE_EMPTY:
-	return pktPtr->len == 0;
-    case SHAPE_STRINGS:
-	return Strings(capPtr, pktPtr, 0, mtaPackets[i].min,
-		mtaPackets[i].max);
-    case SHAPE_EOM:
-	if (pktPtr->len == 0) {
-	    return 1;
-	}
-	/* FALLTHRU */
-    case SHAPE_BODY:
-	AppendBody(capPtr, pktPtr, &capPtr->bodyKept);
-	return 1;
-    }
-    return 0;
+    return KindWords(capPtr, kindPtr, pktPtr, &capPtr->bodyKept);
 }
 
 /*
@@ -832,6 +920,52 @@ MilterCaptureMta(
 /*
  *----------------------------------------------------------------------
  *
+ * MilterOptnegWords --
+ *
+ *	Appends the words of the milter's OPTNEG reply: version, actions,
+ *	protocol, then each macro list it asks for (stage number, list).
+ *
+ * Results:
+ *	1, or 0 when the payload does not decode.
+ *
+ * Side effects:
+ *	Appends to the line.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+MilterOptnegWords(
+    MilterCapture *capPtr,
+    const MilterPacket *pktPtr)
+{
+    MilterOptneg opt;
+    size_t at;
+
+    if (!MilterWireOptneg(pktPtr, &opt)) {
+	return 0;
+    }
+    AppendWord(capPtr, "optneg");
+    AppendNumber(capPtr, opt.version, 0);
+    AppendNumber(capPtr, opt.actions, 1);
+    AppendNumber(capPtr, opt.protocol, 1);
+    for (at = OPTNEG_FIXED; at + 4 < pktPtr->len; ) {
+	const unsigned char *p = pktPtr->data + at + 4;
+	const unsigned char *nul = memchr(p, '\0', pktPtr->len - at - 4);
+
+	if (nul == NULL) {
+	    return 0;
+	}
+	AppendNumber(capPtr, MilterWireGet32(pktPtr->data + at), 0);
+	AppendElement(capPtr, p, (size_t) (nul - p));
+	at = (size_t) (nul - pktPtr->data) + 1;
+    }
+    return at == pktPtr->len || pktPtr->len == OPTNEG_FIXED;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
  * MilterPacketWords --
  *
  *	Appends the words of one packet the milter sent.
@@ -850,79 +984,15 @@ MilterPacketWords(
     MilterCapture *capPtr,
     const MilterPacket *pktPtr)
 {
-    MilterOptneg opt;
-    const char *simple = NULL;
-    size_t at;
+    const PacketKind *kindPtr = FindKind(milterPackets, pktPtr->cmd);
 
-    switch (pktPtr->cmd) {
-    case SMFIR_CONTINUE:	simple = "continue";	break;
-    case SMFIR_ACCEPT:		simple = "accept";	break;
-    case SMFIR_REJECT:		simple = "reject";	break;
-    case SMFIR_TEMPFAIL:	simple = "tempfail";	break;
-    case SMFIR_DISCARD:		simple = "discard";	break;
-    case SMFIR_SKIP:		simple = "skip";	break;
-    case SMFIR_PROGRESS:	simple = "progress";	break;
-    case SMFIR_SHUTDOWN:	simple = "shutdown";	break;
-    case SMFIR_CONN_FAIL:	simple = "connfail";	break;
-    case SMFIR_OPTNEG:
-	if (!MilterWireOptneg(pktPtr, &opt)) {
-	    return 0;
-	}
-	AppendWord(capPtr, "optneg");
-	AppendNumber(capPtr, opt.version, 0);
-	AppendNumber(capPtr, opt.actions, 1);
-	AppendNumber(capPtr, opt.protocol, 1);
-	for (at = 12; at + 4 < pktPtr->len; ) {
-	    const unsigned char *p = pktPtr->data + at + 4;
-	    const unsigned char *nul = memchr(p, '\0', pktPtr->len - at - 4);
-
-	    if (nul == NULL) {
-		return 0;
-	    }
-	    AppendNumber(capPtr, MilterWireGet32(pktPtr->data + at), 0);
-	    AppendElement(capPtr, p, (size_t) (nul - p));
-	    at = (size_t) (nul - pktPtr->data) + 1;
-	}
-	return at == pktPtr->len || pktPtr->len == 12;
-    case SMFIR_REPLYCODE:
-	AppendWord(capPtr, "replycode");
-	return Strings(capPtr, pktPtr, 0, 1, 1);
-    case SMFIR_ADDHEADER:
-	AppendWord(capPtr, "addheader");
-	return Strings(capPtr, pktPtr, 0, 2, 2);
-    case SMFIR_INSHEADER:
-    case SMFIR_CHGHEADER:
-	if (pktPtr->len < 4) {
-	    return 0;
-	}
-	AppendWord(capPtr, pktPtr->cmd == SMFIR_INSHEADER ? "insheader"
-		: "chgheader");
-	AppendNumber(capPtr, MilterWireGet32(pktPtr->data), 0);
-	return Strings(capPtr, pktPtr, 4, 2, 2);
-    case SMFIR_ADDRCPT:
-	AppendWord(capPtr, "addrcpt");
-	return Strings(capPtr, pktPtr, 0, 1, 1);
-    case SMFIR_ADDRCPT_PAR:
-	AppendWord(capPtr, "addrcpt_par");
-	return Strings(capPtr, pktPtr, 0, 1, 2);
-    case SMFIR_DELRCPT:
-	AppendWord(capPtr, "delrcpt");
-	return Strings(capPtr, pktPtr, 0, 1, 1);
-    case SMFIR_CHGFROM:
-	AppendWord(capPtr, "chgfrom");
-	return Strings(capPtr, pktPtr, 0, 1, 2);
-    case SMFIR_QUARANTINE:
-	AppendWord(capPtr, "quarantine");
-	return Strings(capPtr, pktPtr, 0, 1, 1);
-    case SMFIR_REPLBODY:
-	AppendWord(capPtr, "replacebody");
-	AppendBody(capPtr, pktPtr, &capPtr->replKept);
-	return 1;
-    default:
-	return 0;
+    if (kindPtr != NULL) {
+	return KindWords(capPtr, kindPtr, pktPtr, &capPtr->replKept);
     }
-    AppendWord(capPtr, simple);
-    return pktPtr->len == 0;
+    if (pktPtr->cmd == SMFIR_OPTNEG) {
+	return MilterOptnegWords(capPtr, pktPtr);
+    }
+    return 0;
 }
 
 /*
