@@ -16,9 +16,12 @@
 
 #include "milterInt.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 /*
  * Buffer sizes: the error text of a failed start, the "fd:N" spec of a
@@ -79,6 +82,50 @@ FillServerConfig(
     cfgPtr->captureBody = (size_t) statePtr->captureBody;
     cfgPtr->captureMask = statePtr->captureMask;
     cfgPtr->captureAll = statePtr->captureAll;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * CheckCaptureDir --
+ *
+ *	-capture must name a directory the milter can write files into: a
+ *	mistake there fails milter start rather than every session.
+ *
+ * Results:
+ *	A standard Tcl result; errorCode MILTER CONFIG VALUE -capture.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+CheckCaptureDir(
+    Tcl_Interp *interp,		/* For errors. */
+    const char *dir)		/* -capture, or NULL when not set. */
+{
+    struct stat st;
+    const char *why = NULL;
+
+    if (dir == NULL) {
+	return TCL_OK;
+    }
+    if (stat(dir, &st) != 0) {
+	why = Tcl_ErrnoMsg(errno);
+    } else if (!S_ISDIR(st.st_mode)) {
+	why = "not a directory";
+    } else if (access(dir, W_OK | X_OK) != 0) {
+	why = Tcl_ErrnoMsg(errno);
+    }
+    if (why == NULL) {
+	return TCL_OK;
+    }
+    Tcl_SetObjResult(interp, Tcl_ObjPrintf("bad value \"%s\" for -capture: "
+	    "cannot write files there: %s", dir, why));
+    Tcl_SetErrorCode(interp, "MILTER", "CONFIG", "VALUE", "-capture", NULL);
+    return TCL_ERROR;
 }
 
 /*
@@ -248,7 +295,8 @@ MilterStart(
 	return TCL_ERROR;
     }
     FillServerConfig(statePtr, &cfg);
-    if (UseSystemdSocket(interp, &cfg, spec, sizeof(spec)) != TCL_OK) {
+    if (CheckCaptureDir(interp, cfg.captureDir) != TCL_OK
+	    || UseSystemdSocket(interp, &cfg, spec, sizeof(spec)) != TCL_OK) {
 	return TCL_ERROR;
     }
     MilterNotifyInit(statePtr);
