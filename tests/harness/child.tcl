@@ -71,40 +71,35 @@ proc ::tm::ChildReadable {id} {
     }
 }
 
-# tm::childLine id pattern ?ms? --
-#	Wait for a stdout line matching the glob pattern and return it
-#	(removing it and the lines before it), or "" on timeout or EOF.
+# ::tm::childLine, childFind --
+#
+#	Wait for a stdout line of a child that matches a glob pattern.
+#	childLine removes it and the lines before it; childFind removes only
+#	that line, so that lines may be looked for in any order.
+#
+# Results:
+#	The line, or "" on time-out or EOF.
+#
+# Side effects:
+#	Services events while waiting.
 
 proc ::tm::childLine {id pattern {ms 10000}} {
-    variable children
-    set deadline [expr {[clock milliseconds] + $ms}]
-    while 1 {
-	set lines [dict get $children($id) lines]
-	set i [lsearch -glob $lines $pattern]
-	if {$i >= 0} {
-	    dict set children($id) lines [lrange $lines $i+1 end]
-	    return [lindex $lines $i]
-	}
-	if {[dict get $children($id) eof]
-		|| [clock milliseconds] >= $deadline} {
-	    return {}
-	}
-	sleep 10
-    }
+    return [ChildTake $id $pattern $ms 1]
 }
 
-# tm::childFind id pattern ?ms? --
-#	Like tm::childLine, but removes only the matching line, so that
-#	lines may be looked for in any order.
-
 proc ::tm::childFind {id pattern {ms 10000}} {
+    return [ChildTake $id $pattern $ms 0]
+}
+
+proc ::tm::ChildTake {id pattern ms before} {
     variable children
     set deadline [expr {[clock milliseconds] + $ms}]
     while 1 {
 	set lines [dict get $children($id) lines]
 	set i [lsearch -glob $lines $pattern]
 	if {$i >= 0} {
-	    dict set children($id) lines [lreplace $lines $i $i]
+	    set first [expr {$before ? 0 : $i}]
+	    dict set children($id) lines [lreplace $lines $first $i]
 	    return [lindex $lines $i]
 	}
 	if {[dict get $children($id) eof]
