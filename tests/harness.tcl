@@ -20,6 +20,7 @@
 #				bad-input tests
 #	  harness/raw.tcl	::tm::raw, a byte-level MTA
 #	  harness/child.tcl	child tclsh processes (::tm::child ...)
+#	  harness/dns.tcl	::tm::dns, a DNS server for the DNSBL examples
 #	  harness/mta.tcl	real MTAs: the milter as a child process
 #				(::tm::mta::milter), an SMTP client
 #				(::tm::smtp), smtp-sink captures
@@ -45,7 +46,7 @@ namespace eval ::tm {
     variable srcDir [file dirname $testDir]
 }
 
-foreach ::tm::part {base milter raw child mta} {
+foreach ::tm::part {base milter raw child dns mta} {
     source [file join $::tm::testDir harness $::tm::part.tcl]
 }
 unset ::tm::part
