@@ -17,12 +17,17 @@ namespace eval ::tm {
     variable childCount 0
 }
 
-
-# tm::spawn command --
-#	Start a process (command is a list: program and arguments).  Its
-#	stdout is read line by line (tm::childLine), its stdin is open
-#	for tm::childSay, its stderr goes to a file read by
-#	tm::childWait.  Returns an id.
+# ::tm::spawn --
+#
+#	Starts a process ('command' is a list: program and arguments).  Its
+#	stdout is read line by line (childLine), its stdin is open for
+#	childSay, its stderr goes to a file that childWait reads.
+#
+# Results:
+#	The child's id.
+#
+# Side effects:
+#	Starts the process in a new temporary directory.
 
 proc ::tm::spawn {command} {
     variable children
@@ -38,26 +43,49 @@ proc ::tm::spawn {command} {
     return $id
 }
 
-# tm::child script ?arg ...? --
-#	tm::spawn a new tclsh running script with the arguments.
+# ::tm::child --
+#
+#	Spawns a tclsh (the one running the tests) on 'script', with the
+#	arguments.
+#
+# Results:
+#	The child's id.
+#
+# Side effects:
+#	Writes the script to a temporary file; starts the process.
 
 proc ::tm::child {script args} {
     set file [file join [tempdir] child.tcl]
-    set f [::open $file w]
-    puts $f $script
-    ::close $f
+    writeFile $file $script\n
     set id [spawn [list [info nameofexecutable] $file {*}$args]]
     dict set ::tm::children($id) script [file dirname $file]
     return $id
 }
 
-# tm::childShell prefix command --
-#	tm::spawn command (a list) through "sh -c", after the shell
-#	commands in prefix (for example "ulimit -n 8192;").
+# ::tm::childShell --
+#
+#	Spawns 'command' (a list) through "sh -c", after the shell commands
+#	in 'prefix' (for example "ulimit -n 8192;").
+#
+# Results:
+#	The child's id.
+#
+# Side effects:
+#	Starts the process.
 
 proc ::tm::childShell {prefix command} {
     return [spawn [list sh -c "$prefix exec \"\$@\"" sh {*}$command]]
 }
+
+# ::tm::ChildReadable --
+#
+#	Readable handler of a child's stdout.
+#
+# Results:
+#	None.
+#
+# Side effects:
+#	Appends the complete lines to the child's lines; notes EOF.
 
 proc ::tm::ChildReadable {id} {
     variable children
@@ -110,9 +138,15 @@ proc ::tm::ChildTake {id pattern ms before} {
     }
 }
 
-# tm::childSay id line --
-#	Write a line to the child's stdin.  Returns 1, or 0 when the child
-#	is gone (its exit status then tells why).
+# ::tm::childSay --
+#
+#	Writes a line to the child's stdin.
+#
+# Results:
+#	1, or 0 when the child is gone (its exit status then tells why).
+#
+# Side effects:
+#	Writes to the pipe.
 
 proc ::tm::childSay {id line} {
     variable children
@@ -123,17 +157,33 @@ proc ::tm::childSay {id line} {
     }]}]
 }
 
-# tm::childPid id --
+# ::tm::childPid --
+#
+#	The process id of a child (the last of its pipeline).
+#
+# Results:
+#	A pid.
+#
+# Side effects:
+#	None.
 
 proc ::tm::childPid {id} {
     variable children
     return [lindex [dict get $children($id) pid] end]
 }
 
-# tm::childWait id ?ms? --
-#	Wait for the child to exit.  Returns {status stderr}: status is the
-#	exit code, "signal NAME" when killed by a signal, or "timeout" (the
-#	child is then killed with SIGKILL).  The child is forgotten.
+# ::tm::childWait --
+#
+#	Waits at most 'ms' for the child to exit, then kills it with
+#	SIGKILL.
+#
+# Results:
+#	{status stderr}: status is the exit code, "signal NAME" when a
+#	signal killed it, or "timeout".
+#
+# Side effects:
+#	Services events while waiting; forgets the child and removes its
+#	temporary directories.
 
 proc ::tm::childWait {id {ms 20000}} {
     variable children
@@ -168,11 +218,8 @@ proc ::tm::childWait {id {ms 20000}} {
 	    }
 	}
     }
-    set err {}
-    catch {
-	set f [::open [dict get $st err] r]
-	set err [read $f]
-	::close $f
+    if {[catch {readFile [dict get $st err] auto} err]} {
+	set err {}
     }
     rmtemp [dict get $st dir]
     if {[dict exists $st script]} {
@@ -182,8 +229,16 @@ proc ::tm::childWait {id {ms 20000}} {
     return [list $status $err]
 }
 
-# tm::childKill id --
-#	Cleanup: kill the child (if still there) and forget it.
+# ::tm::childKill, childKillAll --
+#
+#	Cleanup: kill a child (if still there), or all of them, and forget
+#	it.
+#
+# Results:
+#	None.
+#
+# Side effects:
+#	SIGKILL; see childWait.
 
 proc ::tm::childKill {id} {
     variable children
@@ -203,13 +258,18 @@ proc ::tm::childKillAll {} {
     }
 }
 
-# tm::rss pid --
-#	Resident set size of a process in KiB (VmRSS).
+# ::tm::rss --
+#
+#	The resident set size of a process (VmRSS).
+#
+# Results:
+#	KiB, or -1 when /proc does not say.
+#
+# Side effects:
+#	None.
 
 proc ::tm::rss {pid} {
-    set f [::open /proc/$pid/status r]
-    set text [read $f]
-    ::close $f
+    set text [readFile /proc/$pid/status auto]
     if {[regexp -line {^VmRSS:\s+(\d+)\s+kB} $text -> kb]} {
 	return $kb
     }

@@ -200,7 +200,8 @@ proc ::tm::mta::milter::events {m event {mark 0}} {
 #	Wait until count lines of event appear after mark; returns the lines
 #	after mark (so the caller can check the whole sequence).
 
-proc ::tm::mta::milter::waitEvent {m event {mark 0} {count 1} {timeoutMs 10000}} {
+proc ::tm::mta::milter::waitEvent {m event {mark 0} {count 1}
+	{timeoutMs 10000}} {
     ::tm::waitUntil {
 	[llength [::tm::mta::milter::events $m $event $mark]] >= $count
     } $timeoutMs
@@ -484,8 +485,9 @@ proc ::tm::smtp::queueid {reply} {
 #	(list of name value), -body (text; LF line ends are fine).
 
 proc ::tm::smtp::message {args} {
-    set o [dict merge {-subject "test message" -from sender@client.tclmilter.test
-	-to rcpt@dest.tclmilter.test -headers {} -body "Hello.\n"} $args]
+    set o [dict merge {-subject "test message"
+	-from sender@client.tclmilter.test -to rcpt@dest.tclmilter.test
+	-headers {} -body "Hello.\n"} $args]
     set m "From: <[dict get $o -from]>\nTo: <[dict get $o -to]>\n"
     append m "Subject: [dict get $o -subject]\n"
     foreach {name value} [dict get $o -headers] {

@@ -22,9 +22,16 @@ namespace eval ::tm::raw {
     array set eof {}
 }
 
-# tm::raw::open addr --
-#	Connect to inet:PORT@HOST or unix:PATH (through milter::test's
-#	relay for unix sockets).  Returns the channel.
+# ::tm::raw::open --
+#
+#	Connects to inet:PORT@HOST or unix:PATH (through milter::test's
+#	relay for unix sockets).
+#
+# Results:
+#	The channel, non-blocking, binary; closeAll closes it.
+#
+# Side effects:
+#	Connects; the packets that arrive are buffered by Readable.
 
 proc ::tm::raw::open {addr} {
     variable buf
@@ -48,6 +55,16 @@ proc ::tm::raw::open {addr} {
     return $chan
 }
 
+# ::tm::raw::Readable --
+#
+#	Readable handler: buffers what the milter sent, notes EOF.
+#
+# Results:
+#	None.
+#
+# Side effects:
+#	Appends to buf; wakes packet.
+
 proc ::tm::raw::Readable {chan} {
     variable buf
     variable eof
@@ -66,16 +83,30 @@ proc ::tm::raw::Readable {chan} {
     set wake 1
 }
 
-# tm::pkt cmd ?data? --
-#	One framed packet: length (counting the command byte), command,
+# ::tm::pkt --
+#
+#	Frames one packet: length (counting the command byte), command,
 #	data.
+#
+# Results:
+#	The bytes.
+#
+# Side effects:
+#	None.
 
 proc ::tm::pkt {cmd {data {}}} {
     return [binary format I [expr {[string length $data] + 1}]]$cmd$data
 }
 
-# tm::raw::send chan cmd ?data? --
-#	Send one packet with a correct length.
+# ::tm::raw::send, sendraw --
+#
+#	Send one packet with a correct length; send any bytes.
+#
+# Results:
+#	None.
+#
+# Side effects:
+#	Writes to the channel.
 
 proc ::tm::raw::send {chan cmd {data {}}} {
     sendraw $chan [::tm::pkt $cmd $data]
@@ -86,9 +117,17 @@ proc ::tm::raw::sendraw {chan bytes} {
     flush $chan
 }
 
-# tm::raw::packet chan ?ms? --
-#	The next packet as {cmd data}, or {eof} once the milter has closed
-#	and nothing is left, or {timeout}.
+# ::tm::raw::packet --
+#
+#	Waits at most 'ms' for the next packet.
+#
+# Results:
+#	{cmd data}; or eof once the milter has closed and nothing is left,
+#	{partial bytes} when it closed in the middle of a packet, or
+#	timeout.
+#
+# Side effects:
+#	Services events while waiting; consumes the packet.
 
 proc ::tm::raw::packet {chan {ms 5000}} {
     variable buf
@@ -119,16 +158,30 @@ proc ::tm::raw::packet {chan {ms 5000}} {
     }
 }
 
-# tm::raw::reply chan ?ms? --
-#	The command character of the next packet (or eof/timeout).
+# ::tm::raw::reply --
+#
+#	The command character of the next packet (see packet).
+#
+# Results:
+#	A character, or eof, partial or timeout.
+#
+# Side effects:
+#	As packet.
 
 proc ::tm::raw::reply {chan {ms 5000}} {
     return [lindex [packet $chan $ms] 0]
 }
 
-# tm::raw::drain chan ?ms? --
-#	The command characters of every packet until the milter closes,
-#	then "eof"; "timeout" when it has not closed after ms.
+# ::tm::raw::drain --
+#
+#	Reads every packet until the milter closes.
+#
+# Results:
+#	Their command characters, then eof; or ending with timeout when it
+#	has not closed after 'ms', or partial.
+#
+# Side effects:
+#	As packet.
 
 proc ::tm::raw::drain {chan {ms 5000}} {
     set result {}
@@ -141,8 +194,16 @@ proc ::tm::raw::drain {chan {ms 5000}} {
     }
 }
 
-# tm::raw::optneg chan ?version? ?actions? ?protocol? --
-#	Negotiate; returns the reply's command character.
+# ::tm::raw::optneg --
+#
+#	Option negotiation with the given version, actions and protocol
+#	bits.
+#
+# Results:
+#	The reply's command character.
+#
+# Side effects:
+#	Talks to the milter.
 
 proc ::tm::raw::optneg {chan {version 6} {actions 0x1ff}
 	{protocol 0x1fffff}} {
@@ -150,12 +211,18 @@ proc ::tm::raw::optneg {chan {version 6} {actions 0x1ff}
     return [reply $chan]
 }
 
-# tm::raw::session addr ?upto? --
-#	Open, negotiate with every protocol bit offered (so header and end
-#	of header replies are deferred) and send the commands of a session
-#	up to and including the stage upto (optneg, connect, helo, envfrom,
-#	envrcpt, data, header, eoh, body), checking each reply.  Returns
-#	the channel.
+# ::tm::raw::session --
+#
+#	Opens, negotiates with every protocol bit offered (so header and end
+#	of header replies are deferred) and sends the commands of a session
+#	up to and including the stage 'upto' (optneg, connect, helo,
+#	envfrom, envrcpt, data, header, eoh, body), checking each reply.
+#
+# Results:
+#	The channel.  An unexpected reply is an error.
+#
+# Side effects:
+#	Connects and talks to the milter.
 
 proc ::tm::raw::session {addr {upto helo}} {
     set chan [open $addr]
@@ -191,11 +258,17 @@ proc ::tm::raw::session {addr {upto helo}} {
     return $chan
 }
 
-# tm::raw::message chan ?from? --
-#	Send a whole message (MAIL to EOM) on a negotiated raw connection
-#	that has said HELO.  Returns the reply characters of the commands
-#	that have replies (header and end of header have none, see
-#	tm::raw::session).
+# ::tm::raw::message --
+#
+#	Sends a whole message (MAIL to EOM) on a negotiated raw connection
+#	that has said HELO.
+#
+# Results:
+#	The reply characters of the commands that have replies (header and
+#	end of header have none, see session).
+#
+# Side effects:
+#	Talks to the milter.
 
 proc ::tm::raw::message {chan} {
     set replies {}
@@ -211,8 +284,16 @@ proc ::tm::raw::message {chan} {
     return $replies
 }
 
-# tm::raw::halfclose chan --
-#	Send EOF (shut down the writing side) but keep reading.
+# ::tm::raw::halfclose, close, closeAll --
+#
+#	Send EOF (shut down the writing side) but keep reading; close one
+#	channel; close every channel still open.
+#
+# Results:
+#	None.
+#
+# Side effects:
+#	Close channels, forget their buffers.
 
 proc ::tm::raw::halfclose {chan} {
     ::close $chan write

@@ -111,7 +111,8 @@ namespace eval ::tm::scenario {
 # A message passes; headers
 # ---------------------------------------------------------------------
 
-define {postfix-1.1 sendmail-1.1} {a message without commands passes unchanged} {
+define {postfix-1.1 sendmail-1.1} \
+	{a message without commands passes unchanged} {
     set msg [deliver -message [do ""]]
     list [fields $msg] [dict get $msg body] [dict get $msg mail] \
 	    [dict get $msg rcpts] [names $msg]
@@ -145,12 +146,14 @@ define {postfix-1.3 sendmail-2.1} {addheader appends at the end} {
 	{X-Milter-Do: addheader X-A 1; addheader X-B {two words}} \
 	{X-A: 1} {X-B: two words}]
 
-define {postfix-1.7 sendmail-2.4} {insheader 0 goes above the MTA's Received:} {
+define {postfix-1.7 sendmail-2.4} \
+	{insheader 0 goes above the MTA's Received:} {
     set msg [deliver -message [do "insheader 0 X-Top t"]]
     lmap field [lrange [dict get $msg headers] 0 2] {lindex $field 0}
 } -postfix {X-Top Received From} -sendmail {X-Top Received Date}
 
-define {postfix-1.9 sendmail-2.6} {folded headers: LF inside values, both ways} {
+define {postfix-1.9 sendmail-2.6} \
+	{folded headers: LF inside values, both ways} {
     set msg [deliver -message [do \
 	    {echoheader X-Folded X-Echo; addheader X-Fold line1\n\tline2} \
 	    -headers [list X-Folded "a\n\tb"]]]
@@ -161,7 +164,8 @@ define {postfix-1.9 sendmail-2.6} {folded headers: LF inside values, both ways} 
 # 8-bit headers
 # ---------------------------------------------------------------------
 
-define {postfix-2.1 sendmail-2.7} {UTF-8 header values reach the milter and come back byte-exact} {
+define {postfix-2.1 sendmail-2.7} \
+	{UTF-8 header values reach the milter and come back byte-exact} {
     set msg [deliver -message [do \
 	    "echoheader X-8bit X-Echo; addheader X-New \u00dcn\u00efc\u00f6d\u00e9" \
 	    -headers [list X-8bit "Gr\u00fc\u00dfe \u20ac"]]]
@@ -169,7 +173,8 @@ define {postfix-2.1 sendmail-2.7} {UTF-8 header values reach the milter and come
 } -result [list [list [encoding convertto utf-8 "Gr\u00fc\u00dfe \u20ac"]] \
 	[list [encoding convertto utf-8 "\u00dcn\u00efc\u00f6d\u00e9"]]]
 
-define {postfix-2.2 sendmail-2.8} {-encoding iso8859-1: any 8-bit byte comes back unchanged} {
+define {postfix-2.2 sendmail-2.8} \
+	{-encoding iso8859-1: any 8-bit byte comes back unchanged} {
     set bytes "caf\xe9 \xff\x80\xc3("
     set message "From: <a@b.test>\nSubject: x\nX-8bit: $bytes\n"
     append message "X-Milter-Do: echoheader X-8bit X-Echo\n\nHi.\n"
@@ -187,7 +192,8 @@ define {postfix-3.1 sendmail-3.1} {replacebody} {
     dict get $msg body
 } -result "new body\n.second line\n\n"
 
-define {postfix-3.2 sendmail-3.2} {replacebody with more than 64 KiB (several packets)} {
+define {postfix-3.2 sendmail-3.2} \
+	{replacebody with more than 64 KiB (several packets)} {
     set msg [deliver -message [do \
 	    "replacebody lines 6000 abcdefghijklmnopqrstuvwxyz"]]
     set expect ""
@@ -197,13 +203,16 @@ define {postfix-3.2 sendmail-3.2} {replacebody with more than 64 KiB (several pa
     list [string length $expect] [expr {[dict get $msg body] eq $expect}]
 } -result {204000 1}
 
-define {postfix-3.3 sendmail-3.3} {body bytes reach the milter exactly (replacebody upper)} {
+define {postfix-3.3 sendmail-3.3} \
+	{body bytes reach the milter exactly (replacebody upper)} {
     set msg [deliver -message [do "replacebody upper" \
 	    -body "abc\n.dot line\n\nxyz \u00e4\u00f6\ttab\n"]]
     dict get $msg body
-} -result [encoding convertto utf-8 "ABC\n.DOT LINE\n\nXYZ \u00e4\u00f6\tTAB\n"]
+} -result [encoding convertto utf-8 \
+	"ABC\n.DOT LINE\n\nXYZ \u00e4\u00f6\tTAB\n"]
 
-define {postfix-3.4 sendmail-3.4} {a body over 1 MiB: chunks of at most 65535 bytes, all bytes seen} {
+define {postfix-3.4 sendmail-3.4} \
+	{a body over 1 MiB: chunks of at most 65535 bytes, all bytes seen} {
     set line [string repeat 0123456789 7]
     set body [string repeat $line\n 16000]
     set msg [deliver -message [do report -body $body]]
@@ -218,7 +227,8 @@ define {postfix-3.4 sendmail-3.4} {a body over 1 MiB: chunks of at most 65535 by
 	    [tcl::mathop::+ {*}$chunks]
 } -result {1 1152000 18 18 65535 1152000}
 
-define {postfix-3.5 sendmail-3.5} {SMFIS_SKIP from body: no more chunks, eom still runs} {
+define {postfix-3.5 sendmail-3.5} \
+	{SMFIS_SKIP from body: no more chunks, eom still runs} {
     set body [string repeat "[string repeat x 99]\n" 2000]
     set msg [deliver -message [do \
 	    "skipbody; report; addheader X-After-Skip yes" -body $body]]
@@ -232,7 +242,8 @@ define {postfix-3.5 sendmail-3.5} {SMFIS_SKIP from body: no more chunks, eom sti
 # Envelope
 # ---------------------------------------------------------------------
 
-define {postfix-4.1 sendmail-4.1} {addrcpt, with ESMTP arguments, and delrcpt} {
+define {postfix-4.1 sendmail-4.1} \
+	{addrcpt, with ESMTP arguments, and delrcpt} {
     set msg [deliver -rcpt {<r1@x.test> <r2@x.test>} -message [do \
 	    [join {"addrcpt <add1@x.test>"
 		"addrcpt <add2@x.test> {NOTIFY=NEVER ORCPT=rfc822;orig@x.test}"
@@ -244,7 +255,8 @@ define {postfix-4.1 sendmail-4.1} {addrcpt, with ESMTP arguments, and delrcpt} {
   -sendmail [list <add1@x.test> \
 	{<add2@x.test> NOTIFY=NEVER ORCPT=rfc822;orig@x.test} <r1@x.test>]
 
-define {postfix-4.2 sendmail-4.2} {chgfrom with ESMTP arguments (RET and ENVID)} {
+define {postfix-4.2 sendmail-4.2} \
+	{chgfrom with ESMTP arguments (RET and ENVID)} {
     set msg [deliver -message [do \
 	    "chgfrom <new@x.test> {RET=HDRS ENVID=abc123}"]]
     dict get $msg mail
@@ -255,13 +267,15 @@ define {postfix-4.2 sendmail-4.2} {chgfrom with ESMTP arguments (RET and ENVID)}
 # Verdicts
 # ---------------------------------------------------------------------
 
-define {postfix-6.8 sendmail-6.5} {accept at MAIL: no more callbacks, no modifications} {
+define {postfix-6.8 sendmail-6.5} \
+	{accept at MAIL: no more callbacks, no modifications} {
     set msg [deliver -from <accept-mail@x.test> \
 	    -message [do "addheader X-A 1"]]
     list [headerNames $msg] [names $msg]
 } -result {{From To Subject X-Milter-Do} {connect helo envfrom close}}
 
-define {postfix-6.9 sendmail-6.7} {RCPT verdicts: reject, tempfail, multi-line; the rest goes on} {
+define {postfix-6.9 sendmail-6.7} \
+	{RCPT verdicts: reject, tempfail, multi-line; the rest goes on} {
     set msg [deliver -rcpt {<reject-rcpt@x.test>
 	<tempfail-rcpt@x.test> <multiline-rcpt@x.test> <ok@x.test>} \
 	    -message [do ""]]
@@ -284,21 +298,26 @@ define {postfix-6.9 sendmail-6.7} {RCPT verdicts: reject, tempfail, multi-line; 
 define {postfix-6.10 sendmail-6.8} {unknown SMTP command: the milter's reply} {
     set r [session -before {{FOOBAR some args}}]
     list [dict get $r before] [lrange [dict get $r events] 1 2]
-} -postfix {{{{550 5.5.1 unknown command refused by milter}}} {{helo client.tclmilter.test} {unknown FOOBAR}}} \
-  -sendmail {{{{550 5.5.1 unknown command refused by milter}}} {{helo client.tclmilter.test} {unknown {FOOBAR some args}}}}
+} -postfix [list {{{550 5.5.1 unknown command refused by milter}}} \
+	{{helo client.tclmilter.test} {unknown FOOBAR}}] \
+  -sendmail [list {{{550 5.5.1 unknown command refused by milter}}} \
+	{{helo client.tclmilter.test} {unknown {FOOBAR some args}}}]
 
-define {postfix-6.12 sendmail-6.10} {reject from the header callback: the message is refused} {
+define {postfix-6.12 sendmail-6.10} \
+	{reject from the header callback: the message is refused} {
     set r [session -message [do "addheader X-A 1" \
 	    -headers {X-Reject-Header yes X-After no}]]
     list [dict get $r dot] [lrange [names $r] end-1 end]
 } -result {{{550 5.7.1 header rejected by milter}} {data close}}
 
-define {postfix-7.5 sendmail-7.3} {a reply with "%" reaches the client intact} {
+define {postfix-7.5 sendmail-7.3} \
+	{a reply with "%" reaches the client intact} {
     dict get [session -message [do \
 	    "setreply 550 5.7.1 {100% spam}; return SMFIS_REJECT"]] dot
 } -result {{550 5.7.1 100% spam}}
 
-define {postfix-7.8 sendmail-7.6} {a callback error gets the -defaultreply (tempfail)} {
+define {postfix-7.8 sendmail-7.6} \
+	{a callback error gets the -defaultreply (tempfail)} {
     set r [session -message [do "no-such-command"]]
     list [dict get $r dot] [lindex [dict get $r events] end-1]
 } -postfix {{{451 4.7.1 Service unavailable - try again later}} eom} \
@@ -308,7 +327,8 @@ define {postfix-7.8 sendmail-7.6} {a callback error gets the -defaultreply (temp
 # Progress; several messages per SMTP session; transports
 # ---------------------------------------------------------------------
 
-define {postfix-8.1 sendmail-8.1} {progress keeps a slow eom alive past the MTA's timeout} {
+define {postfix-8.1 sendmail-8.1} \
+	{progress keeps a slow eom alive past the MTA's timeout} {
     set t0 [clock milliseconds]
     set msg [deliver -listener slow -message [do \
 	    "progress 4 1000; addheader X-Slow done"]]
@@ -317,7 +337,8 @@ define {postfix-8.1 sendmail-8.1} {progress keeps a slow eom alive past the MTA'
 	    [lsearch -all -inline -index 0 [dict get $msg events] progress]
 } -result {1 done {{progress 1} {progress 2} {progress 3} {progress 4}}}
 
-define {postfix-10.1 sendmail-9.1} {three messages in one session: per-message state resets} {
+define {postfix-10.1 sendmail-9.1} \
+	{three messages in one session: per-message state resets} {
     set mm [milterOf main]
     ::tm::mta::milter::quiesce $mm
     set mark [::tm::mta::milter::mark $mm]
@@ -360,7 +381,8 @@ define {postfix-11.2 sendmail-10.2} {milter on inet6:PORT@::1} {
 # Last: every milter process survived all the sessions
 # ---------------------------------------------------------------------
 
-define {postfix-12.1 sendmail-11.1} {every milter process survived all the sessions} {
+define {postfix-12.1 sendmail-11.1} \
+	{every milter process survived all the sessions} {
     set dead {}
     dict for {name mm} $m {
 	if {![::tm::mta::milter::alive $mm]} {
