@@ -144,6 +144,10 @@ proc ::milter_testsuite::Run {argv} {
     set out [::tcltest::outputChannel]
     set totals [dict merge {Total 0 Passed 0 Skipped 0 Failed 0} $counts]
     dict with totals {}
+    if {$status && $Failed == 0 && $fileErrors == 0} {
+	# A file failed in its own tclsh (-singleproc 0): count it once.
+	set fileErrors 1
+    }
     if {$fileErrors > 0} {
 	puts $out "\n$fileErrors test file[expr {$fileErrors == 1 ? "" : "s"}]\
 		raised errors (see \"Test file error\" above); each counts\
