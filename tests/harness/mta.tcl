@@ -25,7 +25,14 @@ namespace eval ::tm::mta {
 namespace eval ::tm::mta::milter {}
 
 # ::tm::mta::milter::canLoad --
+#
 #	Can a child tclsh "package require TclMilter"?
+#
+# Results:
+#	1 or 0.
+#
+# Side effects:
+#	Runs a child tclsh.
 
 proc ::tm::mta::milter::canLoad {} {
     if {[info exists ::env(TCLMILTER_MTA_MILTER)]} {
@@ -41,6 +48,7 @@ proc ::tm::mta::milter::canLoad {} {
 }
 
 # ::tm::mta::milter::start --
+#
 #	Start a milter script (default milters/everything.tcl) listening
 #	on a unix socket or on 127.0.0.1 (-transport unix|inet|inet6).
 #	A unix socket is given mode 0660 and group -socketgroup (default
@@ -52,6 +60,13 @@ proc ::tm::mta::milter::canLoad {} {
 #	    postfix	the same endpoint in Postfix syntax
 #	    sendmail	the same endpoint in Sendmail S= syntax
 #	    path	the unix socket path (unix only)
+#
+# Results:
+#	The dict described above.
+#
+# Side effects:
+#	Starts the process in a new temporary directory; an error when it
+#	does not log "ready" within 15 s.
 
 proc ::tm::mta::milter::start {args} {
     set opts [dict create -transport unix \
@@ -139,22 +154,43 @@ proc ::tm::mta::milter::start {args} {
 }
 
 # ::tm::mta::milter::alive --
+#
 #	Is the milter process still running (it did not crash)?
+#
+# Results:
+#	1 or 0.
+#
+# Side effects:
+#	None.
 
 proc ::tm::mta::milter::alive {m} {
     return [::tm::alive [dict get $m pid]]
 }
 
 # ::tm::mta::milter::stop --
+#
 #	Stop a milter started by start (SIGTERM; the script's milter main
 #	returns or the process dies).
+#
+# Results:
+#	None.
+#
+# Side effects:
+#	Ends the process.
 
 proc ::tm::mta::milter::stop {m} {
     ::tm::kill [dict get $m pid]
 }
 
 # ::tm::mta::milter::lines --
+#
 #	All log lines (each a Tcl list) written so far.
+#
+# Results:
+#	A list of lists.
+#
+# Side effects:
+#	None.
 
 proc ::tm::mta::milter::lines {m} {
     set f [open [dict get $m log]]
@@ -170,21 +206,42 @@ proc ::tm::mta::milter::lines {m} {
 }
 
 # ::tm::mta::milter::mark --
+#
 #	The number of log lines so far, to pass to "since".
+#
+# Results:
+#	A number.
+#
+# Side effects:
+#	None.
 
 proc ::tm::mta::milter::mark {m} {
     return [llength [lines $m]]
 }
 
 # ::tm::mta::milter::since --
+#
 #	Log lines after a mark.
+#
+# Results:
+#	A list of lists.
+#
+# Side effects:
+#	None.
 
 proc ::tm::mta::milter::since {m mark} {
     return [lrange [lines $m] $mark end]
 }
 
 # ::tm::mta::milter::events --
+#
 #	Log lines whose first word is event (after mark).
+#
+# Results:
+#	A list of lists.
+#
+# Side effects:
+#	None.
 
 proc ::tm::mta::milter::events {m event {mark 0}} {
     set out {}
@@ -197,8 +254,15 @@ proc ::tm::mta::milter::events {m event {mark 0}} {
 }
 
 # ::tm::mta::milter::waitEvent --
+#
 #	Wait until count lines of event appear after mark; returns the lines
 #	after mark (so the caller can check the whole sequence).
+#
+# Results:
+#	The log lines after mark.
+#
+# Side effects:
+#	Services events while waiting.
 
 proc ::tm::mta::milter::waitEvent {m event {mark 0} {count 1}
 	{timeoutMs 10000}} {
@@ -209,9 +273,16 @@ proc ::tm::mta::milter::waitEvent {m event {mark 0} {count 1}
 }
 
 # ::tm::mta::milter::quiesce --
+#
 #	Wait until every MTA connection the milter logged has closed, so
 #	that lines of one session never spill into the next test.  (A
 #	connection closed before CONNECT logs a close without a connect.)
+#
+# Results:
+#	1, or 0 on time-out.
+#
+# Side effects:
+#	Services events while waiting.
 
 proc ::tm::mta::milter::quiesce {m {timeoutMs 15000}} {
     return [::tm::waitUntil {
@@ -221,8 +292,15 @@ proc ::tm::mta::milter::quiesce {m {timeoutMs 15000}} {
 }
 
 # ::tm::mta::milter::settle --
+#
 #	Wait until the milter log has had no new line for quietMs (at most
 #	timeoutMs), for clients that open connections without CONNECT.
+#
+# Results:
+#	1, or 0 on time-out.
+#
+# Side effects:
+#	Services events while waiting.
 
 proc ::tm::mta::milter::settle {m {quietMs 300} {timeoutMs 10000}} {
     set deadline [expr {[clock milliseconds] + $timeoutMs}]
@@ -242,7 +320,14 @@ proc ::tm::mta::milter::settle {m {quietMs 300} {timeoutMs 10000}} {
 }
 
 # ::tm::mta::milter::names --
+#
 #	Just the event names of log lines (for sequence checks).
+#
+# Results:
+#	A list of event names.
+#
+# Side effects:
+#	None.
 
 proc ::tm::mta::milter::names {lines} {
     return [lmap line $lines {lindex $line 0}]
@@ -258,9 +343,16 @@ namespace eval ::tm::smtp {
 }
 
 # ::tm::smtp::open --
+#
 #	Connect to an SMTP server and read its greeting.  Options:
 #	-myaddr ADDR (source address, e.g. 127.0.0.2).  Returns
 #	{chan greetingLines}.
+#
+# Results:
+#	{chan greetingLines}.
+#
+# Side effects:
+#	Connects.
 
 proc ::tm::smtp::open {host port args} {
     set chan [socket {*}$args $host $port]
@@ -269,8 +361,15 @@ proc ::tm::smtp::open {host port args} {
 }
 
 # ::tm::smtp::readline --
+#
 #	Read one reply line into varName with the CRLF removed, waiting at
 #	most timeout ms.  Returns 1, or 0 at EOF; an error on timeout.
+#
+# Results:
+#	1, or 0 at EOF; an error on time-out.
+#
+# Side effects:
+#	Services events while waiting; sets the caller's variable.
 
 proc ::tm::smtp::readline {chan varName} {
     variable timeout
@@ -300,8 +399,15 @@ proc ::tm::smtp::readline {chan varName} {
 }
 
 # ::tm::smtp::reply --
+#
 #	Read one (possibly multi-line) reply; a list of its lines.  If the
 #	server closes the connection, the list ends with "<EOF>".
+#
+# Results:
+#	A list of lines.
+#
+# Side effects:
+#	Services events while waiting.
 
 proc ::tm::smtp::reply {chan} {
     set lines {}
@@ -316,7 +422,14 @@ proc ::tm::smtp::reply {chan} {
 }
 
 # ::tm::smtp::write --
+#
 #	Send bytes (blocking, so large DATA goes out completely).
+#
+# Results:
+#	None.
+#
+# Side effects:
+#	Writes to the channel.
 
 proc ::tm::smtp::write {chan bytes} {
     fconfigure $chan -blocking 1
@@ -326,7 +439,14 @@ proc ::tm::smtp::write {chan bytes} {
 }
 
 # ::tm::smtp::command --
+#
 #	Send one command line, return its reply lines.
+#
+# Results:
+#	The reply lines, or {<EOF>} when the write failed.
+#
+# Side effects:
+#	Talks to the server.
 
 proc ::tm::smtp::command {chan line} {
     if {[catch {write $chan $line\r\n}]} {
@@ -336,9 +456,16 @@ proc ::tm::smtp::command {chan line} {
 }
 
 # ::tm::smtp::wire --
+#
 #	A message as it goes after DATA: LF or CRLF line ends become CRLF,
 #	lines starting with "." are dot-stuffed, and ".\r\n" ends it.
 #	encoding "binary" takes message as bytes already.
+#
+# Results:
+#	The bytes.
+#
+# Side effects:
+#	None.
 
 proc ::tm::smtp::wire {message {encoding utf-8}} {
     if {$encoding ne "binary"} {
@@ -359,8 +486,15 @@ proc ::tm::smtp::wire {message {encoding utf-8}} {
 }
 
 # ::tm::smtp::data --
+#
 #	DATA, the message, the final dot.  Returns {dataReply dotReply};
 #	dotReply is {} if DATA was refused.
+#
+# Results:
+#	{dataReply dotReply}.
+#
+# Side effects:
+#	Talks to the server.
 
 proc ::tm::smtp::data {chan message {encoding utf-8}} {
     set r [command $chan DATA]
@@ -373,17 +507,34 @@ proc ::tm::smtp::data {chan message {encoding utf-8}} {
     return [list $r [reply $chan]]
 }
 
+# ::tm::smtp::ok --
+#
+#	Tells whether an SMTP reply is a success (2xx or 3xx).
+#
+# Results:
+#	1 or 0.
+#
+# Side effects:
+#	None.
+
 proc ::tm::smtp::ok {reply} {
     return [regexp {^[23]} [lindex $reply 0]]
 }
 
 # ::tm::smtp::transaction --
+#
 #	MAIL, RCPT..., DATA on an open connection; stops early as an SMTP
 #	client would (no RCPT after a failed MAIL, no DATA without an
 #	accepted RCPT).  Returns a dict with keys mail, rcpt (one reply per
 #	recipient), data, dot; keys for commands not sent are absent.
 #	Recipients and sender are given with their ESMTP arguments, e.g.
 #	"<a@b.test> NOTIFY=NEVER".
+#
+# Results:
+#	The dict described above.
+#
+# Side effects:
+#	Talks to the server.
 
 proc ::tm::smtp::transaction {chan from rcpts message {encoding utf-8}} {
     set t [dict create]
@@ -409,6 +560,7 @@ proc ::tm::smtp::transaction {chan from rcpts message {encoding utf-8}} {
 }
 
 # ::tm::smtp::send --
+#
 #	One SMTP session with one message.  Options:
 #	    -helo NAME (default client.tclmilter.test; "" sends none)
 #	    -from ADDR (default <sender@client.tclmilter.test>)
@@ -420,6 +572,12 @@ proc ::tm::smtp::transaction {chan from rcpts message {encoding utf-8}} {
 #	Returns a dict: greeting, helo, before (replies), the keys of
 #	transaction, quit, queueid (from "queued as ID", if any) and
 #	sockname (the client socket's {address name port}).
+#
+# Results:
+#	The dict described above.
+#
+# Side effects:
+#	Connects, talks to the server, closes.
 
 proc ::tm::smtp::send {host port args} {
     set o [dict create -helo client.tclmilter.test \
@@ -466,8 +624,15 @@ proc ::tm::smtp::send {host port args} {
 }
 
 # ::tm::smtp::queueid --
+#
 #	The queue id in a "250 2.0.0 Ok: queued as ID" (Postfix) or
 #	"250 2.0.0 ID Message accepted for delivery" (Sendmail) reply.
+#
+# Results:
+#	The id, or "".
+#
+# Side effects:
+#	None.
 
 proc ::tm::smtp::queueid {reply} {
     set line [lindex $reply end]
@@ -480,9 +645,16 @@ proc ::tm::smtp::queueid {reply} {
 }
 
 # ::tm::smtp::message --
+#
 #	A simple message (no Date or Message-ID, so that delivered copies
 #	can be compared exactly).  Options: -subject, -from, -to, -headers
 #	(list of name value), -body (text; LF line ends are fine).
+#
+# Results:
+#	The message text.
+#
+# Side effects:
+#	None.
 
 proc ::tm::smtp::message {args} {
     set o [dict merge {-subject "test message"
@@ -504,8 +676,16 @@ proc ::tm::smtp::message {args} {
 namespace eval ::tm::sink {}
 
 # ::tm::sink::start --
+#
 #	Run smtp-sink on 127.0.0.1:port, dumping every message to its own
 #	file in dir.  Returns the pid.
+#
+# Results:
+#	The pid.
+#
+# Side effects:
+#	Starts smtp-sink (killed by ::tm::finish); an error when it does
+#	not listen within 10 s.
 
 proc ::tm::sink::start {dir port} {
     file mkdir $dir/msgs
@@ -521,15 +701,29 @@ proc ::tm::sink::start {dir port} {
 }
 
 # ::tm::sink::files --
+#
 #	Captured message files in dir, oldest first.
+#
+# Results:
+#	A list of file names.
+#
+# Side effects:
+#	None.
 
 proc ::tm::sink::files {dir} {
     return [lsort [glob -nocomplain -types f $dir/msgs/*]]
 }
 
 # ::tm::sink::find --
+#
 #	The captured messages (parsed) whose text contains pattern (a
 #	regexp, e.g. the MTA queue id in its Received: header).
+#
+# Results:
+#	A list of dicts (see parse).
+#
+# Side effects:
+#	Reads the files.
 
 proc ::tm::sink::find {dir pattern} {
     set out {}
@@ -543,6 +737,7 @@ proc ::tm::sink::find {dir pattern} {
 }
 
 # ::tm::sink::parse --
+#
 #	A captured file -> dict:
 #	    helo mail rcpts	the SMTP envelope smtp-sink received
 #				(arguments of EHLO, MAIL, each RCPT)
@@ -551,6 +746,12 @@ proc ::tm::sink::find {dir pattern} {
 #				removed); values keep folds as "\n" + WSP
 #	    body		the body with LF line ends
 #	All strings are the raw bytes (8-bit stays undecoded).
+#
+# Results:
+#	The dict described above.
+#
+# Side effects:
+#	None.
 
 proc ::tm::sink::parse {data} {
     set split [string first \n\n $data]
@@ -587,7 +788,14 @@ proc ::tm::sink::parse {data} {
 }
 
 # ::tm::sink::header --
+#
 #	Values of all headers called name (case-insensitive).
+#
+# Results:
+#	A list of values.
+#
+# Side effects:
+#	None.
 
 proc ::tm::sink::header {msg name} {
     set out {}
@@ -600,7 +808,14 @@ proc ::tm::sink::header {msg name} {
 }
 
 # ::tm::sink::fields --
+#
 #	"Name: value" for each header except Received: (MTA-dependent).
+#
+# Results:
+#	A list of strings.
+#
+# Side effects:
+#	None.
 
 proc ::tm::sink::fields {msg} {
     set out {}
@@ -613,7 +828,14 @@ proc ::tm::sink::fields {msg} {
 }
 
 # ::tm::sink::names --
+#
 #	Header names in order, without Received: (MTA-dependent).
+#
+# Results:
+#	A list of header names.
+#
+# Side effects:
+#	None.
 
 proc ::tm::sink::names {msg} {
     set out {}
@@ -630,8 +852,15 @@ proc ::tm::sink::names {msg} {
 # ---------------------------------------------------------------------
 
 # ::tm::mta::doMessage --
+#
 #	A message whose X-Milter-Do header holds commands (none if empty);
 #	more options go to ::tm::smtp::message.
+#
+# Results:
+#	The message text.
+#
+# Side effects:
+#	None.
 
 proc ::tm::mta::doMessage {commands args} {
     set headers {}
@@ -646,9 +875,16 @@ proc ::tm::mta::doMessage {commands args} {
 }
 
 # ::tm::mta::session --
+#
 #	Send one message through ::tm::${mta}::send (options as for it)
 #	and wait until milter m has seen the session end.  Returns the SMTP
 #	result dict plus "events": the milter log lines of the session.
+#
+# Results:
+#	The dict described above.
+#
+# Side effects:
+#	Talks SMTP; services events while waiting.
 
 proc ::tm::mta::session {mta m args} {
     ::tm::mta::milter::quiesce $m
@@ -662,9 +898,16 @@ proc ::tm::mta::session {mta m args} {
 }
 
 # ::tm::mta::diagnostics --
+#
 #	For an error message: the last warnings of the MTA's log (when the
 #	harness can read it) and the end of the milter's own output, so that
 #	a failure in CI, whose temporary directories are gone, can be read.
+#
+# Results:
+#	Text to append to an error message.
+#
+# Side effects:
+#	Reads the logs.
 
 proc ::tm::mta::diagnostics {mta m} {
     set out ""
@@ -684,8 +927,16 @@ proc ::tm::mta::diagnostics {mta m} {
 }
 
 # ::tm::mta::deliver --
+#
 #	session, then the one copy smtp-sink received (parsed), with the
 #	session's "events" and SMTP "result" added.
+#
+# Results:
+#	The parsed message dict; an error when the message was not
+#	accepted or not delivered exactly once.
+#
+# Side effects:
+#	As session.
 
 proc ::tm::mta::deliver {mta m args} {
     set r [session $mta $m {*}$args]
@@ -703,9 +954,16 @@ proc ::tm::mta::deliver {mta m args} {
 }
 
 # ::tm::mta::replies --
+#
 #	The SMTP replies of a session result, for exact comparison:
 #	before (replies to -before commands), mail, each rcpt, data and dot
 #	(only those that were sent).
+#
+# Results:
+#	A dict: key -> reply lines.
+#
+# Side effects:
+#	None.
 
 proc ::tm::mta::replies {r} {
     set out {}
@@ -718,7 +976,14 @@ proc ::tm::mta::replies {r} {
 }
 
 # ::tm::mta::eventNames --
+#
 #	The event names of a session result or delivered message.
+#
+# Results:
+#	A list of event names.
+#
+# Side effects:
+#	None.
 
 proc ::tm::mta::eventNames {r} {
     return [::tm::mta::milter::names [dict get $r events]]
