@@ -620,6 +620,34 @@ proc ::tm::staleSocket {path} {
     return
 }
 
+# ::tm::greet --
+#
+#	Opens a milter::test session and says CONNECT (from NAME, 192.0.2.1
+#	port 2525) and HELO NAME.
+#
+# Arguments:
+#	addr		the milter's address
+#	name		the client's host name
+#	actionsVar	if given, the caller's variable that receives the
+#			actions of the two replies
+#
+# Results:
+#	The session command.
+#
+# Side effects:
+#	Connects and talks to the milter.
+
+proc ::tm::greet {addr {name client.example.org} {actionsVar ""}} {
+    set session [milter::test::open $addr]
+    set c [$session connect $name inet 2525 192.0.2.1]
+    set h [$session helo $name]
+    if {$actionsVar ne ""} {
+	upvar 1 $actionsVar actions
+	set actions [list [dict get $c action] [dict get $h action]]
+    }
+    return $session
+}
+
 # ----------------------------------------------------------------------
 # The well-behaved connection of the bad-input tests.
 # ----------------------------------------------------------------------
@@ -638,9 +666,7 @@ proc ::tm::staleSocket {path} {
 proc ::tm::goodOpen {addr} {
     variable good
     variable goodCtx
-    set good [milter::test::open $addr]
-    $good connect good.example.org inet 2525 192.0.2.1
-    $good helo good.example.org
+    set good [greet $addr good.example.org]
     set goodCtx [lindex [ctxs] 0]
     return $good
 }
