@@ -6,7 +6,7 @@
 #	source tree if needed, then runs the whole suite with "make test".
 #	Extra arguments go to tcltest, e.g.
 #
-#	    bash scripts/test.sh -file ctx.test -verbose bps
+#	    bash scripts/test.sh -file context.test -verbose bps
 #
 #	Under CI (CI=true) tests/all.tcl also fails when a test was skipped
 #	for a missing dependency, so every integration test must run.

@@ -1,8 +1,8 @@
 # greylist-servers.tcl --
 #
 #	Real servers for tests/greylist.test, on loopback only, in temporary
-#	directories of tests/mta/harness.tcl (::mta::tempdir), stopped and
-#	removed by ::mta::cleanup:
+#	directories of tests/harness.tcl (::tm::tempdir), stopped and
+#	removed by ::tm::finish:
 #
 #	    ::glsrv::pg::*	a private PostgreSQL 15 (Debian's postgresql):
 #				initdb into a temporary directory and the
@@ -17,7 +17,7 @@
 #	    ::glsrv::milter::*	examples/greylist/greylist.tcl as a child
 #				process with a generated configuration file
 #
-#	Needs harness.tcl sourced first.
+#	Needs tests/harness.tcl sourced first.
 #
 # Copyright (c) 2026 The TclMilter developers.
 # See the file "license.terms" for information on usage and redistribution.
@@ -26,21 +26,7 @@ package require Tcl 8.6
 
 namespace eval ::glsrv {
     variable pgbin /usr/lib/postgresql/15/bin
-    variable example [file join $::mta::top examples greylist greylist.tcl]
-}
-
-# glsrv::libpath --
-#	TCLLIBPATH for the milter processes: the caller's own when it has
-#	one ("make test", "make tsan-test" point it at the build to test),
-#	so that a child never loads another build of TclMilter (an
-#	uninstrumented one under TSan hides the atomics from it); else
-#	harness.tcl's search path.
-
-proc ::glsrv::libpath {} {
-    if {[info exists ::env(TCLLIBPATH)] && $::env(TCLLIBPATH) ne ""} {
-	return $::env(TCLLIBPATH)
-    }
-    return [::mta::milter::libpath]
+    variable example [file join $::tm::srcDir examples greylist greylist.tcl]
 }
 
 # glsrv::asNobody --
@@ -60,7 +46,7 @@ proc ::glsrv::missing {what} {
     set why {}
     switch -- $what {
 	postgres {
-	    if {![::mta::isRoot]} {
+	    if {![::tm::isRoot]} {
 		lappend why "not root (the server runs as user nobody)"
 	    }
 	    foreach prog [list $pgbin/initdb $pgbin/postgres $pgbin/pg_isready] {
@@ -110,7 +96,7 @@ proc ::glsrv::pg::start {} {
     variable inst
     set pgbin $::glsrv::pgbin
     if {![dict size $inst]} {
-	set dir [::mta::tempdir -pg]
+	set dir [::tm::tempdir -pg]
 	set data $dir/data
 	file mkdir $data $dir/sock
 	exec chown nobody:nogroup $data $dir/sock
@@ -118,9 +104,9 @@ proc ::glsrv::pg::start {} {
 	exec {*}[::glsrv::asNobody $dir] $pgbin/initdb -D $data -U greylist \
 		--auth=trust --no-locale -E UTF8 --no-sync \
 		>& $dir/initdb.log
-	set inst [dict create dir $dir data $data port [::mta::freePort] \
+	set inst [dict create dir $dir data $data port [::tm::freePort] \
 		pid {} log $dir/postgres.log]
-	::mta::atCleanup ::glsrv::pg::stop
+	::tm::atCleanup ::glsrv::pg::stop
 	run
 	exec {*}[::glsrv::asNobody $dir] $pgbin/createdb -h 127.0.0.1 \
 		-p [dict get $inst port] -U greylist greylist >& $dir/createdb.log
@@ -137,21 +123,21 @@ proc ::glsrv::pg::start {} {
 proc ::glsrv::pg::run {} {
     variable inst
     set pgbin $::glsrv::pgbin
-    if {[dict get $inst pid] ne "" && [::mta::alive [dict get $inst pid]]} {
+    if {[dict get $inst pid] ne "" && [::tm::alive [dict get $inst pid]]} {
 	return
     }
     set dir [dict get $inst dir]
-    set pid [::mta::spawn [dict get $inst log] {*}[::glsrv::asNobody $dir] \
+    set pid [::tm::background [dict get $inst log] {*}[::glsrv::asNobody $dir] \
 	    $pgbin/postgres -D [dict get $inst data] -h 127.0.0.1 \
 	    -p [dict get $inst port] -k $dir/sock -c fsync=off \
 	    -c synchronous_commit=off -c full_page_writes=off \
 	    -c max_connections=60]
     dict set inst pid $pid
-    if {![::mta::waitUntil {![catch {exec $::glsrv::pgbin/pg_isready -q \
+    if {![::tm::waitUntil {![catch {exec $::glsrv::pgbin/pg_isready -q \
 	    -h 127.0.0.1 -p [dict get $::glsrv::pg::inst port]}]
-	    || ![::mta::alive $pid]} 20000] || ![::mta::alive $pid]} {
+	    || ![::tm::alive $pid]} 20000] || ![::tm::alive $pid]} {
 	error "PostgreSQL did not start:\
-		[::mta::readFile [dict get $inst log]]"
+		[::tm::readFile [dict get $inst log]]"
     }
     return
 }
@@ -168,8 +154,8 @@ proc ::glsrv::pg::stop {} {
     set pid [dict get $inst pid]
     ::glsrv::pg::resume
     catch {exec kill -INT $pid}
-    if {![::mta::waitUntil {![::mta::alive $pid]} 15000]} {
-	::mta::kill $pid 1000
+    if {![::tm::waitUntil {![::tm::alive $pid]} 15000]} {
+	::tm::kill $pid 1000
     }
     catch {exec true}
     dict set inst pid {}
@@ -241,8 +227,8 @@ namespace eval ::glsrv::dns {
 proc ::glsrv::dns::start {records silent} {
     variable inst
     package require udp
-    set dir [::mta::tempdir -dns]
-    set port [::mta::freePort]
+    set dir [::tm::tempdir -dns]
+    set port [::tm::freePort]
     set hole [udp_open]
     set holePort [lindex [fconfigure $hole -myport] 0]
     set args [list --no-daemon --conf-file=/dev/null --no-resolv \
@@ -259,13 +245,13 @@ proc ::glsrv::dns::start {records silent} {
     foreach zone $silent {
 	lappend args --server=/$zone/127.0.0.1#$holePort
     }
-    set pid [::mta::spawn $dir/dnsmasq.out dnsmasq {*}$args]
+    set pid [::tm::background $dir/dnsmasq.out dnsmasq {*}$args]
     set inst [dict create dir $dir port $port pid $pid \
 	    log $dir/queries.log hole $hole]
-    ::mta::atCleanup ::glsrv::dns::stop
-    if {![::mta::waitUntil {[::mta::listening $port]
-	    || ![::mta::alive $pid]} 10000] || ![::mta::alive $pid]} {
-	error "dnsmasq did not start: [::mta::readFile $dir/dnsmasq.out]"
+    ::tm::atCleanup ::glsrv::dns::stop
+    if {![::tm::waitUntil {[::tm::listening $port]
+	    || ![::tm::alive $pid]} 10000] || ![::tm::alive $pid]} {
+	error "dnsmasq did not start: [::tm::readFile $dir/dnsmasq.out]"
     }
     return $port
 }
@@ -275,7 +261,7 @@ proc ::glsrv::dns::stop {} {
     if {![dict size $inst]} {
 	return
     }
-    ::mta::kill [dict get $inst pid]
+    ::tm::kill [dict get $inst pid]
     catch {close [dict get $inst hole]}
     set inst {}
 }
@@ -287,7 +273,7 @@ proc ::glsrv::dns::queries {} {
     variable inst
     set out {}
     if {[file exists [dict get $inst log]]} {
-	foreach line [split [::mta::readFile [dict get $inst log]] \n] {
+	foreach line [split [::tm::readFile [dict get $inst log]] \n] {
 	    if {[regexp {query\[A\] (\S+) from} $line -> name]} {
 		lappend out $name
 	    }
@@ -309,7 +295,7 @@ namespace eval ::glsrv::milter {}
 #	line.  Returns a dict: pid dir spec postfix log conf.
 
 proc ::glsrv::milter::start {settings} {
-    set dir [::mta::tempdir -grey]
+    set dir [::tm::tempdir -grey]
     set m [dict create dir $dir spec unix:$dir/g.sock \
 	    postfix unix:$dir/g.sock log $dir/greylist.log \
 	    conf $dir/greylist.conf]
@@ -320,31 +306,31 @@ proc ::glsrv::milter::start {settings} {
 	    $settings] {
 	append conf [list $name $value] \n
     }
-    ::mta::writeFile [dict get $m conf] $conf
-    ::mta::writeFile [dict get $m log] ""
+    ::tm::writeFile [dict get $m conf] $conf
+    ::tm::writeFile [dict get $m log] ""
     set saved [array get ::env TCLLIBPATH]
-    set ::env(TCLLIBPATH) [::glsrv::libpath]
+    set ::env(TCLLIBPATH) $::env(TCLLIBPATH)
     try {
-	set pid [::mta::spawn $dir/greylist.out [info nameofexecutable] \
+	set pid [::tm::background $dir/greylist.out [info nameofexecutable] \
 		$::glsrv::example -config [dict get $m conf]]
     } finally {
 	unset ::env(TCLLIBPATH)
 	array set ::env $saved
     }
     dict set m pid $pid
-    if {![::mta::waitUntil {[regexp {notice: ready on} \
-	    [::mta::readFile [dict get $m log]]] || ![::mta::alive $pid]} \
-	    20000] || ![::mta::alive $pid]} {
-	::mta::kill $pid
+    if {![::tm::waitUntil {[regexp {notice: ready on} \
+	    [::tm::readFile [dict get $m log]]] || ![::tm::alive $pid]} \
+	    20000] || ![::tm::alive $pid]} {
+	::tm::kill $pid
 	error "greylist.tcl did not start:\
-		[::mta::readFile $dir/greylist.out]\
-		[::mta::readFile [dict get $m log]]"
+		[::tm::readFile $dir/greylist.out]\
+		[::tm::readFile [dict get $m log]]"
     }
     return $m
 }
 
 proc ::glsrv::milter::stop {m} {
-    ::mta::kill [dict get $m pid]
+    ::tm::kill [dict get $m pid]
 }
 
 # glsrv::milter::log --
@@ -354,7 +340,7 @@ proc ::glsrv::milter::stop {m} {
 proc ::glsrv::milter::log {m {skip 0}} {
     set out {}
     set lines [split [string trimright \
-	    [::mta::readFile [dict get $m log] auto] \n] \n]
+	    [::tm::readFile [dict get $m log] auto] \n] \n]
     foreach line [lrange $lines $skip end] {
 	if {[regexp {^\S+ \S+\[\d+\] (.*)$} $line -> rest]} {
 	    lappend out $rest
@@ -368,5 +354,5 @@ proc ::glsrv::milter::log {m {skip 0}} {
 
 proc ::glsrv::milter::mark {m} {
     return [llength [split [string trimright \
-	    [::mta::readFile [dict get $m log] auto] \n] \n]]
+	    [::tm::readFile [dict get $m log] auto] \n] \n]]
 }

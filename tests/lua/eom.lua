@@ -1,12 +1,7 @@
 -- eom.lua: end-of-message modifications, checked with mt.eom_check.
--- Run as: miltertest -D sock=SPEC -s eom.lua
+-- Run as: miltertest -D sock=SPEC -D dir=tests/lua -s eom.lua
 
-function check(cond, name)
-    if not cond then
-        error("FAILED: " .. name)
-    end
-    mt.echo("ok " .. name)
-end
+dofile(dir .. "/common.lua")
 
 -- One message; X-Milter-Do says what everything.tcl does at EOM.
 function message(conn, todo, body)
@@ -19,12 +14,10 @@ function message(conn, todo, body)
     check(mt.eoh(conn) == nil, "eoh")
     check(mt.bodystring(conn, body) == nil, "body")
     check(mt.eom(conn) == nil, "eom")
-    check(mt.getreply(conn) == SMFIR_CONTINUE, "eom-reply")
+    reply(conn, SMFIR_CONTINUE, "eom-reply")
 end
 
-conn = mt.connect(sock, 20, 0.1)
-check(conn ~= nil, "connect")
-check(mt.conninfo(conn, "client.test", "127.0.0.1") == nil, "conninfo")
+conn = open("127.0.0.1", "")
 check(mt.helo(conn, "client.test") == nil, "helo")
 
 message(conn, "addheader X-A 1; chgheader Subject 1 {new subject}; " ..

@@ -1,17 +1,11 @@
 -- macros.lua: macros sent with mt.macro reach getsymval, stage by stage.
--- Run as: miltertest -D sock=SPEC -s macros.lua
+-- Run as: miltertest -D sock=SPEC -D dir=tests/lua -s macros.lua
 -- everything.tcl's "macros" command adds X-Macros-STAGE headers whose
 -- values are Tcl dicts of the macros it looked up at that stage.
 
-function check(cond, name)
-    if not cond then
-        error("FAILED: " .. name)
-    end
-    mt.echo("ok " .. name)
-end
+dofile(dir .. "/common.lua")
 
-conn = mt.connect(sock, 20, 0.1)
-check(conn ~= nil, "connect")
+conn = connect("")
 mt.macro(conn, SMFIC_CONNECT, "j", "mta.test", "{daemon_name}", "lua-mta",
          "_", "client.test [127.0.0.1]")
 check(mt.conninfo(conn, "client.test", "127.0.0.1") == nil, "conninfo")
@@ -25,14 +19,10 @@ mt.macro(conn, SMFIC_RCPT, "{rcpt_addr}", "rcpt@x.test", "{rcpt_mailer}",
 check(mt.rcptto(conn, "<rcpt@x.test>") == nil, "rcpt")
 check(mt.header(conn, "X-Milter-Do", "macros") == nil, "header")
 check(mt.eom(conn) == nil, "eom")
-check(mt.getreply(conn) == SMFIR_CONTINUE, "eom-reply")
+reply(conn, SMFIR_CONTINUE, "eom-reply")
 
 function header(name, want)
-    local got = mt.getheader(conn, name, 0)
-    if got ~= want then
-        error("FAILED: " .. name .. ": got " .. tostring(got))
-    end
-    mt.echo("ok " .. name)
+    same(mt.getheader(conn, name, 0), want, name)
 end
 
 header("X-Macros-Connect", "j mta.test _ {client.test [127.0.0.1]} v {} " ..

@@ -1,17 +1,11 @@
 -- negotiate.lua: option negotiation with TclMilter (everything.tcl).
--- Run by tests/miltertest-lua.test as: miltertest -D sock=SPEC -s negotiate.lua
+-- Run as: miltertest -D sock=SPEC -D dir=tests/lua -s negotiate.lua
 -- Prints "ok NAME" for each passed check; any failed check raises an error.
 
-function check(cond, name)
-    if not cond then
-        error("FAILED: " .. name)
-    end
-    mt.echo("ok " .. name)
-end
+dofile(dir .. "/common.lua")
 
 -- Everything offered (libmilter's current defaults).
-conn = mt.connect(sock, 20, 0.1)
-check(conn ~= nil, "connect")
+conn = connect("")
 check(mt.negotiate(conn, nil, nil, nil) == nil, "negotiate-v6")
 for _, a in ipairs({"SMFIF_ADDHDRS", "SMFIF_CHGHDRS", "SMFIF_CHGBODY",
                     "SMFIF_ADDRCPT", "SMFIF_ADDRCPT_PAR", "SMFIF_DELRCPT",
@@ -32,8 +26,7 @@ mt.disconnect(conn)
 -- protocol steps): negotiation succeeds, SKIP is not asked for (not
 -- offered) and the session works.  (miltertest's test_action cannot
 -- tell what was requested beyond the offer: libmilter gives the same.)
-conn = mt.connect(sock, 20, 0.1)
-check(conn ~= nil, "connect-2")
+conn = connect("-2")
 check(mt.negotiate(conn, 2, SMFIF_ADDHDRS + SMFIF_CHGHDRS, 127) == nil,
       "negotiate-v2")
 check(mt.test_action(conn, SMFIF_ADDHDRS), "v2-action-ADDHDRS")
@@ -41,5 +34,5 @@ check(mt.test_action(conn, SMFIF_CHGHDRS), "v2-action-CHGHDRS")
 check(not mt.test_option(conn, SMFIP_SKIP), "v2-no-SKIP")
 -- The session works at that level.
 check(mt.conninfo(conn, "client.test", "127.0.0.1") == nil, "v2-conninfo")
-check(mt.getreply(conn) == SMFIR_CONTINUE, "v2-conninfo-continue")
+reply(conn, SMFIR_CONTINUE, "v2-conninfo-continue")
 mt.disconnect(conn)

@@ -1,30 +1,18 @@
 -- replies.lua: end-of-message verdicts and setreply, as mt.getreply and
 -- MT_SMTPREPLY see them.
--- Run as: miltertest -D sock=SPEC -s replies.lua
+-- Run as: miltertest -D sock=SPEC -D dir=tests/lua -s replies.lua
 
-function check(cond, name)
-    if not cond then
-        error("FAILED: " .. name)
-    end
-    mt.echo("ok " .. name)
-end
+dofile(dir .. "/common.lua")
 
 function eom(conn, todo, want, name)
     check(mt.mailfrom(conn, "<sender@x.test>") == nil, name .. "-mail")
     check(mt.rcptto(conn, "<rcpt@x.test>") == nil, name .. "-rcpt")
     check(mt.header(conn, "X-Milter-Do", todo) == nil, name .. "-header")
     check(mt.eom(conn) == nil, name .. "-eom")
-    local got = mt.getreply(conn)
-    if got ~= want then
-        error("FAILED: " .. name .. ": reply " .. tostring(got) ..
-              ", expected " .. tostring(want))
-    end
-    mt.echo("ok " .. name)
+    reply(conn, want, name)
 end
 
-conn = mt.connect(sock, 20, 0.1)
-check(conn ~= nil, "connect")
-check(mt.conninfo(conn, "client.test", "127.0.0.1") == nil, "conninfo")
+conn = open("127.0.0.1", "")
 
 eom(conn, "return SMFIS_CONTINUE", SMFIR_CONTINUE, "continue")
 eom(conn, "return SMFIS_ACCEPT", SMFIR_ACCEPT, "accept")

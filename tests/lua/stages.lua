@@ -1,52 +1,36 @@
 -- stages.lua: verdicts before end of message (everything.tcl's fixed
 -- rules), each as mt.getreply sees it.
--- Run as: miltertest -D sock=SPEC -s stages.lua (milter started with
+-- Run as: miltertest -D sock=SPEC -D dir=tests/lua -s stages.lua (milter started with
 -- -rejectconnect 127.0.0.2 -tempfailconnect 127.0.0.3).
 
-function check(cond, name)
-    if not cond then
-        error("FAILED: " .. name)
-    end
-    mt.echo("ok " .. name)
-end
+dofile(dir .. "/common.lua")
 
-function reply(conn, want, name)
-    local got = mt.getreply(conn)
-    if got ~= want then
-        error("FAILED: " .. name .. ": reply " .. tostring(got) ..
-              ", expected " .. tostring(want))
-    end
-    mt.echo("ok " .. name)
-end
-
-function open(addr)
-    local conn = mt.connect(sock, 20, 0.1)
-    check(conn ~= nil, "connect-" .. addr)
-    check(mt.conninfo(conn, "client.test", addr) == nil, "conninfo-" .. addr)
-    return conn
+-- A connection from addr (the check names end in -ADDR).
+function from(addr)
+    return open(addr, "-" .. addr)
 end
 
 -- CONNECT
-conn = open("127.0.0.2")
+conn = from("127.0.0.2")
 reply(conn, SMFIR_REPLYCODE, "connect-reject")
 mt.disconnect(conn)
-conn = open("127.0.0.3")
+conn = from("127.0.0.3")
 reply(conn, SMFIR_TEMPFAIL, "connect-tempfail")
 mt.disconnect(conn)
 
 -- HELO
-conn = open("127.0.0.1")
+conn = from("127.0.0.1")
 reply(conn, SMFIR_CONTINUE, "connect-continue")
 check(mt.helo(conn, "reject.helo.test") == nil, "helo-sent")
 reply(conn, SMFIR_REPLYCODE, "helo-reject")
 mt.disconnect(conn)
-conn = open("127.0.0.1")
+conn = from("127.0.0.1")
 check(mt.helo(conn, "tempfail.helo.test") == nil, "helo-sent-2")
 reply(conn, SMFIR_TEMPFAIL, "helo-tempfail")
 mt.disconnect(conn)
 
 -- MAIL: each verdict ends the transaction; the next MAIL starts anew.
-conn = open("127.0.0.1")
+conn = from("127.0.0.1")
 check(mt.helo(conn, "client.test") == nil, "helo")
 reply(conn, SMFIR_CONTINUE, "helo-continue")
 for _, v in ipairs({{"<reject-mail@x.test>", SMFIR_REPLYCODE},

@@ -1,6 +1,6 @@
 # postfix.tcl --
 #
-#	A private Postfix instance for the MTA tests (sourced by harness.tcl).
+#	A private Postfix instance for the MTA tests (sourced by harness/mta.tcl).
 #
 #	Debian's postfix package, installed with debconf "No configuration",
 #	provides the programs; the system instance (/etc/postfix) is neither
@@ -25,19 +25,19 @@
 #	postlogd (maillog_file; there is no syslog here) and never looks
 #	anything up in DNS.
 
-namespace eval ::mta::postfix {
+namespace eval ::tm::postfix {
     variable inst {}
     variable sbin /usr/lib/postfix/sbin
 }
 
-# ::mta::postfix::missing --
+# ::tm::postfix::missing --
 #	What this machine lacks to run a private Postfix: a list of
 #	reasons, empty if nothing is missing.
 
-proc ::mta::postfix::missing {} {
+proc ::tm::postfix::missing {} {
     variable sbin
     set why {}
-    if {![::mta::isRoot]} {
+    if {![::tm::isRoot]} {
 	lappend why "not running as root (postfix master must start as root)"
     }
     foreach prog [list /usr/sbin/postfix /usr/sbin/smtp-sink \
@@ -55,7 +55,7 @@ proc ::mta::postfix::missing {} {
     return $why
 }
 
-# ::mta::postfix::start --
+# ::tm::postfix::start --
 #	Start a private Postfix.  Options:
 #	    -milter SPEC	smtpd_milters (Postfix syntax), for every
 #				listener unless it overrides smtpd_milters
@@ -66,7 +66,7 @@ proc ::mta::postfix::missing {} {
 #	Returns the instance dict (also kept as the current instance):
 #	    dir etc spool log sinkdir sinkport ports(dict name -> port)
 
-proc ::mta::postfix::start {args} {
+proc ::tm::postfix::start {args} {
     variable inst
     variable sbin
     if {[dict size $inst]} {
@@ -75,16 +75,16 @@ proc ::mta::postfix::start {args} {
     set o [dict merge {-milter "" -params {} -listeners {}} $args]
     set listeners [dict merge {default {}} [dict get $o -listeners]]
 
-    set dir [::mta::tempdir -postfix]
+    set dir [::tm::tempdir -postfix]
     set etc $dir/etc
     set spool $dir/spool
     set data $dir/data
     file mkdir $etc $spool $data
     file attributes $data -owner postfix
     set i [dict create dir $dir etc $etc spool $spool log $dir/maillog \
-	    sinkdir $dir/sink sinkport [::mta::freePort] ports {}]
+	    sinkdir $dir/sink sinkport [::tm::freePort] ports {}]
     file mkdir [dict get $i sinkdir]
-    ::mta::sink::start [dict get $i sinkdir] [dict get $i sinkport]
+    ::tm::sink::start [dict get $i sinkdir] [dict get $i sinkport]
 
     set main [dict create \
 	compatibility_level 3.6 \
@@ -125,7 +125,7 @@ proc ::mta::postfix::start {args} {
 
     set master ""
     dict for {name params} $listeners {
-	set port [::mta::freePort]
+	set port [::tm::freePort]
 	dict set i ports $name $port
 	append master "127.0.0.1:$port inet n - n - - smtpd\n"
 	append master "  -o syslog_name=postfix/$name\n"
@@ -161,8 +161,8 @@ proc ::mta::postfix::start {args} {
     dict for {param value} $main {
 	append cf "$param = $value\n"
     }
-    ::mta::writeFile $etc/main.cf $cf
-    ::mta::writeFile $etc/master.cf $master
+    ::tm::writeFile $etc/main.cf $cf
+    ::tm::writeFile $etc/master.cf $master
     # Postfix waits (up to ~2 s) for a main.cf written in this second to
     # settle; it was not edited, so backdate it.
     set past [expr {[clock seconds] - 60}]
@@ -170,25 +170,25 @@ proc ::mta::postfix::start {args} {
     file mtime $etc/master.cf $past
 
     set inst $i
-    ::mta::atCleanup ::mta::postfix::stop
+    ::tm::atCleanup ::tm::postfix::stop
     makeQueue $spool
     if {[catch {exec $sbin/master -c $etc -w 2>@1} msg]} {
 	error "postfix master failed to start: $msg\n[log]"
     }
-    set ok [::mta::waitUntil {[::mta::postfix::ready]} 15000]
+    set ok [::tm::waitUntil {[::tm::postfix::ready]} 15000]
     if {!$ok} {
 	error "private Postfix did not come up:\n[log]"
     }
     return $inst
 }
 
-# ::mta::postfix::makeQueue --
+# ::tm::postfix::makeQueue --
 #	Create the queue directories with the owners and modes that
 #	"postfix start" (post-install create-missing, driven by
 #	/etc/postfix/postfix-files) would give them.  Doing it here saves
 #	the seconds "postfix start"/"postfix check" spend on a fresh queue.
 
-proc ::mta::postfix::makeQueue {spool} {
+proc ::tm::postfix::makeQueue {spool} {
     foreach sub {active bounce corrupt defer deferred flush hold incoming
 	    private saved trace} {
 	file mkdir $spool/$sub
@@ -203,36 +203,36 @@ proc ::mta::postfix::makeQueue {spool} {
     file attributes $spool/pid -owner root -group root -permissions 0755
 }
 
-# ::mta::postfix::ready --
+# ::tm::postfix::ready --
 #	Master runs and every smtpd listener is bound.
 
-proc ::mta::postfix::ready {} {
+proc ::tm::postfix::ready {} {
     variable inst
     if {[masterPid] eq ""} {
 	return 0
     }
     foreach port [dict values [dict get $inst ports]] {
-	if {![::mta::listening $port]} {
+	if {![::tm::listening $port]} {
 	    return 0
 	}
     }
     return 1
 }
 
-proc ::mta::postfix::masterPid {} {
+proc ::tm::postfix::masterPid {} {
     variable inst
     set file [dict get $inst spool]/pid/master.pid
-    if {[catch {string trim [::mta::readFile $file]} pid]
-	    || ![string is integer -strict $pid] || ![::mta::alive $pid]} {
+    if {[catch {string trim [::tm::readFile $file]} pid]
+	    || ![string is integer -strict $pid] || ![::tm::alive $pid]} {
 	return ""
     }
     return $pid
 }
 
-# ::mta::postfix::stop --
+# ::tm::postfix::stop --
 #	Stop the current private Postfix (if any) and its smtp-sink.
 
-proc ::mta::postfix::stop {} {
+proc ::tm::postfix::stop {} {
     variable inst
     if {![dict size $inst]} {
 	return
@@ -240,69 +240,69 @@ proc ::mta::postfix::stop {} {
     set pid [masterPid]
     catch {exec /usr/sbin/postfix -c [dict get $inst etc] stop 2>@1}
     if {$pid ne ""} {
-	if {![::mta::waitUntil {![::mta::alive $pid]} 10000]} {
-	    ::mta::kill $pid 1000
+	if {![::tm::waitUntil {![::tm::alive $pid]} 10000]} {
+	    ::tm::kill $pid 1000
 	}
     }
-    set sinkPid [string trim [::mta::readFile \
+    set sinkPid [string trim [::tm::readFile \
 	    [dict get $inst sinkdir]/sink.pid]]
-    ::mta::kill $sinkPid
+    ::tm::kill $sinkPid
     set inst {}
 }
 
-# ::mta::postfix::port --
+# ::tm::postfix::port --
 #	The SMTP port of a listener.
 
-proc ::mta::postfix::port {{listener default}} {
+proc ::tm::postfix::port {{listener default}} {
     variable inst
     return [dict get $inst ports $listener]
 }
 
-# ::mta::postfix::send --
-#	::mta::smtp::send to a listener (-listener NAME, default "default").
+# ::tm::postfix::send --
+#	::tm::smtp::send to a listener (-listener NAME, default "default").
 
-proc ::mta::postfix::send {args} {
+proc ::tm::postfix::send {args} {
     set listener default
     if {[dict exists $args -listener]} {
 	set listener [dict get $args -listener]
 	dict unset args -listener
     }
-    return [::mta::smtp::send 127.0.0.1 [port $listener] {*}$args]
+    return [::tm::smtp::send 127.0.0.1 [port $listener] {*}$args]
 }
 
-# ::mta::postfix::log --
+# ::tm::postfix::log --
 #	The instance's mail log so far.
 
-proc ::mta::postfix::log {} {
+proc ::tm::postfix::log {} {
     variable inst
     if {![dict size $inst] || ![file exists [dict get $inst log]]} {
 	return ""
     }
-    return [::mta::readFile [dict get $inst log] auto]
+    return [::tm::readFile [dict get $inst log] auto]
 }
 
-# ::mta::postfix::waitLog --
+# ::tm::postfix::waitLog --
 #	Wait until the mail log matches a regexp.  Returns 1 or 0.
 
-proc ::mta::postfix::waitLog {pattern {timeoutMs 15000}} {
-    return [::mta::waitUntil {
-	[regexp -line -- $pattern [::mta::postfix::log]]
+proc ::tm::postfix::waitLog {pattern {timeoutMs 15000}} {
+    return [::tm::waitUntil {
+	[regexp -line -- $pattern [::tm::postfix::log]]
     } $timeoutMs]
 }
 
-# ::mta::postfix::logLines --
+# ::tm::postfix::logLines --
 #	Mail log lines matching a regexp.
 
-proc ::mta::postfix::logLines {pattern} {
+proc ::tm::postfix::logLines {pattern} {
     return [lsearch -all -inline -regexp [split [log] \n] $pattern]
 }
 
-# ::mta::postfix::delivered --
+# ::tm::postfix::delivered --
 #	Wait until queue id qid has left the queue, then return the messages
 #	smtp-sink captured for it (parsed; usually one).  An error if qid
 #	did not leave the queue in time.
 
-proc ::mta::postfix::delivered {qid {timeoutMs 15000}} {
+proc ::tm::postfix::delivered {qid {timeoutMs 15000}} {
     variable inst
     if {$qid eq ""} {
 	error "no queue id (the message was not accepted)"
@@ -310,15 +310,15 @@ proc ::mta::postfix::delivered {qid {timeoutMs 15000}} {
     if {![waitLog "\\m$qid: removed\$" $timeoutMs]} {
 	error "$qid was not delivered:\n[join [logLines $qid] \n]"
     }
-    return [::mta::sink::find [dict get $inst sinkdir] "\\(Postfix\\) with E?SMTP id $qid\\M"]
+    return [::tm::sink::find [dict get $inst sinkdir] "\\(Postfix\\) with E?SMTP id $qid\\M"]
 }
 
-# ::mta::postfix::deliver1 --
+# ::tm::postfix::deliver1 --
 #	Send one message (options as for send) and return the one captured
 #	copy; an error unless exactly one copy arrived.  The SMTP result
 #	dict is stored in the caller's variable named by -result, if given.
 
-proc ::mta::postfix::deliver1 {args} {
+proc ::tm::postfix::deliver1 {args} {
     if {[dict exists $args -result]} {
 	upvar 1 [dict get $args -result] result
 	dict unset args -result
@@ -334,10 +334,10 @@ proc ::mta::postfix::deliver1 {args} {
     return [lindex $msgs 0]
 }
 
-# ::mta::postfix::held --
+# ::tm::postfix::held --
 #	Queue ids in the hold queue (quarantined messages).
 
-proc ::mta::postfix::held {} {
+proc ::tm::postfix::held {} {
     variable inst
     set out {}
     foreach file [glob -nocomplain -directory [dict get $inst spool]/hold *] {
@@ -346,12 +346,12 @@ proc ::mta::postfix::held {} {
     return [lsort $out]
 }
 
-# ::mta::postfix::postqueue --
+# ::tm::postfix::postqueue --
 #	The queue listing from "postqueue -c ETC -j" as a list of
 #	{queue_name queue_id sender recipients} (recipients is a list of
 #	addresses).
 
-proc ::mta::postfix::postqueue {} {
+proc ::tm::postfix::postqueue {} {
     variable inst
     set out {}
     set json [exec /usr/sbin/postqueue -c [dict get $inst etc] -j]
@@ -369,10 +369,10 @@ proc ::mta::postfix::postqueue {} {
     return $out
 }
 
-# ::mta::postfix::postcat --
+# ::tm::postfix::postcat --
 #	The queue file of qid as printed by "postcat -c ETC -q".
 
-proc ::mta::postfix::postcat {qid} {
+proc ::tm::postfix::postcat {qid} {
     variable inst
     return [exec /usr/sbin/postcat -c [dict get $inst etc] -q $qid]
 }

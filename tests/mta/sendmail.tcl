@@ -1,6 +1,6 @@
 # sendmail.tcl --
 #
-#	A private Sendmail 8.17 for the MTA tests (sourced by harness.tcl).
+#	A private Sendmail 8.17 for the MTA tests (sourced by harness/mta.tcl).
 #
 #	Debian's sendmail-bin conflicts with postfix, so it is never
 #	installed: scripts/deps.sh leaves sendmail-bin, sendmail-base and
@@ -26,23 +26,23 @@
 #	unknown; sleeping for retry") and the C library asks DNS for the
 #	host name's AAAA record.  The system /etc/hosts is not changed.
 
-namespace eval ::mta::sendmail {
+namespace eval ::tm::sendmail {
     variable inst {}
     variable debs {sendmail-bin sendmail-base sendmail-cf}
 }
 
-proc ::mta::sendmail::debCache {} {
+proc ::tm::sendmail::debCache {} {
     if {[info exists ::env(TCLMILTER_DEB_CACHE)]} {
 	return $::env(TCLMILTER_DEB_CACHE)
     }
     return /var/cache/tclmilter-debs
 }
 
-# ::mta::sendmail::debFiles --
+# ::tm::sendmail::debFiles --
 #	The cached .debs (newest version of each), or an error naming the
 #	missing package.
 
-proc ::mta::sendmail::debFiles {} {
+proc ::tm::sendmail::debFiles {} {
     variable debs
     set out {}
     foreach pkg $debs {
@@ -56,15 +56,15 @@ proc ::mta::sendmail::debFiles {} {
     return $out
 }
 
-# ::mta::sendmail::canPrivateHosts --
+# ::tm::sendmail::canPrivateHosts --
 #	Can we bind-mount a file over /etc/hosts in a new mount namespace?
 
-proc ::mta::sendmail::canPrivateHosts {} {
+proc ::tm::sendmail::canPrivateHosts {} {
     if {[auto_execok unshare] eq "" || [auto_execok mount] eq ""} {
 	return 0
     }
     set f /tmp/tclmilter-mta-hosts-[pid]
-    ::mta::writeFile $f "127.0.0.1 tclmilter-probe\n"
+    ::tm::writeFile $f "127.0.0.1 tclmilter-probe\n"
     set ok [expr {![catch {exec unshare -m sh -c \
 	    "mount --bind $f /etc/hosts && grep -q tclmilter-probe /etc/hosts" \
 	    2>@1}]}]
@@ -72,10 +72,10 @@ proc ::mta::sendmail::canPrivateHosts {} {
     return $ok
 }
 
-# ::mta::sendmail::canIPv6 --
+# ::tm::sendmail::canIPv6 --
 #	Is loopback IPv6 usable (can we listen on ::1)?
 
-proc ::mta::sendmail::canIPv6 {} {
+proc ::tm::sendmail::canIPv6 {} {
     if {[catch {socket -server {apply {args {}}} -myaddr ::1 0} s]} {
 	return 0
     }
@@ -83,13 +83,13 @@ proc ::mta::sendmail::canIPv6 {} {
     return 1
 }
 
-# ::mta::sendmail::missing --
+# ::tm::sendmail::missing --
 #	What this machine lacks to run a private Sendmail: a list of
 #	reasons, empty if nothing is missing.
 
-proc ::mta::sendmail::missing {} {
+proc ::tm::sendmail::missing {} {
     set why {}
-    if {![::mta::isRoot]} {
+    if {![::tm::isRoot]} {
 	lappend why "not running as root (sendmail -bD binds and runs as root)"
     }
     if {[catch {debFiles} msg]} {
@@ -108,10 +108,10 @@ proc ::mta::sendmail::missing {} {
     return $why
 }
 
-# ::mta::sendmail::unpack --
+# ::tm::sendmail::unpack --
 #	Unpack the .debs into dir/root; returns the sendmail binary.
 
-proc ::mta::sendmail::unpack {dir} {
+proc ::tm::sendmail::unpack {dir} {
     set root $dir/root
     file mkdir $root
     foreach deb [debFiles] {
@@ -124,7 +124,7 @@ proc ::mta::sendmail::unpack {dir} {
     return $bin
 }
 
-# ::mta::sendmail::start --
+# ::tm::sendmail::start --
 #	Start a private Sendmail.  Options:
 #	    -listeners DICT	name -> dict with keys
 #				    filter	the X= equates, e.g.
@@ -136,15 +136,15 @@ proc ::mta::sendmail::unpack {dir} {
 #	Returns the instance dict (also kept as the current instance):
 #	    dir mqueue sinkdir sinkport ports(dict name -> port) cf bin
 
-proc ::mta::sendmail::start {args} {
+proc ::tm::sendmail::start {args} {
     variable inst
     if {[dict size $inst]} {
 	error "a private Sendmail is already running"
     }
     set o [dict merge {-listeners {} -mc ""} $args]
-    set dir [::mta::tempdir -sendmail]
+    set dir [::tm::tempdir -sendmail]
     set i [dict create dir $dir mqueue $dir/mqueue sinkdir $dir/sink \
-	    sinkport [::mta::freePort] ports {} families {}]
+	    sinkport [::tm::freePort] ports {} families {}]
     file mkdir [dict get $i mqueue] [dict get $i sinkdir]
     file attributes [dict get $i mqueue] -permissions 0700
     dict set i bin [unpack $dir]
@@ -153,9 +153,9 @@ proc ::mta::sendmail::start {args} {
     set host [info hostname]
     set hosts "127.0.0.1 $host.tclmilter.test $host localhost\n"
     append hosts "::1 $host.tclmilter.test $host localhost6\n"
-    ::mta::writeFile $dir/hosts $hosts
-    ::mta::writeFile $dir/service.switch "hosts files\naliases files\n"
-    ::mta::writeFile $dir/aliases ""
+    ::tm::writeFile $dir/hosts $hosts
+    ::tm::writeFile $dir/service.switch "hosts files\naliases files\n"
+    ::tm::writeFile $dir/aliases ""
 
     set q `
     set mc "divert(-1)\ndivert(0)dnl\n"
@@ -186,7 +186,7 @@ proc ::mta::sendmail::start {args} {
 	set family [expr {[dict exists $l family]
 		? [dict get $l family] : "inet"}]
 	set addr [expr {$family eq "inet6" ? "::1" : "127.0.0.1"}]
-	set port [::mta::freePort $addr]
+	set port [::tm::freePort $addr]
 	dict set i ports $name $port
 	dict set i families $name $family
 	append mc "MAIL_FILTER(${q}$name', ${q}[dict get $l filter]')dnl\n"
@@ -195,41 +195,41 @@ proc ::mta::sendmail::start {args} {
     }
     append mc [dict get $o -mc] \n
     append mc "MAILER(${q}local')dnl\nMAILER(${q}smtp')dnl\n"
-    ::mta::writeFile $dir/tclmilter.mc $mc
+    ::tm::writeFile $dir/tclmilter.mc $mc
     exec m4 -D_CF_DIR_=$cfdir/ $cfdir/m4/cf.m4 $dir/tclmilter.mc \
 	    > $dir/sendmail.cf 2> $dir/m4.out
     dict set i cf $dir/sendmail.cf
 
-    ::mta::sink::start [dict get $i sinkdir] [dict get $i sinkport]
+    ::tm::sink::start [dict get $i sinkdir] [dict get $i sinkport]
     set inst $i
-    ::mta::atCleanup ::mta::sendmail::stop
-    set pid [::mta::spawn $dir/sendmail.out unshare -m sh -c \
+    ::tm::atCleanup ::tm::sendmail::stop
+    set pid [::tm::background $dir/sendmail.out unshare -m sh -c \
 	    "mount --bind $dir/hosts /etc/hosts &&\
 	    exec [dict get $i bin] -bD -C $dir/sendmail.cf"]
     dict set inst pid $pid
-    if {![::mta::waitUntil {[::mta::sendmail::ready]
-	    || ![::mta::alive [dict get $::mta::sendmail::inst pid]]} 15000]
+    if {![::tm::waitUntil {[::tm::sendmail::ready]
+	    || ![::tm::alive [dict get $::tm::sendmail::inst pid]]} 15000]
 	    || ![ready]} {
 	error "private Sendmail did not come up:\
-		[::mta::readFile $dir/sendmail.out]"
+		[::tm::readFile $dir/sendmail.out]"
     }
     return $inst
 }
 
-proc ::mta::sendmail::ready {} {
+proc ::tm::sendmail::ready {} {
     variable inst
     dict for {name port} [dict get $inst ports] {
-	if {![::mta::listening $port [dict get $inst families $name]]} {
+	if {![::tm::listening $port [dict get $inst families $name]]} {
 	    return 0
 	}
     }
     return 1
 }
 
-# ::mta::sendmail::stop --
+# ::tm::sendmail::stop --
 #	Stop the current private Sendmail (if any) and its smtp-sink.
 
-proc ::mta::sendmail::stop {} {
+proc ::tm::sendmail::stop {} {
     variable inst
     if {![dict size $inst]} {
 	return
@@ -237,36 +237,36 @@ proc ::mta::sendmail::stop {} {
     # The daemon, then any child still delivering (its pid file names
     # the daemon; children are in its process group).
     if {[dict exists $inst pid]} {
-	::mta::kill [dict get $inst pid]
+	::tm::kill [dict get $inst pid]
     }
-    set sinkPid [string trim [::mta::readFile \
+    set sinkPid [string trim [::tm::readFile \
 	    [dict get $inst sinkdir]/sink.pid]]
-    ::mta::kill $sinkPid
+    ::tm::kill $sinkPid
     set inst {}
 }
 
-proc ::mta::sendmail::port {listener} {
+proc ::tm::sendmail::port {listener} {
     variable inst
     return [dict get $inst ports $listener]
 }
 
-# ::mta::sendmail::send --
-#	::mta::smtp::send to a listener (-listener NAME).
+# ::tm::sendmail::send --
+#	::tm::smtp::send to a listener (-listener NAME).
 
-proc ::mta::sendmail::send {args} {
+proc ::tm::sendmail::send {args} {
     variable inst
     set listener [dict get $args -listener]
     dict unset args -listener
     set host [expr {[dict get $inst families $listener] eq "inet6"
 	    ? "::1" : "127.0.0.1"}]
-    return [::mta::smtp::send $host [port $listener] {*}$args]
+    return [::tm::smtp::send $host [port $listener] {*}$args]
 }
 
-# ::mta::sendmail::delivered --
+# ::tm::sendmail::delivered --
 #	Wait until queue id qid has been delivered (its queue file is gone
 #	and smtp-sink holds a copy), then return the captured messages.
 
-proc ::mta::sendmail::delivered {qid {timeoutMs 15000}} {
+proc ::tm::sendmail::delivered {qid {timeoutMs 15000}} {
     variable inst
     if {$qid eq ""} {
 	error "no queue id (the message was not accepted)"
@@ -274,25 +274,25 @@ proc ::mta::sendmail::delivered {qid {timeoutMs 15000}} {
     set pattern "\\(8\\.\[0-9.\]+/\[0-9.\]+\\) with E?SMTP id $qid\\M"
     set sinkdir [dict get $inst sinkdir]
     set qf [dict get $inst mqueue]/qf$qid
-    if {![::mta::waitUntil {![file exists $qf]
-	    && [llength [::mta::sink::find $sinkdir $pattern]]} $timeoutMs]} {
+    if {![::tm::waitUntil {![file exists $qf]
+	    && [llength [::tm::sink::find $sinkdir $pattern]]} $timeoutMs]} {
 	error "$qid was not delivered (queue: [glob -nocomplain -tails \
 		-directory [dict get $inst mqueue] *])"
     }
-    return [::mta::sink::find $sinkdir $pattern]
+    return [::tm::sink::find $sinkdir $pattern]
 }
 
-# ::mta::sendmail::quarantined --
+# ::tm::sendmail::quarantined --
 #	Quarantined messages: a dict queue id -> reason, from the hf*
 #	queue files (Sendmail renames a quarantined qf file to hf and
 #	records the reason on its "q" line).
 
-proc ::mta::sendmail::quarantined {} {
+proc ::tm::sendmail::quarantined {} {
     variable inst
     set out {}
     foreach file [glob -nocomplain -directory [dict get $inst mqueue] hf*] {
 	set reason ""
-	foreach line [split [::mta::readFile $file] \n] {
+	foreach line [split [::tm::readFile $file] \n] {
 	    if {[string index $line 0] eq "q"} {
 		set reason [string range $line 1 end]
 	    }

@@ -57,7 +57,10 @@ if {$::pkgtest::top in $::auto_path} {
     exit 2
 }
 
-source [file join $::pkgtest::top tests mta harness.tcl]
+# The test helpers, without the source tree on auto_path or TCLLIBPATH
+# (see harness/base.tcl).
+namespace eval ::tm {variable installed 1}
+source [file join $::pkgtest::top tests harness.tcl]
 
 catch {
     set ::pkgtest::multiarch [exec dpkg-architecture -qDEB_HOST_MULTIARCH \
@@ -71,7 +74,7 @@ testConstraint installed [expr {$::pkgtest::multiarch ne ""
 	$::pkgtest::package} status] && $status eq "installed"}]
 testConstraint systemdAnalyze [expr {[auto_execok systemd-analyze] ne ""}]
 foreach mta {postfix sendmail} {
-    set why [::mta::${mta}::missing]
+    set why [::tm::${mta}::missing]
     if {[auto_execok setpriv] eq ""} {
 	lappend why "setpriv not found (util-linux)"
     }
@@ -248,16 +251,16 @@ proc ::pkgtest::startFilter {name dir unit} {
 	set stale [inode $path]
 	file link -hard $path.stale $path
     }
-    set pid [::mta::spawn $dir/$name.out env -C / setpriv \
+    set pid [::tm::background $dir/$name.out env -C / setpriv \
 	    --reuid=[dict get $unit User] --regid=[dict get $unit Group] \
 	    --clear-groups {*}$cmd]
     dict set filters $name $pid
-    if {![::mta::waitUntil {
+    if {![::tm::waitUntil {
 	    ([file exists $path] && [file type $path] eq "socket"
 	     && [::pkgtest::inode $path] ne $stale)
-	    || ![::mta::alive $pid]} 15000] || ![::mta::alive $pid]} {
+	    || ![::tm::alive $pid]} 15000] || ![::tm::alive $pid]} {
 	catch {file delete $path.stale}
-	error "the filter did not start: [::mta::readFile $dir/$name.out]"
+	error "the filter did not start: [::tm::readFile $dir/$name.out]"
     }
     catch {file delete $path.stale}
     return $path
@@ -286,7 +289,7 @@ proc ::pkgtest::mode {path} {
 
 proc ::pkgtest::stopFilter {name} {
     variable filters
-    ::mta::kill [dict get $filters $name]
+    ::tm::kill [dict get $filters $name]
     dict unset filters $name
 }
 
@@ -302,7 +305,7 @@ proc ::pkgtest::killFilter {name} {
     variable filters
     set pid [dict get $filters $name]
     catch {exec kill -KILL $pid}
-    ::mta::kill $pid
+    ::tm::kill $pid
     dict unset filters $name
 }
 
@@ -311,7 +314,7 @@ proc ::pkgtest::killFilter {name} {
 #	The lines a filter has written so far.
 
 proc ::pkgtest::output {dir name} {
-    return [split [string trim [::mta::readFile $dir/$name.out auto]] \n]
+    return [split [string trim [::tm::readFile $dir/$name.out auto]] \n]
 }
 
 # pkgtest::last --
@@ -319,7 +322,7 @@ proc ::pkgtest::output {dir name} {
 #	The last SMTP reply of a session.
 
 proc ::pkgtest::last {r} {
-    return [lindex [::mta::replies $r] end]
+    return [lindex [::tm::mta::replies $r] end]
 }
 
 # pkgtest::procIds --
@@ -327,7 +330,7 @@ proc ::pkgtest::last {r} {
 #	The real user and group of a process, as names.
 
 proc ::pkgtest::procIds {pid} {
-    set status [::mta::readFile /proc/$pid/status auto]
+    set status [::tm::readFile /proc/$pid/status auto]
     regexp -line {^Uid:\s+(\d+)} $status -> uid
     regexp -line {^Gid:\s+(\d+)} $status -> gid
     return [list [exec id -nu $uid] [lindex [split \
@@ -343,7 +346,7 @@ proc ::pkgtest::loadsInstalled {pid} {
     variable pkgdir
     variable version
     set files {}
-    foreach line [split [::mta::readFile /proc/$pid/maps auto] \n] {
+    foreach line [split [::tm::readFile /proc/$pid/maps auto] \n] {
 	set file [lindex $line end]
 	if {[string match */libtclmilter* $file] && $file ni $files} {
 	    lappend files $file
@@ -352,7 +355,7 @@ proc ::pkgtest::loadsInstalled {pid} {
     return [expr {$files eq [list $pkgdir/libtclmilter$version.so]}]
 }
 
-set ::pkgtest::clean [::mta::smtp::message -from sender@client.tclmilter.test]
+set ::pkgtest::clean [::tm::smtp::message -from sender@client.tclmilter.test]
 
 try {
 
@@ -429,8 +432,8 @@ test package-1.3 {the installed examples are the source tree's, unchanged} -cons
 } -body {
     lmap name [::pkgtest::exampleFiles $::pkgtest::top/examples] {
 	set copy [file join $::pkgtest::docdir examples $name]
-	expr {[file isfile $copy] && [::mta::readFile $copy]
-	    eq [::mta::readFile [file join $::pkgtest::top examples $name]]
+	expr {[file isfile $copy] && [::tm::readFile $copy]
+	    eq [::tm::readFile [file join $::pkgtest::top examples $name]]
 	    ? [continue] : $name}
     }
 } -result {}
@@ -457,7 +460,7 @@ test package-1.5 {installed example units pass systemd-analyze verify and name i
 	if {[catch {exec systemd-analyze verify --man=no $unit 2>@1} msg]} {
 	    lappend out "[file tail $unit]: $msg"
 	}
-	foreach line [split [::mta::readFile $unit auto] \n] {
+	foreach line [split [::tm::readFile $unit auto] \n] {
 	    if {![regexp {^Exec\w*=[-+!@:]*(.*)$} $line -> cmd]} {
 		continue
 	    }
@@ -476,11 +479,11 @@ test package-1.5 {installed example units pass systemd-analyze verify and name i
 test package-1.6 {README.md's units pass systemd-analyze verify} -constraints {
     installed systemdAnalyze
 } -setup {
-    set dir [::mta::tempdir -unit]
+    set dir [::tm::tempdir -unit]
 } -body {
     set out {}
     foreach {heading index} [list $::pkgtest::unitSection 1 Sendmail 0] {
-	::mta::writeFile $dir/blacklist-milter.service \
+	::tm::writeFile $dir/blacklist-milter.service \
 		"[dict get [::pkgtest::unit $heading $index] text]\n"
 	lappend out [exec systemd-analyze verify --man=no \
 		$dir/blacklist-milter.service 2>@1]
@@ -500,8 +503,8 @@ if {[testConstraint postfix]} {
 	}
 	dict set params $name $value
     }
-    set ::pkgtest::pf [::mta::postfix::start -params $params]
-    set ::pkgtest::pfdir [::mta::tempdir -pkg]
+    set ::pkgtest::pf [::tm::postfix::start -params $params]
+    set ::pkgtest::pfdir [::tm::tempdir -pkg]
     set ::pkgtest::map [list /var/spool/postfix \
 	    [dict get $::pkgtest::pf spool] \
 	    /usr/local/lib/tclmilter $::pkgtest::pfdir/lib]
@@ -528,14 +531,14 @@ test package-2.1 {the socket, its directory, the filter's user and library} -con
 test package-2.2 {a clean message passes} -constraints {
     postfix
 } -body {
-    set msg [::mta::postfix::deliver1 -message $::pkgtest::clean -result r]
-    list [::pkgtest::last $r] [::mta::sink::fields $msg]
+    set msg [::tm::postfix::deliver1 -message $::pkgtest::clean -result r]
+    list [::pkgtest::last $r] [::tm::sink::fields $msg]
 } -match glob -result {{{250 2.0.0 Ok: queued as *}} {{From: <sender@client.tclmilter.test>} {To: <rcpt@dest.tclmilter.test>} {Subject: test message}}}
 
 test package-2.3 {a blacklisted sender is refused at MAIL} -constraints {
     postfix
 } -body {
-    set r [::mta::postfix::send -from <Spammer@SpamDomain.com>]
+    set r [::tm::postfix::send -from <Spammer@SpamDomain.com>]
     list [dict get $r mail] \
 	    [lindex [::pkgtest::output $::pkgtest::pfdir postfix] end]
 } -result {{{550 5.7.1 Mail from <spammer@spamdomain.com> is not accepted here}} {Blacklist: rejected sender <spammer@spamdomain.com>}}
@@ -543,7 +546,7 @@ test package-2.3 {a blacklisted sender is refused at MAIL} -constraints {
 test package-2.4 {a blacklisted From: header is refused at the end of DATA} -constraints {
     postfix
 } -body {
-    set r [::mta::postfix::send -message [::mta::smtp::message \
+    set r [::tm::postfix::send -message [::tm::smtp::message \
 	    -from friend@public.com]]
     list [::pkgtest::last $r] \
 	    [lindex [::pkgtest::output $::pkgtest::pfdir postfix] end]
@@ -554,21 +557,21 @@ test package-2.5 {filter down: milter_default_action tempfail} -constraints {
 } -body {
     ::pkgtest::killFilter postfix
     list [file type $::pkgtest::pfsock] \
-	    [::pkgtest::last [::mta::postfix::send -message $::pkgtest::clean]]
+	    [::pkgtest::last [::tm::postfix::send -message $::pkgtest::clean]]
 } -result {socket {{451 4.7.1 Service unavailable - try again later}}}
 
 test package-2.6 {restarted after a kill, the filter replaces its stale socket and serves} -constraints {
     postfix
 } -body {
     ::pkgtest::startFilter postfix $::pkgtest::pfdir $::pkgtest::pfunit
-    set r [::mta::postfix::send -from <spammer@spamdomain.com>]
-    ::mta::postfix::deliver1 -message $::pkgtest::clean -result ok
+    set r [::tm::postfix::send -from <spammer@spamdomain.com>]
+    ::tm::postfix::deliver1 -message $::pkgtest::clean -result ok
     list [dict get $r mail] [::pkgtest::last $ok]
 } -match glob -result {{{550 5.7.1 Mail from <spammer@spamdomain.com> is not accepted here}} {{250 2.0.0 Ok: queued as *}}}
 
 if {[testConstraint postfix]} {
     ::pkgtest::stopFilter postfix
-    ::mta::postfix::stop
+    ::tm::postfix::stop
 }
 
 # ---------------------------------------------------------------------
@@ -588,7 +591,7 @@ if {[testConstraint sendmail]} {
 	error "README.md: the Sendmail unit and filter line name different\
 		sockets"
     }
-    set ::pkgtest::smdir [::mta::tempdir -pkg]
+    set ::pkgtest::smdir [::tm::tempdir -pkg]
     set ::pkgtest::map [list /run $::pkgtest::smdir/run \
 	    /usr/local/lib/tclmilter $::pkgtest::smdir/lib]
     ::pkgtest::setup "install -d *"
@@ -602,7 +605,7 @@ if {[testConstraint sendmail]} {
 	    -permissions [dict get $::pkgtest::smunit RuntimeDirectoryMode]
     set ::pkgtest::smsock [::pkgtest::startFilter sendmail $::pkgtest::smdir \
 	    $::pkgtest::smunit]
-    ::mta::sendmail::start -listeners [list $::pkgtest::smname [list \
+    ::tm::sendmail::start -listeners [list $::pkgtest::smname [list \
 	    filter [string map [list $path [::pkgtest::mapPath $path]] \
 	    $equates]]]
 }
@@ -623,17 +626,17 @@ test package-3.1 {the socket in the unit's RuntimeDirectory} -constraints {
 test package-3.2 {a clean message passes} -constraints {
     sendmail
 } -body {
-    set r [::mta::sendmail::send -listener $::pkgtest::smname \
+    set r [::tm::sendmail::send -listener $::pkgtest::smname \
 	    -message $::pkgtest::clean]
-    set msgs [::mta::sendmail::delivered [dict get $r queueid]]
+    set msgs [::tm::sendmail::delivered [dict get $r queueid]]
     list [::pkgtest::last $r] [llength $msgs] \
-	    [::mta::sink::header [lindex $msgs 0] Subject]
+	    [::tm::sink::header [lindex $msgs 0] Subject]
 } -match glob -result {{{250 2.0.0 * Message accepted for delivery}} 1 {{test message}}}
 
 test package-3.3 {a blacklisted sender is refused at MAIL} -constraints {
     sendmail
 } -body {
-    set r [::mta::sendmail::send -listener $::pkgtest::smname \
+    set r [::tm::sendmail::send -listener $::pkgtest::smname \
 	    -from <spammer@spamdomain.com>]
     list [dict get $r mail] \
 	    [lindex [::pkgtest::output $::pkgtest::smdir sendmail] end]
@@ -643,15 +646,15 @@ test package-3.4 {filter down: F=T defers the mail} -constraints {
     sendmail
 } -body {
     ::pkgtest::stopFilter sendmail
-    ::pkgtest::last [::mta::sendmail::send -listener $::pkgtest::smname \
+    ::pkgtest::last [::tm::sendmail::send -listener $::pkgtest::smname \
 	    -message $::pkgtest::clean]
 } -result {{451 4.3.2 Please try again later}}
 
 } finally {
     foreach pid [dict values $::pkgtest::filters] {
-	::mta::kill $pid
+	::tm::kill $pid
     }
-    ::mta::cleanup
+    ::tm::finish
 }
 
 # Failures and tests skipped for a constraint (not for -match or -skip)
