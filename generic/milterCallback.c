@@ -59,6 +59,12 @@ static const struct {
  *
  *	The names of the bits set in 'value'.
  *
+ * Results:
+ *	A new list object of the SMFIF_* (useActions) or SMFIP_* names.
+ *
+ * Side effects:
+ *	None.
+ *
  *----------------------------------------------------------------------
  */
 
@@ -90,6 +96,12 @@ FlagList(
  *
  *	The connect callback's addrInfo dictionary: family (inet, inet6,
  *	unix or unknown), address and port.
+ *
+ * Results:
+ *	A new dictionary object.
+ *
+ * Side effects:
+ *	None.
  *
  *----------------------------------------------------------------------
  */
@@ -509,7 +521,7 @@ MilterRunConn(
     MilterConn *conn,
     MilterEvent *ev)
 {
-    MilterFrame frame;
+    MilterCallbackFrame frame;
 
     Tcl_Preserve(statePtr);
     frame.conn = conn;
@@ -599,7 +611,7 @@ void
 MilterAnswerPending(
     MilterState *statePtr)
 {
-    MilterFrame *framePtr;
+    MilterCallbackFrame *framePtr;
 
     for (framePtr = statePtr->frames; framePtr != NULL;
 	    framePtr = framePtr->nextPtr) {

@@ -370,12 +370,10 @@ MilterCoroInvoke(
 /*
  *----------------------------------------------------------------------
  *
- * RunnerObjCmd, RunnerNRCmd --
+ * RunnerObjCmd --
  *
  *	::milter::coro::callback, the command each callback coroutine starts
- *	with. It takes the call MilterCoroInvoke is starting and evaluates
- *	the callback's words non-recursively, so that the callback may
- *	yield; RunnerDone sees how it ends.
+ *	with. It hands over to RunnerNRCmd through the non-recursive engine.
  *
  * Results:
  *	A standard Tcl result; an error (MILTER CALLBACK RUNNER) when a
@@ -396,6 +394,26 @@ RunnerObjCmd(
 {
     return Tcl_NRCallObjProc(interp, RunnerNRCmd, clientData, objc, objv);
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * RunnerNRCmd --
+ *
+ *	The body of ::milter::coro::callback: takes the call
+ *	MilterCoroInvoke is starting and evaluates the callback's words
+ *	non-recursively, so that the callback may yield; RunnerDone sees
+ *	how it ends.
+ *
+ * Results:
+ *	A standard Tcl result; an error (MILTER CALLBACK RUNNER) when a
+ *	script calls the command itself.
+ *
+ * Side effects:
+ *	Runs the callback; takes a reference on the call for RunnerDone.
+ *
+ *----------------------------------------------------------------------
+ */
 
 static int
 RunnerNRCmd(
@@ -561,11 +579,10 @@ RunnerDone(
 /*
  *----------------------------------------------------------------------
  *
- * Conclude, DeferredEnd --
+ * Conclude --
  *
  *	A suspended callback has its verdict: give it to the connection and
- *	decide the connection's next events. DeferredEnd does it from a
- *	timer, after a deletion.
+ *	decide the connection's next events.
  *
  * Results:
  *	None.
@@ -589,6 +606,23 @@ Conclude(
 		callPtr->type, callPtr->verdict);
     }
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * DeferredEnd --
+ *
+ *	Timer handler: concludes a call whose coroutine was deleted,
+ *	outside the deletion that caused it.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Writes replies; runs callbacks; drops the timer's reference.
+ *
+ *----------------------------------------------------------------------
+ */
 
 static void
 DeferredEnd(

@@ -86,11 +86,11 @@ MilterCtxNew(
 /*
  *----------------------------------------------------------------------
  *
- * MilterCtxDelete, MilterCtxPreserve, MilterCtxRelease --
+ * MilterCtxDelete --
  *
- *	Delete ends a context: its command, its private data and its hold
- *	on the connection. The memory goes when no callback still runs with
- *	it (Preserve/Release, owner thread only).
+ *	Ends a context: its command, its private data and its hold on the
+ *	connection. The memory goes when no callback still runs with it
+ *	(MilterCtxPreserve/MilterCtxRelease, owner thread only).
  *
  * Results:
  *	None.
@@ -139,12 +139,46 @@ MilterCtxDelete(
     MilterCtxRelease(ctxPtr);
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterCtxPreserve --
+ *
+ *	Takes a reference on a context so that its memory outlives a
+ *	deletion while a callback still runs with it. Owner thread only.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Increments the reference count.
+ *
+ *----------------------------------------------------------------------
+ */
+
 void
 MilterCtxPreserve(
     MilterCtx *ctxPtr)
 {
     ctxPtr->refs++;
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterCtxRelease --
+ *
+ *	Drops a reference taken by MilterCtxPreserve (or the context's
+ *	own); the last one of a deleted context frees it.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	May free the context and its name.
+ *
+ *----------------------------------------------------------------------
+ */
 
 void
 MilterCtxRelease(
@@ -163,6 +197,12 @@ MilterCtxRelease(
  *
  *	The command was deleted (renamed away, or the interpreter is going).
  *	The context itself lives on until the connection ends.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Forgets the command token.
  *
  *----------------------------------------------------------------------
  */

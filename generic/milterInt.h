@@ -65,12 +65,13 @@ typedef struct MilterCall MilterCall;
  * (MilterRunConn). The frames of nested event loops form a stack.
  */
 
-typedef struct MilterFrame {
+typedef struct MilterCallbackFrame {
     MilterConn *conn;
     int type;			/* The event, a MILTER_EV_*. */
     int answered;		/* MilterAnswerPending replied for it. */
-    struct MilterFrame *nextPtr;/* The frame further down the stack. */
-} MilterFrame;
+    struct MilterCallbackFrame *nextPtr;
+				/* The frame further down the stack. */
+} MilterCallbackFrame;
 
 /*
  * The rate limit of a class of log lines, a token bucket (milterLog.c).
@@ -145,7 +146,7 @@ typedef struct MilterState {
     int shutDown;		/* Torn down: no more events run. */
     unsigned long ctxCounter;	/* For context command names. */
     MilterCtx *contexts;	/* Live contexts. */
-    MilterFrame *frames;	/* Events being decided, innermost first. */
+    MilterCallbackFrame *frames;	/* Events being decided, innermost first. */
 
     /* Coroutine callbacks (milterCoro.c). */
     MilterCall *calls;		/* Suspended callbacks whose connection

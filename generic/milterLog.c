@@ -377,12 +377,10 @@ PushFrontLocked(
 /*
  *----------------------------------------------------------------------
  *
- * ReportDroppedLocked, ReportSuppressedLocked --
+ * ReportDroppedLocked --
  *
- *	Queue the line that tells how many lines the full queue dropped,
- *	or how many lines of a class its rate limit suppressed (once a
- *	second has passed since the first of them, unless 'now' is 0), and
- *	start counting again. Called with statePtr->lock held.
+ *	Queues the line that tells how many lines the full queue dropped,
+ *	and starts counting again. Called with statePtr->lock held.
  *
  * Results:
  *	None.
@@ -409,6 +407,26 @@ ReportDroppedLocked(
 	statePtr->logDropped = 0;
     }
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * ReportSuppressedLocked --
+ *
+ *	Queues the line that tells how many lines of a class its rate
+ *	limit suppressed (once a second has passed since the first of
+ *	them, unless 'now' is 0), and starts counting again. Called with
+ *	statePtr->lock held.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	When the queue has no room for the report either, the count
+ *	stays and is reported later.
+ *
+ *----------------------------------------------------------------------
+ */
 
 static void
 ReportSuppressedLocked(

@@ -39,15 +39,16 @@ static MilterEvent *	Run(MilterSession *s);
 /*
  *----------------------------------------------------------------------
  *
- * MilterSessionNew, MilterSessionFree --
+ * MilterSessionNew --
  *
- *	Create a session for a new connection, or release one.
+ *	Creates a session for a new connection; 'maxData' bounds the
+ *	payload of one packet.
  *
  * Results:
- *	The new session (New); none (Free).
+ *	The new session, to be released with MilterSessionFree.
  *
  * Side effects:
- *	Allocates or frees memory.
+ *	Allocates memory.
  *
  *----------------------------------------------------------------------
  */
@@ -69,6 +70,23 @@ MilterSessionNew(
     return s;
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * ClearMacros --
+ *
+ *	Forgets the macros of stage 'fromStage' and of every later
+ *	stage.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Frees the macro buffers.
+ *
+ *----------------------------------------------------------------------
+ */
+
 static void
 ClearMacros(
     MilterSession *s,
@@ -82,6 +100,23 @@ ClearMacros(
 	s->macros[stage].len = 0;
     }
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterSessionFree --
+ *
+ *	Releases a session and everything it holds; a message still open
+ *	is counted as aborted.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Frees memory; may count statistics.
+ *
+ *----------------------------------------------------------------------
+ */
 
 void
 MilterSessionFree(
@@ -108,11 +143,11 @@ MilterSessionFree(
 /*
  *----------------------------------------------------------------------
  *
- * MilterSessionSetWanted, MilterSessionSetLeadingSpace --
+ * MilterSessionSetWanted --
  *
- *	Tell the session which events have callbacks (this decides both the
- *	SMFIP_NO* bits asked for in negotiation and which events are handed
- *	out), and whether to ask for SMFIP_HDR_LEADSPC.
+ *	Tells the session which events have callbacks: this decides both
+ *	the SMFIP_NO* bits asked for in negotiation and which events are
+ *	handed out.
  *
  * Results:
  *	None.
@@ -130,6 +165,23 @@ MilterSessionSetWanted(
 {
     s->wanted = eventMask;
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterSessionSetLeadingSpace --
+ *
+ *	Tells the session whether to ask the MTA for SMFIP_HDR_LEADSPC
+ *	(header values with their leading space).
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Changes the session's settings.
+ *
+ *----------------------------------------------------------------------
+ */
 
 void
 MilterSessionSetLeadingSpace(
@@ -167,20 +219,16 @@ MilterSessionSetStats(
 /*
  *----------------------------------------------------------------------
  *
- * Simple accessors --
+ * MilterSessionOutput --
  *
- *	MilterSessionOutput: the buffer of bytes to send.
- *	MilterSessionClosed: whether the connection must now be closed.
- *	MilterSessionInMessage: whether a transaction is open.
- *	MilterSessionProblem: the last protocol problem (then forgotten),
- *	    or NULL.
- *	MilterSessionNegotiated: the agreed version, actions, protocol.
+ *	The buffer of bytes the session wants sent to the MTA; the caller
+ *	consumes what it wrote.
  *
  * Results:
- *	As above.
+ *	The session's output buffer.
  *
  * Side effects:
- *	MilterSessionProblem clears the problem.
+ *	None.
  *
  *----------------------------------------------------------------------
  */
@@ -192,6 +240,22 @@ MilterSessionOutput(
     return &s->out;
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterSessionClosed --
+ *
+ *	Whether the connection must now be closed.
+ *
+ * Results:
+ *	1 when the session is closed, else 0.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
 int
 MilterSessionClosed(
     const MilterSession *s)
@@ -199,12 +263,45 @@ MilterSessionClosed(
     return s->state == MILTER_ST_CLOSED;
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterSessionInMessage --
+ *
+ *	Whether a mail transaction is open.
+ *
+ * Results:
+ *	1 inside a transaction, else 0.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
 int
 MilterSessionInMessage(
     const MilterSession *s)
 {
     return s->inMessage;
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterSessionProblem --
+ *
+ *	The last protocol problem, which is then forgotten.
+ *
+ * Results:
+ *	A thread-local copy of the problem text, or NULL when there is
+ *	none.
+ *
+ * Side effects:
+ *	Clears the session's problem.
+ *
+ *----------------------------------------------------------------------
+ */
 
 const char *
 MilterSessionProblem(
@@ -219,6 +316,22 @@ MilterSessionProblem(
     s->problem[0] = '\0';
     return copy;
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterSessionNegotiated --
+ *
+ *	The version, actions and protocol bits agreed in negotiation.
+ *
+ * Results:
+ *	None; fills *optPtr.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
 
 void
 MilterSessionNegotiated(
@@ -343,17 +456,15 @@ Fail(
 /*
  *----------------------------------------------------------------------
  *
- * BeginMessage, CountMessage --
+ * BeginMessage --
  *
- *	Statistics: a message begins; the open message ends with this final
- *	verdict (MILTER_STAT_ABORTED when nothing decided it). A message is
- *	counted once, at its first end.
+ *	Statistics: a message begins.
  *
  * Results:
  *	None.
  *
  * Side effects:
- *	Counts; sets or clears s->msgStart.
+ *	Counts the message; sets s->msgStart.
  *
  *----------------------------------------------------------------------
  */
@@ -367,6 +478,24 @@ BeginMessage(
 	s->msgStart = MilterStatsNow();
     }
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * CountMessage --
+ *
+ *	Statistics: the open message ends with this final verdict
+ *	(MILTER_STAT_ABORTED when nothing decided it). A message is
+ *	counted once, at its first end.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Counts the message; clears s->msgStart.
+ *
+ *----------------------------------------------------------------------
+ */
 
 static void
 CountMessage(
@@ -419,10 +548,16 @@ EndMessage(
 /*
  *----------------------------------------------------------------------
  *
- * NoReplyBit, Position --
+ * NoReplyBit --
  *
- *	The SMFIP_NR_* bit of a command, and its place in a transaction
- *	(0 for commands outside one).
+ *	The SMFIP_NR_* bit that lets the MTA skip waiting for the reply to
+ *	a command.
+ *
+ * Results:
+ *	The bit, or 0 for a command that always gets a reply.
+ *
+ * Side effects:
+ *	None.
  *
  *----------------------------------------------------------------------
  */
@@ -445,6 +580,22 @@ NoReplyBit(
     }
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * Position --
+ *
+ *	The place of a command in a mail transaction.
+ *
+ * Results:
+ *	A MilterPosition, POS_NONE for a command outside a transaction.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
 static int
 Position(
     unsigned char cmd)
@@ -460,6 +611,23 @@ Position(
     default:		return 0;
     }
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * IsContent --
+ *
+ *	Whether a command carries message content (a header, the end of
+ *	headers, body or end of message).
+ *
+ * Results:
+ *	1 for content commands, else 0.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
 
 static int
 IsContent(
@@ -1048,16 +1216,16 @@ StoreMacros(
 /*
  *----------------------------------------------------------------------
  *
- * CopyInfo, NoteStage --
+ * CopyInfo --
  *
- *	For milter sessions: copies a string of a packet (cut to fit, NULs
- *	never inside), and notes the stage a command puts the session in.
+ *	For milter sessions: copies a string of a packet into a fixed
+ *	buffer of 'size' bytes, cut to fit and NUL-terminated.
  *
  * Results:
  *	None.
  *
  * Side effects:
- *	Changes s->info.
+ *	Writes 'dst' (a field of s->info).
  *
  *----------------------------------------------------------------------
  */
@@ -1073,6 +1241,23 @@ CopyInfo(
     memcpy(dst, strPtr->ptr, len);
     dst[len] = '\0';
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * NoteStage --
+ *
+ *	For milter sessions: notes the stage a command puts the session
+ *	in, as the name the sessions command reports.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Changes s->info.
+ *
+ *----------------------------------------------------------------------
+ */
 
 static void
 NoteStage(

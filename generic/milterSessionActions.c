@@ -31,13 +31,13 @@
 /*
  *----------------------------------------------------------------------
  *
- * MilterSessionMacro --
+ * StripBraces --
  *
- *	Looks a macro up, newest stage first. "x" and "{x}" are the same
- *	name.
+ *	Drops the braces of a macro name written "{x}", so that it
+ *	matches "x".
  *
  * Results:
- *	1 and the value if found, else 0.
+ *	None; may change *namePtr and *lenPtr.
  *
  * Side effects:
  *	None.
@@ -55,6 +55,23 @@ StripBraces(
 	*lenPtr -= 2;
     }
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterSessionMacro --
+ *
+ *	Looks a macro up, newest stage first. "x" and "{x}" are the same
+ *	name.
+ *
+ * Results:
+ *	1 and the value if found, else 0.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
 
 int
 MilterSessionMacro(
@@ -102,20 +119,18 @@ MilterSessionMacro(
 /*
  *----------------------------------------------------------------------
  *
- * MilterSessionSetPeerGone, CheckPeer --
+ * MilterSessionSetPeerGone --
  *
  *	The driver says that nothing more can reach the MTA (it hung up, a
  *	write failed, the connection was ended). From then on every action
  *	that would send something, and is otherwise allowed, fails with
- *	MILTER_ERR_CLOSED instead of being queued for nobody: CheckPeer,
- *	the last check of each action, says so.
+ *	MILTER_ERR_CLOSED instead of being queued for nobody (CheckPeer).
  *
  * Results:
- *	None (SetPeerGone); MILTER_ERR_NONE or MILTER_ERR_CLOSED with
- *	*msgPtr set (CheckPeer).
+ *	None.
  *
  * Side effects:
- *	SetPeerGone marks the session; there is no way back.
+ *	Marks the session; there is no way back.
  *
  *----------------------------------------------------------------------
  */
@@ -126,6 +141,24 @@ MilterSessionSetPeerGone(
 {
     s->peerGone = 1;
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * CheckPeer --
+ *
+ *	The last check of each action that would send something: refuses
+ *	it once the MTA can no longer be reached
+ *	(MilterSessionSetPeerGone).
+ *
+ * Results:
+ *	MILTER_ERR_NONE, or MILTER_ERR_CLOSED with *msgPtr set.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
 
 static MilterSessionError
 CheckPeer(
@@ -140,30 +173,33 @@ CheckPeer(
 }
 
 /*
+ * Header name bytes: printable US-ASCII, not space or ':'.
+ */
+
+#define NAME_RULE \
+	"must be one or more printable US-ASCII characters, not space or \":\""
+#define HEADER_NAME_MIN	33	/* '!' */
+#define HEADER_NAME_MAX	126	/* '~' */
+
+/*
  *----------------------------------------------------------------------
  *
- * MilterHeaderNameProblem, MilterHeaderValueProblem --
+ * MilterHeaderNameProblem --
  *
- *	Check the bytes of a header that a modification would send. A name
- *	is an RFC 5322 field name: one or more printable US-ASCII
- *	characters (33 to 126) other than ':'. A value may break its line
- *	only to fold it: every line break (LF, or CR LF) is followed by a
- *	space or a tab; it contains no other CR, no NUL, and does not end
- *	with a line break. Anything else would let the MTA write a
- *	malformed header, or a header line the script did not mean.
+ *	Checks the bytes of a header name that a modification would send:
+ *	an RFC 5322 field name is one or more printable US-ASCII characters
+ *	(33 to 126) other than ':'. Anything else would let the MTA write a
+ *	malformed header.
  *
  * Results:
  *	NULL if acceptable, else what is wrong (static text, written to
- *	follow 'bad header name "...": ' or 'bad header value "...": ').
+ *	follow 'bad header name "...": ').
  *
  * Side effects:
  *	None.
  *
  *----------------------------------------------------------------------
  */
-
-#define NAME_RULE \
-	"must be one or more printable US-ASCII characters, not space or \":\""
 
 const char *
 MilterHeaderNameProblem(
@@ -178,12 +214,34 @@ MilterHeaderNameProblem(
     for (i = 0; i < len; i++) {
 	unsigned char c = (unsigned char) name[i];
 
-	if (c < 33 || c > 126 || c == ':') {
+	if (c < HEADER_NAME_MIN || c > HEADER_NAME_MAX || c == ':') {
 	    return NAME_RULE;
 	}
     }
     return NULL;
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterHeaderValueProblem --
+ *
+ *	Checks the bytes of a header value that a modification would
+ *	send. A value may break its line only to fold it: every line
+ *	break (LF, or CR LF) is followed by a space or a tab; it
+ *	contains no other CR, no NUL, and does not end with a line
+ *	break. Anything else would let the MTA write a header line the
+ *	script did not mean.
+ *
+ * Results:
+ *	NULL if acceptable, else what is wrong (static text, written to
+ *	follow 'bad header value "...": ').
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
 
 const char *
 MilterHeaderValueProblem(
@@ -217,23 +275,16 @@ MilterHeaderValueProblem(
 /*
  *----------------------------------------------------------------------
  *
- * MilterSessionModify --
+ * ActionFor --
  *
- *	Queues a modification packet (h i m + 2 - e q) to be sent before the
- *	final end-of-message reply. Allowed only while the EOM event is
- *	being decided and only for negotiated actions. Headers must pass
- *	MilterHeaderNameProblem and MilterHeaderValueProblem (an empty
- *	value is allowed: for 'm' it deletes the header), and their CR LF
- *	folds are sent as LF, the line end of header values in the milter
- *	protocol (a CR would reach the message as a stray byte). An
- *	address, like a quarantine reason, may not be empty (libmilter
- *	refuses those too). ModifyValueProblem makes these checks.
+ *	The SMFIF_* action that the MTA must have granted for a
+ *	modification command.
  *
  * Results:
- *	MILTER_ERR_NONE, or an error class with *msgPtr set.
+ *	The action bit, or 0 for a command that needs none.
  *
  * Side effects:
- *	Grows the pending modifications.
+ *	None.
  *
  *----------------------------------------------------------------------
  */
@@ -256,6 +307,24 @@ ActionFor(
     }
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * CheckModify --
+ *
+ *	Whether a modification may be made now: only in the eom
+ *	callback, and only when the MTA granted its action.
+ *
+ * Results:
+ *	MILTER_ERR_NONE, or MILTER_ERR_STATE or MILTER_ERR_ACTION with
+ *	*msgPtr set.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
 static MilterSessionError
 CheckModify(
     MilterSession *s,
@@ -272,6 +341,24 @@ CheckModify(
     }
     return MILTER_ERR_NONE;
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * ModifyValueProblem --
+ *
+ *	Checks the strings of a modification: header names and values as
+ *	MilterHeaderNameProblem and MilterHeaderValueProblem do, and
+ *	addresses and quarantine reasons not empty.
+ *
+ * Results:
+ *	NULL if acceptable, else what is wrong (static text).
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
 
 static const char *
 ModifyValueProblem(
@@ -310,6 +397,30 @@ ModifyValueProblem(
 	return NULL;
     }
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterSessionModify --
+ *
+ *	Queues a modification packet (h i m + 2 - e q) to be sent before the
+ *	final end-of-message reply. Allowed only while the EOM event is
+ *	being decided and only for negotiated actions. Headers must pass
+ *	MilterHeaderNameProblem and MilterHeaderValueProblem (an empty
+ *	value is allowed: for 'm' it deletes the header), and their CR LF
+ *	folds are sent as LF, the line end of header values in the milter
+ *	protocol (a CR would reach the message as a stray byte). An
+ *	address, like a quarantine reason, may not be empty (libmilter
+ *	refuses those too). ModifyValueProblem makes these checks.
+ *
+ * Results:
+ *	MILTER_ERR_NONE, or an error class with *msgPtr set.
+ *
+ * Side effects:
+ *	Grows the pending modifications.
+ *
+ *----------------------------------------------------------------------
+ */
 
 MilterSessionError
 MilterSessionModify(
@@ -460,6 +571,107 @@ MilterSessionProgress(
 /*
  *----------------------------------------------------------------------
  *
+ * IsEnhancedCode --
+ *
+ *	Whether 'len' bytes are an RFC 3463 enhanced status code of
+ *	class 'class' ('2', '4' or '5'): a class digit, then two dot-
+ *	separated numbers of one to three digits.
+ *
+ * Results:
+ *	1 if so, else 0.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+IsEnhancedCode(
+    const char *xcode,
+    size_t len,
+    char class)
+{
+    int part, digits;
+    const char *p = xcode, *end = xcode + len;
+
+    if (len == 0 || p[0] != class) {
+	return 0;
+    }
+    for (part = 0; part < 3; part++) {
+	for (digits = 0; p < end && *p >= '0' && *p <= '9'; p++) {
+	    digits++;
+	}
+	if (digits == 0 || digits > 3 || (part == 0 && digits != 1)) {
+	    return 0;
+	}
+	if (part < 2 && (p == end || *p++ != '.')) {
+	    return 0;
+	}
+    }
+    return p == end;
+}
+
+/*
+ * What a reply text without an enhanced code of its own begins with
+ * (ClassifyText).
+ */
+
+enum TextStart {
+    TEXT_PLAIN,			/* Not a digit: fine as it is. */
+    TEXT_CODE,			/* A good enhanced code, the reply's. */
+    TEXT_BAD_CODE,		/* Looks like an enhanced code, is not one
+				 * of this class: refused. */
+    TEXT_DIGIT			/* Some other digit: needs a code first. */
+};
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * ClassifyText --
+ *
+ *	Sorts the first line of a reply text by how it begins (enum
+ *	TextStart), for a reply of class 'class'.
+ *
+ * Results:
+ *	A TextStart.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static enum TextStart
+ClassifyText(
+    const MilterStr *line,
+    char class)
+{
+    size_t word, i;
+    int dots = 0;
+
+    if (line->len == 0 || line->ptr[0] < '0' || line->ptr[0] > '9') {
+	return TEXT_PLAIN;
+    }
+    for (word = 0; word < line->len && line->ptr[word] != ' '; word++) {
+	/* The first word. */
+    }
+    if (IsEnhancedCode(line->ptr, word, class)) {
+	return TEXT_CODE;
+    }
+    for (i = 0; i < word; i++) {
+	if (line->ptr[i] == '.') {
+	    dots++;
+	} else if (line->ptr[i] < '0' || line->ptr[i] > '9') {
+	    return TEXT_DIGIT;
+	}
+    }
+    return dots > 0 ? TEXT_BAD_CODE : TEXT_DIGIT;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
  * MilterSessionSetReply --
  *
  *	Validates and stores the SMTP reply to use with the next REJECT or
@@ -495,71 +707,6 @@ MilterSessionProgress(
  *
  *----------------------------------------------------------------------
  */
-
-static int
-IsEnhancedCode(
-    const char *xcode,
-    size_t len,
-    char class)
-{
-    int part, digits;
-    const char *p = xcode, *end = xcode + len;
-
-    if (len == 0 || p[0] != class) {
-	return 0;
-    }
-    for (part = 0; part < 3; part++) {
-	for (digits = 0; p < end && *p >= '0' && *p <= '9'; p++) {
-	    digits++;
-	}
-	if (digits == 0 || digits > 3 || (part == 0 && digits != 1)) {
-	    return 0;
-	}
-	if (part < 2 && (p == end || *p++ != '.')) {
-	    return 0;
-	}
-    }
-    return p == end;
-}
-
-/*
- * What a reply text without an enhanced code of its own begins with.
- */
-
-enum TextStart {
-    TEXT_PLAIN,			/* Not a digit: fine as it is. */
-    TEXT_CODE,			/* A good enhanced code, the reply's. */
-    TEXT_BAD_CODE,		/* Looks like an enhanced code, is not one
-				 * of this class: refused. */
-    TEXT_DIGIT			/* Some other digit: needs a code first. */
-};
-
-static enum TextStart
-ClassifyText(
-    const MilterStr *line,
-    char class)
-{
-    size_t word, i;
-    int dots = 0;
-
-    if (line->len == 0 || line->ptr[0] < '0' || line->ptr[0] > '9') {
-	return TEXT_PLAIN;
-    }
-    for (word = 0; word < line->len && line->ptr[word] != ' '; word++) {
-	/* The first word. */
-    }
-    if (IsEnhancedCode(line->ptr, word, class)) {
-	return TEXT_CODE;
-    }
-    for (i = 0; i < word; i++) {
-	if (line->ptr[i] == '.') {
-	    dots++;
-	} else if (line->ptr[i] < '0' || line->ptr[i] > '9') {
-	    return TEXT_DIGIT;
-	}
-    }
-    return dots > 0 ? TEXT_BAD_CODE : TEXT_DIGIT;
-}
 
 MilterSessionError
 MilterSessionSetReply(

@@ -65,15 +65,15 @@ const char *const milterStatCounterNames[] = {
 /*
  *----------------------------------------------------------------------
  *
- * MilterStatsNew, MilterStatsFree, MilterStatsReset --
+ * MilterStatsNew --
  *
- *	Make, free and zero a statistics block.
+ *	Makes a zeroed statistics block.
  *
  * Results:
- *	New returns the block.
+ *	The block, to be released with MilterStatsFree.
  *
  * Side effects:
- *	Allocates or frees memory; Reset notes the time it ran.
+ *	Allocates memory.
  *
  *----------------------------------------------------------------------
  */
@@ -87,12 +87,45 @@ MilterStatsNew(void)
     return stats;
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterStatsFree --
+ *
+ *	Releases a statistics block.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Frees memory.
+ *
+ *----------------------------------------------------------------------
+ */
+
 void
 MilterStatsFree(
     MilterStats *stats)
 {
     MilterFree(stats);
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterStatsReset --
+ *
+ *	Zeroes every counter and histogram of a block and notes the
+ *	time.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Changes the block; sets its start time.
+ *
+ *----------------------------------------------------------------------
+ */
 
 void
 MilterStatsReset(
@@ -131,10 +164,9 @@ MilterStatsNow(void)
 /*
  *----------------------------------------------------------------------
  *
- * MilterStatsCount, MilterStatsVerdict --
+ * MilterStatsCount --
  *
- *	Adds to a simple counter or gauge (a MILTER_STAT_*), or counts a
- *	callback's verdict (a MILTER_* value) for an event. A NULL block
+ *	Adds to a simple counter or gauge (a MILTER_STAT_*). A NULL block
  *	counts nothing.
  *
  * Results:
@@ -186,6 +218,23 @@ VerdictIndex(
     return verdict;
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterStatsVerdict --
+ *
+ *	Counts a callback's verdict (a MILTER_* value) for an event. A
+ *	NULL block counts nothing.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Changes the counter.
+ *
+ *----------------------------------------------------------------------
+ */
+
 void
 MilterStatsVerdict(
     MilterStats *stats,
@@ -233,12 +282,11 @@ Observe(
 /*
  *----------------------------------------------------------------------
  *
- * MilterStatsMessage, MilterStatsCallback --
+ * MilterStatsMessage --
  *
  *	A message ended with this final verdict (MILTER_STAT_ABORTED when
  *	the MTA gave it up; MILTER_CONTINUE at end of message counts as
- *	accept), having begun at startMicros (MilterStatsNow); a callback
- *	of this event ran for so many microseconds.
+ *	accept), having begun at startMicros (MilterStatsNow).
  *
  * Results:
  *	None.
@@ -270,6 +318,22 @@ MilterStatsMessage(
     STAT_ADD(&stats->outcomes[index], 1);
     Observe(&stats->message, MilterStatsNow() - startMicros);
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterStatsCallback --
+ *
+ *	A callback of this event ran for so many microseconds.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Changes the event's histogram.
+ *
+ *----------------------------------------------------------------------
+ */
 
 void
 MilterStatsCallback(
@@ -474,10 +538,10 @@ Out(
 /*
  *----------------------------------------------------------------------
  *
- * OutHist, OutSimple --
+ * OutHist --
  *
- *	One histogram (its buckets, sum and count lines), or one metric
- *	of a single value with its HELP and TYPE lines, in the text format.
+ *	One histogram (its buckets, sum and count lines) in the text
+ *	format.
  *
  * Results:
  *	None.
@@ -518,6 +582,23 @@ OutHist(
 		(unsigned long long) cum[MILTER_STAT_BUCKETS]);
     }
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * OutSimple --
+ *
+ *	One metric of a single value with its HELP and TYPE lines, in
+ *	the text format.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Grows the buffer.
+ *
+ *----------------------------------------------------------------------
+ */
 
 static void
 OutSimple(

@@ -25,6 +25,12 @@
  *	Whether bytes are 7-bit with no NUL: then Tcl's internal form and
  *	every ASCII-compatible encoding agree, and no conversion is needed.
  *
+ * Results:
+ *	1 if every byte is 1 to 127, else 0.
+ *
+ * Side effects:
+ *	None.
+ *
  *----------------------------------------------------------------------
  */
 

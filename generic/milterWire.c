@@ -17,15 +17,15 @@
 /*
  *----------------------------------------------------------------------
  *
- * MilterWireGet32, MilterWirePut32 --
+ * MilterWireGet32 --
  *
- *	Read or write a big-endian 32-bit integer.
+ *	Reads a big-endian 32-bit integer.
  *
  * Results:
- *	The value read (Get32); none (Put32).
+ *	The value read from the 4 bytes at p.
  *
  * Side effects:
- *	Put32 writes 4 bytes at p.
+ *	None.
  *
  *----------------------------------------------------------------------
  */
@@ -37,6 +37,22 @@ MilterWireGet32(
     return ((uint32_t) p[0] << 24) | ((uint32_t) p[1] << 16)
 	    | ((uint32_t) p[2] << 8) | (uint32_t) p[3];
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterWirePut32 --
+ *
+ *	Writes a big-endian 32-bit integer.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Writes 4 bytes at p.
+ *
+ *----------------------------------------------------------------------
+ */
 
 void
 MilterWirePut32(

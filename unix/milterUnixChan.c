@@ -92,6 +92,12 @@ UnixSocketObjCmd(
  *
  *	Creates ::milter::test::unixsocket.
  *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Creates a command in the interpreter.
+ *
  *----------------------------------------------------------------------
  */
 
