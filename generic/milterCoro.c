@@ -235,6 +235,164 @@ LogCall(
 /*
  *----------------------------------------------------------------------
  *
+ * EnsureRunner --
+ *
+ *	Creates the runner command and the words of the [coroutine] call
+ *	that starts each callback, the first time a callback runs in a
+ *	coroutine.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	May create ::milter::coro::callback and two shared objects.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static void
+EnsureRunner(
+    MilterState *statePtr)
+{
+    if (statePtr->runnerToken == NULL) {
+	statePtr->runnerToken = Tcl_NRCreateCommand(statePtr->interp,
+		RUNNER_NAME, RunnerObjCmd, RunnerNRCmd, statePtr,
+		RunnerDeleted);
+    }
+    if (statePtr->coroutineCmdObj == NULL) {
+	statePtr->coroutineCmdObj = Tcl_NewStringObj("::coroutine", -1);
+	Tcl_IncrRefCount(statePtr->coroutineCmdObj);
+	statePtr->runnerNameObj = Tcl_NewStringObj(RUNNER_NAME, -1);
+	Tcl_IncrRefCount(statePtr->runnerNameObj);
+    }
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * NewCall --
+ *
+ *	Makes the call record of one callback about to run in the new
+ *	coroutine ::milter::coroN.
+ *
+ * Results:
+ *	The call, holding one reference (the caller's).
+ *
+ * Side effects:
+ *	Allocates memory; preserves the context; takes references on the
+ *	callback's words.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static MilterCall *
+NewCall(
+    MilterState *statePtr,
+    MilterConn *conn,		/* Its event's reference is held. */
+    MilterCtx *ctxPtr,
+    Tcl_Obj *cbObj,		/* The command prefix. */
+    int type,			/* MILTER_EV_* */
+    int objc,			/* The callback's words: prefix, context */
+    Tcl_Obj *const objv[])	/* and arguments. */
+{
+    MilterCall *callPtr;
+    int i;
+
+    callPtr = (MilterCall *) ckalloc(sizeof(MilterCall)
+	    + sizeof(Tcl_Obj *) * (objc > 0 ? objc - 1 : 0));
+    memset(callPtr, 0, sizeof(MilterCall));
+    callPtr->statePtr = statePtr;
+    callPtr->conn = conn;
+    callPtr->ctxPtr = ctxPtr;
+    MilterCtxPreserve(ctxPtr);
+    callPtr->cbObj = cbObj;
+    Tcl_IncrRefCount(cbObj);
+    callPtr->type = type;
+    callPtr->refs = 1;			/* The caller's. */
+    callPtr->objc = objc;
+    for (i = 0; i < objc; i++) {
+	callPtr->objv[i] = objv[i];
+	Tcl_IncrRefCount(objv[i]);
+    }
+    callPtr->nameObj = Tcl_ObjPrintf("::milter::coro%lu",
+	    ++statePtr->coroCounter);
+    Tcl_IncrRefCount(callPtr->nameObj);
+    return callPtr;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * Suspend --
+ *
+ *	The callback of a call yielded: traces the deletion of its
+ *	coroutine and lets the connection wait for the verdict, unless the
+ *	connection is past a stop's deadline: then the coroutine is deleted
+ *	at once and the connection gets -defaultreply.
+ *
+ * Results:
+ *	MILTER_SUSPENDED, or the verdict past the deadline.
+ *
+ * Side effects:
+ *	Preserves the state; may link the call, set a command trace, or
+ *	delete the coroutine and discard an eom's modifications.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+Suspend(
+    MilterCall *callPtr,
+    MilterConn *conn)
+{
+    MilterState *statePtr = callPtr->statePtr;
+    Tcl_Interp *interp = statePtr->interp;
+    int type = callPtr->type;
+
+    callPtr->flags |= CALL_SUSPENDED | CALL_PRESERVED;
+    Tcl_Preserve(statePtr);
+    if (callPtr->token != NULL) {
+	/*
+	 * Under its current name: the callback may have renamed it.
+	 */
+
+	Tcl_Obj *nameObj = Tcl_NewObj();
+
+	Tcl_IncrRefCount(nameObj);
+	Tcl_GetCommandFullName(interp, callPtr->token, nameObj);
+	if (Tcl_TraceCommand(interp, Tcl_GetString(nameObj),
+		TCL_TRACE_DELETE, CoroDeleted, callPtr) == TCL_OK) {
+	    callPtr->refs++;	/* The trace's. */
+	} else {
+	    callPtr->token = NULL;
+	}
+	Tcl_DecrRefCount(nameObj);
+    }
+    if (!MilterConnExpired(conn)) {
+	Link(callPtr);
+	return MILTER_SUSPENDED;
+    }
+
+    /*
+     * Past the stop deadline nothing may wait: as in DeadlineEventProc,
+     * but the caller resumes the connection.
+     */
+
+    callPtr->flags |= CALL_ANSWERED;
+    callPtr->conn = NULL;
+    LogCall(callPtr, conn, "deleted after the milter stop deadline");
+    DeleteCoroutine(callPtr);
+    if (type == MILTER_EV_EOM) {
+	MilterSessionDiscardModifications(MilterConnLock(conn));
+	MilterConnUnlock(conn, 0);
+    }
+    return type == MILTER_EV_NEGOTIATE ? MILTER_REJECT
+	    : statePtr->defaultReply;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
  * MilterCoroInvoke --
  *
  *	Owner thread, from Invoke with -coroutines 1: runs a callback in a
@@ -268,39 +426,10 @@ MilterCoroInvoke(
     Tcl_Interp *interp = statePtr->interp;
     MilterCall *callPtr;
     Tcl_Obj *cmdv[3];
-    int i, code, verdict;
+    int code, verdict;
 
-    if (statePtr->runnerToken == NULL) {
-	statePtr->runnerToken = Tcl_NRCreateCommand(interp, RUNNER_NAME,
-		RunnerObjCmd, RunnerNRCmd, statePtr, RunnerDeleted);
-    }
-    if (statePtr->coroutineCmdObj == NULL) {
-	statePtr->coroutineCmdObj = Tcl_NewStringObj("::coroutine", -1);
-	Tcl_IncrRefCount(statePtr->coroutineCmdObj);
-	statePtr->runnerNameObj = Tcl_NewStringObj(RUNNER_NAME, -1);
-	Tcl_IncrRefCount(statePtr->runnerNameObj);
-    }
-
-    callPtr = (MilterCall *) ckalloc(sizeof(MilterCall)
-	    + sizeof(Tcl_Obj *) * (objc > 0 ? objc - 1 : 0));
-    memset(callPtr, 0, sizeof(MilterCall));
-    callPtr->statePtr = statePtr;
-    callPtr->conn = conn;
-    callPtr->ctxPtr = ctxPtr;
-    MilterCtxPreserve(ctxPtr);
-    callPtr->cbObj = cbObj;
-    Tcl_IncrRefCount(cbObj);
-    callPtr->type = type;
-    callPtr->refs = 1;			/* Ours. */
-    callPtr->objc = objc;
-    for (i = 0; i < objc; i++) {
-	callPtr->objv[i] = objv[i];
-	Tcl_IncrRefCount(objv[i]);
-    }
-    callPtr->nameObj = Tcl_ObjPrintf("::milter::coro%lu",
-	    ++statePtr->coroCounter);
-    Tcl_IncrRefCount(callPtr->nameObj);
-
+    EnsureRunner(statePtr);
+    callPtr = NewCall(statePtr, conn, ctxPtr, cbObj, type, objc, objv);
     cmdv[0] = statePtr->coroutineCmdObj;
     cmdv[1] = callPtr->nameObj;
     cmdv[2] = statePtr->runnerNameObj;
@@ -323,45 +452,7 @@ MilterCoroInvoke(
 	Tcl_ResetResult(interp);
     } else {
 	Tcl_ResetResult(interp);
-	callPtr->flags |= CALL_SUSPENDED | CALL_PRESERVED;
-	Tcl_Preserve(statePtr);
-	if (callPtr->token != NULL) {
-	    /*
-	     * Under its current name: the callback may have renamed it.
-	     */
-
-	    Tcl_Obj *nameObj = Tcl_NewObj();
-
-	    Tcl_IncrRefCount(nameObj);
-	    Tcl_GetCommandFullName(interp, callPtr->token, nameObj);
-	    if (Tcl_TraceCommand(interp, Tcl_GetString(nameObj),
-		    TCL_TRACE_DELETE, CoroDeleted, callPtr) == TCL_OK) {
-		callPtr->refs++;	/* The trace's. */
-	    } else {
-		callPtr->token = NULL;
-	    }
-	    Tcl_DecrRefCount(nameObj);
-	}
-	if (MilterConnExpired(conn)) {
-	    /*
-	     * Past the stop deadline nothing may wait: as in
-	     * DeadlineEventProc, but the caller resumes the connection.
-	     */
-
-	    callPtr->flags |= CALL_ANSWERED;
-	    callPtr->conn = NULL;
-	    LogCall(callPtr, conn, "deleted after the milter stop deadline");
-	    DeleteCoroutine(callPtr);
-	    verdict = type == MILTER_EV_NEGOTIATE ? MILTER_REJECT
-		    : statePtr->defaultReply;
-	    if (type == MILTER_EV_EOM) {
-		MilterSessionDiscardModifications(MilterConnLock(conn));
-		MilterConnUnlock(conn, 0);
-	    }
-	} else {
-	    Link(callPtr);
-	    verdict = MILTER_SUSPENDED;
-	}
+	verdict = Suspend(callPtr, conn);
     }
     CallRelease(callPtr);
     return verdict;

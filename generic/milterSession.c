@@ -34,6 +34,22 @@
 
 #define CMD_END		0
 
+/*
+ * The place of a command in a mail transaction (Position): a command may
+ * not come after one of a later place. Content begins with the headers.
+ */
+
+typedef enum MilterPosition {
+    POS_NONE,			/* Outside a transaction. */
+    POS_MAIL,
+    POS_RCPT,
+    POS_DATA,
+    POS_HEADER,
+    POS_EOH,
+    POS_BODY,
+    POS_EOM
+} MilterPosition;
+
 static MilterEvent *	Run(MilterSession *s);
 
 /*
@@ -533,7 +549,7 @@ EndMessage(
     s->inMessage = 0;
     s->info.sender[0] = '\0';
     s->info.recipients = 0;
-    s->position = 0;
+    s->position = POS_NONE;
     s->pending = -1;
     s->skipBody = 0;
     s->inEom = 0;
@@ -596,19 +612,19 @@ NoReplyBit(
  *----------------------------------------------------------------------
  */
 
-static int
+static MilterPosition
 Position(
     unsigned char cmd)
 {
     switch (cmd) {
-    case SMFIC_MAIL:	return 1;
-    case SMFIC_RCPT:	return 2;
-    case SMFIC_DATA:	return 3;
-    case SMFIC_HEADER:	return 4;
-    case SMFIC_EOH:	return 5;
-    case SMFIC_BODY:	return 6;
-    case SMFIC_BODYEOB:	return 7;
-    default:		return 0;
+    case SMFIC_MAIL:	return POS_MAIL;
+    case SMFIC_RCPT:	return POS_RCPT;
+    case SMFIC_DATA:	return POS_DATA;
+    case SMFIC_HEADER:	return POS_HEADER;
+    case SMFIC_EOH:	return POS_EOH;
+    case SMFIC_BODY:	return POS_BODY;
+    case SMFIC_BODYEOB:	return POS_EOM;
+    default:		return POS_NONE;
     }
 }
 
@@ -633,9 +649,7 @@ static int
 IsContent(
     unsigned char cmd)
 {
-    int pos = Position(cmd);
-
-    return pos >= 4;
+    return Position(cmd) >= POS_HEADER;
 }
 
 /*
@@ -1057,19 +1071,18 @@ RunCommand(
 	    int keepFrom = s->cmd == SMFIC_MAIL ? SMFIM_ENVRCPT
 		    : SMFIM_ENVFROM;
 
+	    s->clearFrom = keepFrom;
 	    if (AbortOwed(s)) {
 		s->inMessage = 0;
-		s->verdict = keepFrom;
 		return NewEvent(MILTER_EV_ABORT, 0, NULL, 0);
 	    }
-	    s->verdict = keepFrom;
 	} else {
-	    s->verdict = -1;
+	    s->clearFrom = -1;
 	}
 	/* FALLTHRU */
     case 1:
-	if (s->verdict >= 0) {
-	    EndMessage(s, s->verdict);
+	if (s->clearFrom >= 0) {
+	    EndMessage(s, s->clearFrom);
 	}
 	s->phase = 2;
 	switch (s->cmd) {
@@ -1089,7 +1102,7 @@ RunCommand(
 	    ClearMacros(s, SMFIM_DATA);
 	    break;
 	}
-	if (Position(s->cmd) > 0) {
+	if (Position(s->cmd) > POS_NONE) {
 	    s->position = Position(s->cmd);
 	}
 	if (IsContent(s->cmd) && s->pending >= 0) {
@@ -1379,8 +1392,16 @@ PrepareEvent(
     case SMFIC_HELO:	type = MILTER_EV_HELO; minArgs = maxArgs = 1; break;
     case SMFIC_UNKNOWN:	type = MILTER_EV_UNKNOWN; minArgs = maxArgs = 1; break;
     case SMFIC_HEADER:	type = MILTER_EV_HEADER; minArgs = maxArgs = 2; break;
-    case SMFIC_MAIL:	type = MILTER_EV_ENVFROM; minArgs = 1; maxArgs = MAX_ARGS; break;
-    case SMFIC_RCPT:	type = MILTER_EV_ENVRCPT; minArgs = 1; maxArgs = MAX_ARGS; break;
+    case SMFIC_MAIL:
+	type = MILTER_EV_ENVFROM;
+	minArgs = 1;
+	maxArgs = MAX_ARGS;
+	break;
+    case SMFIC_RCPT:
+	type = MILTER_EV_ENVRCPT;
+	minArgs = 1;
+	maxArgs = MAX_ARGS;
+	break;
     case SMFIC_DATA:	type = MILTER_EV_DATA; break;
     case SMFIC_EOH:	type = MILTER_EV_EOH; break;
     default:
@@ -1409,6 +1430,105 @@ PrepareEvent(
 /*
  *----------------------------------------------------------------------
  *
+ * FeedOptneg --
+ *
+ *	The first packet of a session, which must be the MTA's option
+ *	negotiation: checks it and decides what to agree on.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Sets s->offered and s->agreed, or fails the session.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static void
+FeedOptneg(
+    MilterSession *s,
+    const MilterPacket *pktPtr)
+{
+    if (pktPtr->cmd != SMFIC_OPTNEG) {
+	Fail(s, "command 0x%02x before option negotiation", pktPtr->cmd);
+    } else if (!MilterWireOptneg(pktPtr, &s->offered)) {
+	Fail(s, "short option negotiation packet");
+    } else if (s->offered.version < MILTER_VERSION_MIN) {
+	Fail(s, "MTA offers protocol version %d, below 2",
+		(int) s->offered.version);
+    } else {
+	/*
+	 * Zero means "version 1 defaults", as in libmilter.
+	 */
+
+	if (s->offered.actions == 0) {
+	    s->offered.actions = SMFI_V1_ACTS;
+	}
+	if (s->offered.protocol == 0) {
+	    s->offered.protocol = SMFI_V1_PROT;
+	}
+	Negotiate(s);
+    }
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * FeedMessageCommand --
+ *
+ *	A command that belongs inside a mail transaction (RCPT to end of
+ *	message): checks that a transaction is open (or opens one when MAIL
+ *	was switched off) and that the command comes in order, then
+ *	prepares its event.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	May open a transaction, prepare an event or fail the session.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static void
+FeedMessageCommand(
+    MilterSession *s,
+    const MilterPacket *pktPtr)
+{
+    int opened = 0;
+
+    if (!s->inMessage && (s->agreed.protocol & SMFIP_NOMAIL)) {
+	/*
+	 * MAIL was switched off in negotiation, so the first command of a
+	 * message is what opens it.
+	 */
+
+	s->inMessage = 1;
+	s->position = POS_NONE;
+	opened = 1;
+	BeginMessage(s);
+    }
+    if (!s->inMessage) {
+	Fail(s, "command '%c' outside a transaction", pktPtr->cmd);
+    } else if ((int) Position(pktPtr->cmd) < s->position) {
+	Fail(s, "command '%c' out of order", pktPtr->cmd);
+    } else if (!PrepareEvent(s, pktPtr)) {
+	if (opened) {
+	    s->inMessage = 0;	/* A malformed command opened nothing
+				 * there is to abort. */
+	    if (s->msgStart != 0) {
+		s->msgStart = 0;	/* ... nor to count. */
+		MilterStatsCount(s->stats, MILTER_STAT_MESSAGES, -1);
+	    }
+	}
+    } else if (pktPtr->cmd == SMFIC_BODYEOB) {
+	s->phase = 1;		/* RunEom starts with the body chunk. */
+    }
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
  * MilterSessionFeed --
  *
  *	Starts processing one packet from the MTA.
@@ -1428,8 +1548,6 @@ MilterSessionFeed(
     MilterSession *s,
     const MilterPacket *pktPtr)
 {
-    int opened;
-
     MilterFree(s->current);
     s->current = NULL;
     if (s->state == MILTER_ST_CLOSED) {
@@ -1441,26 +1559,7 @@ MilterSessionFeed(
     NoteStage(s, pktPtr->cmd);
 
     if (s->state == MILTER_ST_INIT) {
-	if (pktPtr->cmd != SMFIC_OPTNEG) {
-	    Fail(s, "command 0x%02x before option negotiation", pktPtr->cmd);
-	} else if (!MilterWireOptneg(pktPtr, &s->offered)) {
-	    Fail(s, "short option negotiation packet");
-	} else if (s->offered.version < MILTER_VERSION_MIN) {
-	    Fail(s, "MTA offers protocol version %d, below 2",
-		    (int) s->offered.version);
-	} else {
-	    /*
-	     * Zero means "version 1 defaults", as in libmilter.
-	     */
-
-	    if (s->offered.actions == 0) {
-		s->offered.actions = 0x0F;
-	    }
-	    if (s->offered.protocol == 0) {
-		s->offered.protocol = 0x3F;
-	    }
-	    Negotiate(s);
-	}
+	FeedOptneg(s, pktPtr);
 	return s->current = Run(s);
     }
 
@@ -1493,34 +1592,7 @@ MilterSessionFeed(
     case SMFIC_EOH:
     case SMFIC_BODY:
     case SMFIC_BODYEOB:
-	opened = 0;
-	if (!s->inMessage && (s->agreed.protocol & SMFIP_NOMAIL)) {
-	    /*
-	     * MAIL was switched off in negotiation, so the first command
-	     * of a message is what opens it.
-	     */
-
-	    s->inMessage = 1;
-	    s->position = 0;
-	    opened = 1;
-	    BeginMessage(s);
-	}
-	if (!s->inMessage) {
-	    Fail(s, "command '%c' outside a transaction", pktPtr->cmd);
-	} else if (Position(pktPtr->cmd) < s->position) {
-	    Fail(s, "command '%c' out of order", pktPtr->cmd);
-	} else if (!PrepareEvent(s, pktPtr)) {
-	    if (opened) {
-		s->inMessage = 0;	/* A malformed command opened nothing
-					 * there is to abort. */
-		if (s->msgStart != 0) {
-		    s->msgStart = 0;	/* ... nor to count. */
-		    MilterStatsCount(s->stats, MILTER_STAT_MESSAGES, -1);
-		}
-	    }
-	} else if (pktPtr->cmd == SMFIC_BODYEOB) {
-	    s->phase = 1;
-	}
+	FeedMessageCommand(s, pktPtr);
 	break;
     default:
 	Fail(s, "unknown command 0x%02x", pktPtr->cmd);
@@ -1555,14 +1627,7 @@ MilterSessionResume(
     }
     MilterFree(s->current);
     s->current = NULL;
-    if (s->phase == 1 && (s->cmd == SMFIC_MAIL || s->cmd == SMFIC_HELO)) {
-	/*
-	 * The verdict of an implicit abort is ignored; phase 1 still needs
-	 * the stage to clear, stored in s->verdict by phase 0.
-	 */
-    } else {
-	s->verdict = verdict;
-    }
+    s->verdict = verdict;	/* That of an implicit abort is not used. */
     return s->current = Run(s);
 }
 

@@ -29,6 +29,16 @@
 #define MAX_REPLY_LEN	980
 
 /*
+ * A reply code is three digits; an enhanced status code has three parts
+ * (class.subject.detail), the first of one digit, the others of one to
+ * three.
+ */
+
+#define REPLY_CODE_LEN	3
+#define XCODE_PARTS	3
+#define XCODE_MAX_DIGITS 3
+
+/*
  *----------------------------------------------------------------------
  *
  * StripBraces --
@@ -598,14 +608,15 @@ IsEnhancedCode(
     if (len == 0 || p[0] != class) {
 	return 0;
     }
-    for (part = 0; part < 3; part++) {
+    for (part = 0; part < XCODE_PARTS; part++) {
 	for (digits = 0; p < end && *p >= '0' && *p <= '9'; p++) {
 	    digits++;
 	}
-	if (digits == 0 || digits > 3 || (part == 0 && digits != 1)) {
+	if (digits == 0 || digits > XCODE_MAX_DIGITS
+		|| (part == 0 && digits != 1)) {
 	    return 0;
 	}
-	if (part < 2 && (p == end || *p++ != '.')) {
+	if (part < XCODE_PARTS - 1 && (p == end || *p++ != '.')) {
 	    return 0;
 	}
     }
@@ -672,6 +683,118 @@ ClassifyText(
 /*
  *----------------------------------------------------------------------
  *
+ * CheckReplyArgs --
+ *
+ *	Checks the reply code, the enhanced status code and the lines of
+ *	a reply the script sets, as libmilter's smfi_setmlreply does.
+ *
+ * Results:
+ *	MILTER_ERR_NONE, or MILTER_ERR_VALUE with *msgPtr set.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static MilterSessionError
+CheckReplyArgs(
+    const char *rcode,
+    const char *xcode,		/* "" when none was given. */
+    const MilterStr *lines,
+    int count,
+    const char **msgPtr)
+{
+    int i;
+
+    if (strlen(rcode) != REPLY_CODE_LEN
+	    || (rcode[0] != '4' && rcode[0] != '5')
+	    || rcode[1] < '0' || rcode[1] > '9'
+	    || rcode[2] < '0' || rcode[2] > '9') {
+	*msgPtr = "reply code must be 4xx or 5xx";
+	return MILTER_ERR_VALUE;
+    }
+    if (xcode[0] != '\0' && !IsEnhancedCode(xcode, strlen(xcode), rcode[0])) {
+	*msgPtr = "enhanced status code must be n.n.n of the reply code's class";
+	return MILTER_ERR_VALUE;
+    }
+    if (count > MAX_REPLY_LINES) {
+	*msgPtr = "a reply has at most 32 lines";
+	return MILTER_ERR_VALUE;
+    }
+    for (i = 0; i < count; i++) {
+	if (lines[i].len > MAX_REPLY_LEN) {
+	    *msgPtr = "a reply line has at most 980 bytes";
+	    return MILTER_ERR_VALUE;
+	}
+	if (memchr(lines[i].ptr, '\r', lines[i].len)
+		|| memchr(lines[i].ptr, '\n', lines[i].len)
+		|| memchr(lines[i].ptr, '\0', lines[i].len)) {
+	    *msgPtr = "a reply line may not contain CR, LF or NUL";
+	    return MILTER_ERR_VALUE;
+	}
+    }
+    return MILTER_ERR_NONE;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * FormatReply --
+ *
+ *	Joins the lines of a reply into the REPLYCODE text: "ddd-" before
+ *	every line but the last, "ddd " before the last, the enhanced code
+ *	(if any) after it, lines separated by CR LF, and every '%' doubled
+ *	so that the MTA's formatting leaves it alone.
+ *
+ * Results:
+ *	The text, to be released with MilterFree.
+ *
+ * Side effects:
+ *	Allocates memory.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static char *
+FormatReply(
+    const char *rcode,
+    const char *xcode,		/* "" for none. */
+    const MilterStr *lines,
+    int count)
+{
+    MilterBuf text;
+    char *reply;
+    int i;
+    size_t j;
+
+    MilterBufInit(&text);
+    for (i = 0; i < count; i++) {
+	MilterBufAppend(&text, rcode, REPLY_CODE_LEN);
+	MilterBufAppend(&text, (i < count - 1) ? "-" : " ", 1);
+	if (xcode[0] != '\0') {
+	    MilterBufAppend(&text, xcode, strlen(xcode));
+	    MilterBufAppend(&text, " ", 1);
+	}
+	for (j = 0; j < lines[i].len; j++) {
+	    if (lines[i].ptr[j] == '%') {
+		MilterBufAppend(&text, "%", 1);
+	    }
+	    MilterBufAppend(&text, lines[i].ptr + j, 1);
+	}
+	if (i < count - 1) {
+	    MilterBufAppend(&text, "\r\n", 2);
+	}
+    }
+    reply = MilterStrdup((const char *) MilterBufData(&text),
+	    MilterBufLength(&text));
+    MilterBufFree(&text);
+    return reply;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
  * MilterSessionSetReply --
  *
  *	Validates and stores the SMTP reply to use with the next REJECT or
@@ -718,35 +841,10 @@ MilterSessionSetReply(
     const char **msgPtr)
 {
     MilterStr defaultLine;
-    MilterBuf text;
-    int i;
-    size_t j;
 
-    if (strlen(rcode) != 3 || (rcode[0] != '4' && rcode[0] != '5')
-	    || rcode[1] < '0' || rcode[1] > '9'
-	    || rcode[2] < '0' || rcode[2] > '9') {
-	*msgPtr = "reply code must be 4xx or 5xx";
+    if (CheckReplyArgs(rcode, xcode, lines, count, msgPtr)
+	    != MILTER_ERR_NONE) {
 	return MILTER_ERR_VALUE;
-    }
-    if (xcode[0] != '\0' && !IsEnhancedCode(xcode, strlen(xcode), rcode[0])) {
-	*msgPtr = "enhanced status code must be n.n.n of the reply code's class";
-	return MILTER_ERR_VALUE;
-    }
-    if (count > MAX_REPLY_LINES) {
-	*msgPtr = "a reply has at most 32 lines";
-	return MILTER_ERR_VALUE;
-    }
-    for (i = 0; i < count; i++) {
-	if (lines[i].len > MAX_REPLY_LEN) {
-	    *msgPtr = "a reply line has at most 980 bytes";
-	    return MILTER_ERR_VALUE;
-	}
-	if (memchr(lines[i].ptr, '\r', lines[i].len)
-		|| memchr(lines[i].ptr, '\n', lines[i].len)
-		|| memchr(lines[i].ptr, '\0', lines[i].len)) {
-	    *msgPtr = "a reply line may not contain CR, LF or NUL";
-	    return MILTER_ERR_VALUE;
-	}
     }
     if (count == 0 || (count == 1 && lines[0].len == 0)) {
 	if (xcode[0] == '\0') {
@@ -775,29 +873,8 @@ MilterSessionSetReply(
     if (CheckPeer(s, msgPtr) != MILTER_ERR_NONE) {
 	return MILTER_ERR_CLOSED;
     }
-
-    MilterBufInit(&text);
-    for (i = 0; i < count; i++) {
-	MilterBufAppend(&text, rcode, 3);
-	MilterBufAppend(&text, (i < count - 1) ? "-" : " ", 1);
-	if (xcode[0] != '\0') {
-	    MilterBufAppend(&text, xcode, strlen(xcode));
-	    MilterBufAppend(&text, " ", 1);
-	}
-	for (j = 0; j < lines[i].len; j++) {
-	    if (lines[i].ptr[j] == '%') {
-		MilterBufAppend(&text, "%", 1);
-	    }
-	    MilterBufAppend(&text, lines[i].ptr + j, 1);
-	}
-	if (i < count - 1) {
-	    MilterBufAppend(&text, "\r\n", 2);
-	}
-    }
     MilterFree(s->reply);
-    s->reply = MilterStrdup((const char *) MilterBufData(&text),
-	    MilterBufLength(&text));
-    MilterBufFree(&text);
+    s->reply = FormatReply(rcode, xcode, lines, count);
     return MILTER_ERR_NONE;
 }
 

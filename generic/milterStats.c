@@ -555,7 +555,7 @@ Out(
 static void
 OutHist(
     MilterBuf *bufPtr,
-    const char *name,
+    const char *name,		/* Without the "tclmilter_" prefix. */
     const char *label,		/* 'event="helo",' or "". */
     MilterHist *histPtr)
 {
@@ -565,31 +565,114 @@ OutHist(
 
     MilterStatsReadHist(histPtr, cum, &sum);
     for (i = 0; i < MILTER_STAT_BUCKETS; i++) {
-	Out(bufPtr, "%s_bucket{%sle=\"%g\"} %llu\n", name, label,
+	Out(bufPtr, "tclmilter_%s_bucket{%sle=\"%g\"} %llu\n", name, label,
 		milterStatBounds[i], (unsigned long long) cum[i]);
     }
-    Out(bufPtr, "%s_bucket{%sle=\"+Inf\"} %llu\n", name, label,
+    Out(bufPtr, "tclmilter_%s_bucket{%sle=\"+Inf\"} %llu\n", name, label,
 	    (unsigned long long) cum[MILTER_STAT_BUCKETS]);
     if (*label != '\0') {
 	char plain[64];
 
 	snprintf(plain, sizeof(plain), "{%.*s}", (int) strlen(label) - 1,
 		label);
-	Out(bufPtr, "%s_sum%s %.6f\n%s_count%s %llu\n", name, plain, sum,
-		name, plain, (unsigned long long) cum[MILTER_STAT_BUCKETS]);
-    } else {
-	Out(bufPtr, "%s_sum %.6f\n%s_count %llu\n", name, sum, name,
+	Out(bufPtr, "tclmilter_%s_sum%s %.6f\ntclmilter_%s_count%s %llu\n",
+		name, plain, sum, name, plain,
 		(unsigned long long) cum[MILTER_STAT_BUCKETS]);
+    } else {
+	Out(bufPtr, "tclmilter_%s_sum %.6f\ntclmilter_%s_count %llu\n",
+		name, sum, name, (unsigned long long) cum[MILTER_STAT_BUCKETS]);
     }
 }
 
 /*
+ * The metrics of the text format, in the order they are written: each is
+ * a HELP and a TYPE line, then the values that 'source' says where to
+ * find (MetricValues).
+ */
+
+typedef enum MetricSource {
+    SRC_COUNTER,		/* counters[index], unsigned. */
+    SRC_GAUGE,			/* counters[index], a signed gauge. */
+    SRC_OPEN,			/* Connections open now. */
+    SRC_IN_FLIGHT,		/* Messages begun and not ended. */
+    SRC_QUEUED,			/* MilterStatsExtra.queued. */
+    SRC_WORKERS,		/* MilterStatsExtra.workers. */
+    SRC_STARTED,		/* MilterStats.started. */
+    SRC_OUTCOMES,		/* One value per final verdict. */
+    SRC_VERDICTS,		/* One value per event and verdict. */
+    SRC_MODS,			/* One value per kind of modification. */
+    SRC_CALLBACK_HIST,		/* One histogram per event. */
+    SRC_MESSAGE_HIST		/* The message duration histogram. */
+} MetricSource;
+
+typedef struct Metric {
+    const char *name;		/* Without the "tclmilter_" prefix. */
+    const char *type;		/* counter, gauge or histogram. */
+    const char *help;
+    MetricSource source;
+    int index;			/* MILTER_STAT_* for SRC_COUNTER and
+				 * SRC_GAUGE. */
+} Metric;
+
+static const Metric metrics[] = {
+    {"connections_total", "counter", "MTA connections accepted.",
+	    SRC_COUNTER, MILTER_STAT_ACCEPTED},
+    {"connections_refused_total", "counter",
+	    "MTA connections refused at -maxconnections.",
+	    SRC_COUNTER, MILTER_STAT_REFUSED},
+    {"connections_closed_total", "counter", "MTA connections closed.",
+	    SRC_COUNTER, MILTER_STAT_CLOSED},
+    {"sessions_total", "counter", "SMTP sessions (connect commands).",
+	    SRC_COUNTER, MILTER_STAT_SESSIONS},
+    {"messages_started_total", "counter", "Messages begun.",
+	    SRC_COUNTER, MILTER_STAT_MESSAGES},
+    {"messages_total", "counter", "Messages ended, by final verdict.",
+	    SRC_OUTCOMES, 0},
+    {"verdicts_total", "counter", "Callback verdicts, by event and verdict.",
+	    SRC_VERDICTS, 0},
+    {"modifications_total", "counter",
+	    "Modifications sent to the MTA, by kind.", SRC_MODS, 0},
+    {"callback_errors_total", "counter",
+	    "Callbacks that raised an error or returned a bad result.",
+	    SRC_COUNTER, MILTER_STAT_CALLBACK_ERRORS},
+    {"default_replies_total", "counter",
+	    "Verdicts that were the -defaultreply.",
+	    SRC_COUNTER, MILTER_STAT_DEFAULT_REPLIES},
+    {"protocol_errors_total", "counter",
+	    "Malformed or misplaced input from the MTA.",
+	    SRC_COUNTER, MILTER_STAT_PROTOCOL_ERRORS},
+    {"timeouts_total", "counter", "Connections ended past -timeout.",
+	    SRC_COUNTER, MILTER_STAT_TIMEOUTS},
+    {"connections_open", "gauge", "MTA connections open now.",
+	    SRC_OPEN, 0},
+    {"messages_in_flight", "gauge", "Messages begun and not ended.",
+	    SRC_IN_FLIGHT, 0},
+    {"events_queued", "gauge", "Events waiting for an interpreter.",
+	    SRC_QUEUED, 0},
+    {"callbacks_running", "gauge", "Callbacks running now.",
+	    SRC_GAUGE, MILTER_STAT_RUNNING},
+    {"workers", "gauge", "Worker interpreters serving.", SRC_WORKERS, 0},
+    {"workers_busy", "gauge", "Worker interpreters running a callback now.",
+	    SRC_GAUGE, MILTER_STAT_WORKERS_BUSY},
+    {"start_time_seconds", "gauge",
+	    "When the milter last started, seconds since the epoch.",
+	    SRC_STARTED, 0},
+    {"callback_duration_seconds", "histogram",
+	    "Time in script per callback, by event.", SRC_CALLBACK_HIST, 0},
+    {"message_duration_seconds", "histogram",
+	    "Time from a message's first command to its final verdict.",
+	    SRC_MESSAGE_HIST, 0}
+};
+
+#define METRIC_COUNT	((int) (sizeof(metrics) / sizeof(metrics[0])))
+
+/*
  *----------------------------------------------------------------------
  *
- * OutSimple --
+ * MetricValues --
  *
- *	One metric of a single value with its HELP and TYPE lines, in
- *	the text format.
+ *	The value lines of one metric (those after its HELP and TYPE
+ *	lines) in the text format.
  *
  * Results:
  *	None.
@@ -601,15 +684,79 @@ OutHist(
  */
 
 static void
-OutSimple(
+MetricValues(
     MilterBuf *bufPtr,
-    const char *name,
-    const char *type,
-    const char *help,
-    long long value)
+    const Metric *mPtr,
+    MilterStats *stats,
+    const MilterStatsExtra *extraPtr,
+    const char *const eventNames[])	/* MILTER_STAT_EVENTS names. */
 {
-    Out(bufPtr, "# HELP tclmilter_%s %s\n# TYPE tclmilter_%s %s\n"
-	    "tclmilter_%s %lld\n", name, help, name, type, name, value);
+    const char *name = mPtr->name;
+    uint64_t *c = stats->counters;
+    int64_t open, inFlight;
+    long long value = 0;
+    char label[64];
+    int i, k;
+
+    MilterStatsGauges(stats, &open, &inFlight);
+    switch (mPtr->source) {
+    case SRC_COUNTER:
+	Out(bufPtr, "tclmilter_%s %llu\n", name,
+		(unsigned long long) STAT_GET(&c[mPtr->index]));
+	return;
+    case SRC_GAUGE:
+	value = (long long) (int64_t) STAT_GET(&c[mPtr->index]);
+	break;
+    case SRC_OPEN:
+	value = (long long) open;
+	break;
+    case SRC_IN_FLIGHT:
+	value = (long long) inFlight;
+	break;
+    case SRC_QUEUED:
+	value = (long long) extraPtr->queued;
+	break;
+    case SRC_WORKERS:
+	value = (long long) extraPtr->workers;
+	break;
+    case SRC_STARTED:
+	value = (long long) stats->started;
+	break;
+    case SRC_OUTCOMES:
+	for (i = 0; i < MILTER_STAT_OUTCOMES; i++) {
+	    Out(bufPtr, "tclmilter_%s{verdict=\"%s\"} %llu\n", name,
+		    milterStatOutcomeNames[i],
+		    (unsigned long long) STAT_GET(&stats->outcomes[i]));
+	}
+	return;
+    case SRC_VERDICTS:
+	for (i = 0; i < MILTER_STAT_EVENTS; i++) {
+	    for (k = 0; k < MILTER_STAT_VERDICTS; k++) {
+		Out(bufPtr, "tclmilter_%s{event=\"%s\",verdict=\"%s\"}"
+			" %llu\n", name, eventNames[i],
+			milterStatVerdictNames[k],
+			(unsigned long long) STAT_GET(&stats->verdicts[i][k]));
+	    }
+	}
+	return;
+    case SRC_MODS:
+	for (i = 0; i < MILTER_STAT_MODS; i++) {
+	    Out(bufPtr, "tclmilter_%s{kind=\"%s\"} %llu\n", name,
+		    milterStatModNames[i],
+		    (unsigned long long) STAT_GET(&stats->mods[i]));
+	}
+	return;
+    case SRC_CALLBACK_HIST:
+	for (i = 0; i < MILTER_STAT_EVENTS; i++) {
+	    snprintf(label, sizeof(label), "event=\"%s\",", eventNames[i]);
+	    OutHist(bufPtr, name, label, &stats->callback[i]);
+	}
+	return;
+    case SRC_MESSAGE_HIST:
+	OutHist(bufPtr, name, "", &stats->message);
+	return;
+    }
+    Out(bufPtr, "tclmilter_%s %lld\n", name, value);
 }
 
 /*
@@ -638,105 +785,17 @@ MilterStatsPrometheus(
     size_t *lenPtr)
 {
     MilterBuf buf;
-    uint64_t *c = stats->counters;
-    int64_t open, inFlight;
-    char label[64];
     char *text;
-    int i, k;
+    int i;
 
     MilterBufInit(&buf);
-    MilterStatsGauges(stats, &open, &inFlight);
+    for (i = 0; i < METRIC_COUNT; i++) {
+	const Metric *mPtr = &metrics[i];
 
-    Out(&buf, "# HELP tclmilter_connections_total MTA connections "
-	    "accepted.\n# TYPE tclmilter_connections_total counter\n"
-	    "tclmilter_connections_total %llu\n",
-	    (unsigned long long) STAT_GET(&c[MILTER_STAT_ACCEPTED]));
-    OutSimple(&buf, "connections_refused_total", "counter",
-	    "MTA connections refused at -maxconnections.",
-	    (long long) STAT_GET(&c[MILTER_STAT_REFUSED]));
-    OutSimple(&buf, "connections_closed_total", "counter",
-	    "MTA connections closed.",
-	    (long long) STAT_GET(&c[MILTER_STAT_CLOSED]));
-    OutSimple(&buf, "sessions_total", "counter",
-	    "SMTP sessions (connect commands).",
-	    (long long) STAT_GET(&c[MILTER_STAT_SESSIONS]));
-    OutSimple(&buf, "messages_started_total", "counter",
-	    "Messages begun.",
-	    (long long) STAT_GET(&c[MILTER_STAT_MESSAGES]));
-
-    Out(&buf, "# HELP tclmilter_messages_total Messages ended, by final "
-	    "verdict.\n# TYPE tclmilter_messages_total counter\n");
-    for (i = 0; i < MILTER_STAT_OUTCOMES; i++) {
-	Out(&buf, "tclmilter_messages_total{verdict=\"%s\"} %llu\n",
-		milterStatOutcomeNames[i],
-		(unsigned long long) STAT_GET(&stats->outcomes[i]));
+	Out(&buf, "# HELP tclmilter_%s %s\n# TYPE tclmilter_%s %s\n",
+		mPtr->name, mPtr->help, mPtr->name, mPtr->type);
+	MetricValues(&buf, mPtr, stats, extraPtr, eventNames);
     }
-
-    Out(&buf, "# HELP tclmilter_verdicts_total Callback verdicts, by "
-	    "event and verdict.\n# TYPE tclmilter_verdicts_total counter\n");
-    for (i = 0; i < MILTER_STAT_EVENTS; i++) {
-	for (k = 0; k < MILTER_STAT_VERDICTS; k++) {
-	    Out(&buf, "tclmilter_verdicts_total{event=\"%s\",verdict=\"%s\"}"
-		    " %llu\n", eventNames[i], milterStatVerdictNames[k],
-		    (unsigned long long) STAT_GET(&stats->verdicts[i][k]));
-	}
-    }
-
-    Out(&buf, "# HELP tclmilter_modifications_total Modifications sent "
-	    "to the MTA, by kind.\n"
-	    "# TYPE tclmilter_modifications_total counter\n");
-    for (i = 0; i < MILTER_STAT_MODS; i++) {
-	Out(&buf, "tclmilter_modifications_total{kind=\"%s\"} %llu\n",
-		milterStatModNames[i],
-		(unsigned long long) STAT_GET(&stats->mods[i]));
-    }
-
-    OutSimple(&buf, "callback_errors_total", "counter",
-	    "Callbacks that raised an error or returned a bad result.",
-	    (long long) STAT_GET(&c[MILTER_STAT_CALLBACK_ERRORS]));
-    OutSimple(&buf, "default_replies_total", "counter",
-	    "Verdicts that were the -defaultreply.",
-	    (long long) STAT_GET(&c[MILTER_STAT_DEFAULT_REPLIES]));
-    OutSimple(&buf, "protocol_errors_total", "counter",
-	    "Malformed or misplaced input from the MTA.",
-	    (long long) STAT_GET(&c[MILTER_STAT_PROTOCOL_ERRORS]));
-    OutSimple(&buf, "timeouts_total", "counter",
-	    "Connections ended past -timeout.",
-	    (long long) STAT_GET(&c[MILTER_STAT_TIMEOUTS]));
-
-    OutSimple(&buf, "connections_open", "gauge",
-	    "MTA connections open now.", (long long) open);
-    OutSimple(&buf, "messages_in_flight", "gauge",
-	    "Messages begun and not ended.", (long long) inFlight);
-    OutSimple(&buf, "events_queued", "gauge",
-	    "Events waiting for an interpreter.",
-	    (long long) extraPtr->queued);
-    OutSimple(&buf, "callbacks_running", "gauge",
-	    "Callbacks running now.",
-	    (long long) (int64_t) STAT_GET(&c[MILTER_STAT_RUNNING]));
-    OutSimple(&buf, "workers", "gauge", "Worker interpreters serving.",
-	    (long long) extraPtr->workers);
-    OutSimple(&buf, "workers_busy", "gauge",
-	    "Worker interpreters running a callback now.",
-	    (long long) (int64_t) STAT_GET(&c[MILTER_STAT_WORKERS_BUSY]));
-    OutSimple(&buf, "start_time_seconds", "gauge",
-	    "When the milter last started, seconds since the epoch.",
-	    (long long) stats->started);
-
-    Out(&buf, "# HELP tclmilter_callback_duration_seconds Time in script "
-	    "per callback, by event.\n"
-	    "# TYPE tclmilter_callback_duration_seconds histogram\n");
-    for (i = 0; i < MILTER_STAT_EVENTS; i++) {
-	snprintf(label, sizeof(label), "event=\"%s\",", eventNames[i]);
-	OutHist(&buf, "tclmilter_callback_duration_seconds", label,
-		&stats->callback[i]);
-    }
-    Out(&buf, "# HELP tclmilter_message_duration_seconds Time from a "
-	    "message's first command to its final verdict.\n"
-	    "# TYPE tclmilter_message_duration_seconds histogram\n");
-    OutHist(&buf, "tclmilter_message_duration_seconds", "",
-	    &stats->message);
-
     *lenPtr = MilterBufLength(&buf);
     text = MilterAlloc(*lenPtr + 1);
     memcpy(text, MilterBufData(&buf), *lenPtr);

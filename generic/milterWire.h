@@ -86,6 +86,8 @@
 #define SMFIF_ADDRCPT_PAR	0x080
 #define SMFIF_SETSYMLIST	0x100
 #define SMFIF_ALL		0x1FF
+#define SMFI_V1_ACTS		0x00F	/* What a version 1 MTA, which offers
+					 * 0, allows: the first four. */
 
 /*
  * Protocol flags (SMFIP_*): "NO" bits turn events off, "NR" bits mean no
@@ -114,6 +116,9 @@
 #define SMFIP_NR_BODY		0x00080000
 #define SMFIP_HDR_LEADSPC	0x00100000
 #define SMFIP_ALL		0x001FFFFF
+#define SMFI_V1_PROT		0x0000003F
+					/* What a version 1 MTA, which offers
+					 * 0, allows: NOCONNECT to NOHDRS. */
 
 /*
  * Macro stages (SMFIM_*), as used in macro-list records. Note that EOM

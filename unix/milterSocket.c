@@ -78,6 +78,12 @@ typedef enum PathKind {
 #define PROBE_WAIT_MS	500
 
 /*
+ * The largest TCP port number.
+ */
+
+#define MAX_PORT	65535
+
+/*
  *----------------------------------------------------------------------
  *
  * PortIsValid --
@@ -110,7 +116,7 @@ PortIsValid(
 		return 0;
 	    }
 	    value = value * 10 + (*p - '0');
-	    if (value > 65535) {
+	    if (value > MAX_PORT) {
 		return 0;
 	    }
 	}
@@ -125,6 +131,166 @@ PortIsValid(
 		|| (*p >= '0' && *p <= '9') || *p == '-' || *p == '_')) {
 	    return 0;
 	}
+    }
+    return 1;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * ProtoIs --
+ *
+ *	Whether the protocol part of a spec (its first 'protoLen' bytes,
+ *	before the colon) is 'name'.
+ *
+ * Results:
+ *	1 if so, else 0.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+ProtoIs(
+    const char *spec,
+    size_t protoLen,
+    const char *name)
+{
+    return protoLen == strlen(name) && strncmp(spec, name, protoLen) == 0;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * ParseFdSpec --
+ *
+ *	The address of "fd:N": an inherited listening descriptor.
+ *
+ * Results:
+ *	1 on success; 0 with a message in 'err'.
+ *
+ * Side effects:
+ *	Fills in *specPtr.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+ParseFdSpec(
+    const char *spec,		/* The whole spec, for messages. */
+    const char *rest,		/* What follows the colon. */
+    Spec *specPtr,
+    char *err,
+    size_t errLen)
+{
+    const char *p;
+    long value = 0;
+
+    for (p = rest; *p >= '0' && *p <= '9'; p++) {
+	value = value * 10 + (*p - '0');
+	if (value > INT_MAX) {
+	    break;
+	}
+    }
+    if (p == rest || *p != '\0') {
+	snprintf(err, errLen, "bad descriptor \"%s\" in \"%s\": must be "
+		"a non-negative integer", rest, spec);
+	return 0;
+    }
+    specPtr->family = AF_UNSPEC;
+    specPtr->fd = (int) value;
+    return 1;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * ParseUnixSpec --
+ *
+ *	The address of "unix:PATH" or "local:PATH" (or a bare PATH): an
+ *	absolute path that fits a sockaddr_un.
+ *
+ * Results:
+ *	1 on success; 0 with a message in 'err'.
+ *
+ * Side effects:
+ *	Fills in *specPtr.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+ParseUnixSpec(
+    const char *rest,		/* The path. */
+    Spec *specPtr,
+    char *err,
+    size_t errLen)
+{
+    if (rest[0] != '/') {
+	snprintf(err, errLen, "unix socket path \"%s\" must be absolute",
+		rest);
+	return 0;
+    }
+    if (strlen(rest) >= sizeof(specPtr->path)) {
+	snprintf(err, errLen, "unix socket path \"%s\" is too long", rest);
+	return 0;
+    }
+    specPtr->family = AF_UNIX;
+    strcpy(specPtr->path, rest);
+    return 1;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * ParseInetSpec --
+ *
+ *	The address of "inet:PORT@HOST" or "inet6:PORT@HOST": a port number
+ *	or service name, and an optional host, which may be in brackets.
+ *
+ * Results:
+ *	1 on success; 0 with a message in 'err'.
+ *
+ * Side effects:
+ *	Fills in the port and host of *specPtr.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+ParseInetSpec(
+    const char *spec,		/* The whole spec, for messages. */
+    const char *rest,		/* What follows the colon. */
+    Spec *specPtr,
+    char *err,
+    size_t errLen)
+{
+    const char *at = strchr(rest, '@');
+    size_t portLen = at ? (size_t) (at - rest) : strlen(rest);
+    const char *host = at ? at + 1 : "";
+    size_t hostLen = strlen(host);
+
+    if (portLen == 0 || portLen >= sizeof(specPtr->port)) {
+	snprintf(err, errLen, "missing or bad port in \"%s\"", spec);
+	return 0;
+    }
+    if (hostLen >= 2 && host[0] == '[' && host[hostLen - 1] == ']') {
+	host++;
+	hostLen -= 2;
+    }
+    if (hostLen >= sizeof(specPtr->host)) {
+	snprintf(err, errLen, "host name too long in \"%s\"", spec);
+	return 0;
+    }
+    memcpy(specPtr->port, rest, portLen);
+    memcpy(specPtr->host, host, hostLen);
+    if (!PortIsValid(specPtr->port)) {
+	snprintf(err, errLen, "bad port \"%s\" in \"%s\": must be an "
+		"integer from 0 to 65535 or a service name",
+		specPtr->port, spec);
+	return 0;
     }
     return 1;
 }
@@ -153,7 +319,7 @@ ParseSpec(
     size_t errLen)
 {
     const char *colon = strchr(spec, ':');
-    const char *rest = spec;
+    const char *rest = colon ? colon + 1 : spec;
     size_t protoLen = colon ? (size_t) (colon - spec) : 0;
 
     memset(specPtr, 0, sizeof(Spec));
@@ -163,80 +329,23 @@ ParseSpec(
 	specPtr->systemd = 1;
 	return 1;
     }
-    if (colon != NULL) {
-	rest = colon + 1;
+    if (ProtoIs(spec, protoLen, "fd")) {
+	return ParseFdSpec(spec, rest, specPtr, err, errLen);
     }
-    if (protoLen == 2 && strncmp(spec, "fd", 2) == 0) {
-	const char *p;
-	long value = 0;
-
-	for (p = rest; *p >= '0' && *p <= '9'; p++) {
-	    value = value * 10 + (*p - '0');
-	    if (value > INT_MAX) {
-		break;
-	    }
-	}
-	if (p == rest || *p != '\0') {
-	    snprintf(err, errLen, "bad descriptor \"%s\" in \"%s\": must be "
-		    "a non-negative integer", rest, spec);
-	    return 0;
-	}
-	specPtr->family = AF_UNSPEC;
-	specPtr->fd = (int) value;
-	return 1;
+    if (colon == NULL || ProtoIs(spec, protoLen, "unix")
+	    || ProtoIs(spec, protoLen, "local")) {
+	return ParseUnixSpec(rest, specPtr, err, errLen);
     }
-    if (colon == NULL || (protoLen == 4 && strncmp(spec, "unix", 4) == 0)
-	    || (protoLen == 5 && strncmp(spec, "local", 5) == 0)) {
-	if (rest[0] != '/') {
-	    snprintf(err, errLen, "unix socket path \"%s\" must be absolute",
-		    rest);
-	    return 0;
-	}
-	if (strlen(rest) >= sizeof(specPtr->path)) {
-	    snprintf(err, errLen, "unix socket path \"%s\" is too long", rest);
-	    return 0;
-	}
-	specPtr->family = AF_UNIX;
-	strcpy(specPtr->path, rest);
-	return 1;
-    }
-    if (protoLen == 4 && strncmp(spec, "inet", 4) == 0) {
+    if (ProtoIs(spec, protoLen, "inet")) {
 	specPtr->family = AF_INET;
-    } else if (protoLen == 5 && strncmp(spec, "inet6", 5) == 0) {
+    } else if (ProtoIs(spec, protoLen, "inet6")) {
 	specPtr->family = AF_INET6;
     } else {
 	snprintf(err, errLen, "unknown protocol in \"%s\": must be unix, "
 		"local, inet, inet6 or fd, or the spec systemd", spec);
 	return 0;
     }
-    {
-	const char *at = strchr(rest, '@');
-	size_t portLen = at ? (size_t) (at - rest) : strlen(rest);
-	const char *host = at ? at + 1 : "";
-	size_t hostLen = strlen(host);
-
-	if (portLen == 0 || portLen >= sizeof(specPtr->port)) {
-	    snprintf(err, errLen, "missing or bad port in \"%s\"", spec);
-	    return 0;
-	}
-	if (hostLen >= 2 && host[0] == '[' && host[hostLen - 1] == ']') {
-	    host++;
-	    hostLen -= 2;
-	}
-	if (hostLen >= sizeof(specPtr->host)) {
-	    snprintf(err, errLen, "host name too long in \"%s\"", spec);
-	    return 0;
-	}
-	memcpy(specPtr->port, rest, portLen);
-	memcpy(specPtr->host, host, hostLen);
-	if (!PortIsValid(specPtr->port)) {
-	    snprintf(err, errLen, "bad port \"%s\" in \"%s\": must be an "
-		    "integer from 0 to 65535 or a service name",
-		    specPtr->port, spec);
-	    return 0;
-	}
-    }
-    return 1;
+    return ParseInetSpec(spec, rest, specPtr, err, errLen);
 }
 
 /*
