@@ -53,6 +53,13 @@ static const struct {
 #define MAX_EVENT_ARGS	66
 
 /*
+ * Command prefixes of up to this many words are called with an array on
+ * the stack.
+ */
+
+#define STACK_PREFIX_WORDS	8
+
+/*
  *----------------------------------------------------------------------
  *
  * FlagList --
@@ -379,7 +386,8 @@ Invoke(
     const MilterEvent *ev)
 {
     Tcl_Interp *interp = statePtr->interp;
-    Tcl_Obj *stackObjv[8 + MAX_EVENT_ARGS], **objv = stackObjv;
+    Tcl_Obj *stackObjv[STACK_PREFIX_WORDS + MAX_EVENT_ARGS];
+    Tcl_Obj **objv = stackObjv;
     Tcl_Obj **prefixv;
     Tcl_Size prefixc;
     int objc, i, code, verdict;
@@ -389,7 +397,7 @@ Invoke(
 
     Tcl_IncrRefCount(cbObj);
     Tcl_ListObjGetElements(NULL, cbObj, &prefixc, &prefixv);
-    if (prefixc > 8) {
+    if (prefixc > STACK_PREFIX_WORDS) {
 	objv = (Tcl_Obj **) ckalloc(sizeof(Tcl_Obj *)
 		* (prefixc + MAX_EVENT_ARGS));
     }

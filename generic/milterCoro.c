@@ -72,6 +72,17 @@ struct MilterCall {
 #define CALL_PRESERVED	0x40	/* Holds Tcl_Preserve(statePtr). */
 
 /*
+ * How AnswerCall answers a suspended call.
+ */
+
+typedef enum AnswerFlags {
+    ANSWER_TEARDOWN = 0x01,	/* Every later command of the connection
+				 * gets -defaultreply too. */
+    ANSWER_DELETE_COROUTINE = 0x02
+				/* Delete the call's coroutine first. */
+} AnswerFlags;
+
+/*
  * The event the deadline hook queues to the owner thread.
  */
 
@@ -86,8 +97,7 @@ typedef struct DeadlineEvent {
 
 #define RUNNER_NAME	"::milter::coro::callback"
 
-static void		AnswerCall(MilterCall *callPtr, int teardown,
-			    int deleteCoroutine);
+static void		AnswerCall(MilterCall *callPtr, AnswerFlags flags);
 static void		CallRelease(MilterCall *callPtr);
 static void		Conclude(MilterCall *callPtr);
 static void		CoroDeleted(ClientData clientData,
@@ -650,7 +660,7 @@ RunnerDone(
 	callPtr->verdict = Outcome(callPtr, interp, code);
     } else if (statePtr->shutDown || statePtr->interp == NULL
 	    || Tcl_InterpDeleted(interp)) {
-	AnswerCall(callPtr, 1, 0);
+	AnswerCall(callPtr, ANSWER_TEARDOWN);
     } else {
 	Tcl_Preserve(interp);
 	callPtr->verdict = Outcome(callPtr, interp, code);
@@ -808,9 +818,10 @@ DeleteCoroutine(
  *	Gives a suspended call's connection -defaultreply (a refused
  *	negotiation for negotiate) without waiting for the callback, whose
  *	modifications are dropped and whose result will be ignored. With
- *	deleteCoroutine, its coroutine is deleted first. At teardown every
- *	later command of the connection gets -defaultreply too; otherwise
- *	(the stop deadline) they are decided as usual.
+ *	ANSWER_DELETE_COROUTINE, its coroutine is deleted first. With
+ *	ANSWER_TEARDOWN every later command of the connection gets
+ *	-defaultreply too; otherwise (the stop deadline) they are decided as
+ *	usual.
  *
  * Results:
  *	None.
@@ -824,8 +835,7 @@ DeleteCoroutine(
 static void
 AnswerCall(
     MilterCall *callPtr,
-    int teardown,
-    int deleteCoroutine)
+    AnswerFlags flags)		/* ANSWER_* bits. */
 {
     MilterState *statePtr = callPtr->statePtr;
     MilterConn *conn = callPtr->conn;
@@ -845,7 +855,7 @@ AnswerCall(
 	callPtr->timer = NULL;
 	callPtr->refs--;		/* The timer's; ours remains. */
     }
-    if (deleteCoroutine) {
+    if (flags & ANSWER_DELETE_COROUTINE) {
 	DeleteCoroutine(callPtr);
     }
     verdict = callPtr->type == MILTER_EV_NEGOTIATE ? MILTER_REJECT
@@ -854,7 +864,7 @@ AnswerCall(
 	MilterSessionDiscardModifications(MilterConnLock(conn));
 	MilterConnUnlock(conn, 0);
     }
-    if (teardown) {
+    if (flags & ANSWER_TEARDOWN) {
 	ev = MilterConnResume(conn, verdict);
 	while (ev != NULL) {
 	    ev = MilterConnResume(conn, statePtr->defaultReply);
@@ -924,7 +934,8 @@ MilterCoroAnswerAll(
 	Tcl_DeleteEvents(DeleteDeadlineEvent, statePtr);
     }
     while (statePtr->calls != NULL) {
-	AnswerCall(statePtr->calls, 1, shutDown);
+	AnswerCall(statePtr->calls, ANSWER_TEARDOWN
+		| (shutDown ? ANSWER_DELETE_COROUTINE : 0));
     }
 }
 
@@ -1004,7 +1015,7 @@ DeadlineEventProc(
 	    LogCall(callPtr, callPtr->conn,
 		    "deleted at the milter stop deadline");
 	}
-	AnswerCall(callPtr, 0, 1);
+	AnswerCall(callPtr, ANSWER_DELETE_COROUTINE);
     }
     Tcl_Release(statePtr);
     return 1;

@@ -324,6 +324,13 @@ LockSession(
 }
 
 /*
+ * How QuotedValue shows a value.
+ */
+
+#define QUOTE_MAX_CHARS	60	/* Longer values are cut, then "...". */
+#define ASCII_DEL	0x7F
+
+/*
  *----------------------------------------------------------------------
  *
  * QuotedValue --
@@ -355,7 +362,7 @@ QuotedValue(
 	Tcl_UniChar ch = 0;
 	int n = Tcl_UtfToUniChar(p, &ch);
 
-	if (++chars > 60) {
+	if (++chars > QUOTE_MAX_CHARS) {
 	    Tcl_AppendToObj(resultPtr, "...", 3);
 	    break;
 	}
@@ -370,7 +377,7 @@ QuotedValue(
 	    Tcl_AppendToObj(resultPtr, "\\t", 2);
 	    break;
 	default:
-	    if (ch < 0x20 || ch == 0x7F) {
+	    if (ch < ' ' || ch == ASCII_DEL) {
 		Tcl_AppendPrintfToObj(resultPtr, "\\x%02X", (unsigned) ch);
 	    } else {
 		Tcl_AppendToObj(resultPtr, p, n);

@@ -79,6 +79,23 @@
  */
 
 #define LOG_RETRY_MS		100
+#define US_PER_MS		1000
+
+/*
+ * A formatted line is "NAME LEVEL: TEXT\n" (FormatLine): the bytes it
+ * adds to the name, level and text, and an upper bound of what it adds to
+ * the name and text alone.
+ */
+
+#define LINE_FRAME_BYTES	4	/* " ", ": " and "\n". */
+#define LINE_SLACK		20	/* The frame and the longest level. */
+
+/*
+ * A byte that continues a UTF-8 sequence (10xxxxxx): a message is never
+ * cut before one.
+ */
+
+#define UTF8_CONTINUES(c)	(((c) & 0xC0) == 0x80)
 
 /*
  * A queued log line (MilterState.logHead). Allocated by whichever thread
@@ -159,10 +176,7 @@ static void		LogTimerProc(ClientData clientData);
 static long long
 Now(void)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long) ts.tv_sec * 1000000 + ts.tv_nsec / 1000 + 1;
+    return (long long) MilterStatsNow() + 1;
 }
 
 /*
@@ -190,7 +204,7 @@ TextLength(
 
     if (len > LOG_MAX_TEXT) {
 	len = LOG_MAX_TEXT;
-	while (len > 0 && (msg[len] & 0xC0) == 0x80) {
+	while (len > 0 && UTF8_CONTINUES(msg[len])) {
 	    len--;
 	}
     }
@@ -504,7 +518,7 @@ Writable(void)
     struct pollfd pfd;
     int n;
 
-    pfd.fd = 2;
+    pfd.fd = STDERR_FILENO;
     pfd.events = POLLOUT;
     pfd.revents = 0;
     do {
@@ -552,7 +566,7 @@ WriteSome(
 	return len;
     }
     do {
-	n = write(2, bytes, len);
+	n = write(STDERR_FILENO, bytes, len);
     } while (n < 0 && errno == EINTR);
     if (n > 0) {
 	return (size_t) n;
@@ -616,8 +630,8 @@ FormattedLength(
     const char *name,
     const LogLine *linePtr)
 {
-    return strlen(name) + 1 + strlen(levelNames[linePtr->level]) + 2
-	    + linePtr->len + 1;
+    return strlen(name) + strlen(levelNames[linePtr->level]) + linePtr->len
+	    + LINE_FRAME_BYTES;
 }
 
 /*
@@ -896,7 +910,7 @@ SyslogUnreachable(
     Tcl_MutexUnlock(&statePtr->lock);
     name[sizeof(name) - 1] = '\0';
     snprintf(text, sizeof(text), "%s; logging to standard error", why);
-    if (statePtr->logOutLen + strlen(name) + strlen(text) + 20
+    if (statePtr->logOutLen + strlen(name) + strlen(text) + LINE_SLACK
 	    < MILTER_LOG_OUT) {
 	statePtr->logOutLen += FormatLine(
 		statePtr->logOut + statePtr->logOutLen,
@@ -1263,8 +1277,8 @@ ArmTimer(
 	    }
 	    ms = 0;
 	    if (now - limitPtr->since < LOG_REPORT_US) {
-		ms = (int) ((limitPtr->since + LOG_REPORT_US - now) / 1000)
-			+ 1;
+		ms = (int) ((limitPtr->since + LOG_REPORT_US - now)
+			/ US_PER_MS) + 1;
 	    }
 	    if (delay < 0 || ms < delay) {
 		delay = ms;
@@ -1284,7 +1298,7 @@ ArmTimer(
 	}
 	return;
     }
-    due = now + (long long) delay * 1000;
+    due = now + (long long) delay * US_PER_MS;
     if (statePtr->logTimer != NULL) {
 	if (statePtr->logTimerDue <= due) {
 	    return;

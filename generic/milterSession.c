@@ -143,7 +143,7 @@ MilterSessionFree(
     if (s->msgStart != 0) {
 	MilterStatsMessage(s->stats, MILTER_STAT_ABORTED, s->msgStart);
     }
-    ClearMacros(s, 0);
+    ClearMacros(s, SMFIM_CONNECT);
     for (stage = 0; stage < SMFIM_COUNT; stage++) {
 	MilterFree(s->symlists[stage]);
     }
@@ -950,7 +950,7 @@ RunEnd(
 	}
 	/* FALLTHRU */
     case 2:
-	ClearMacros(s, 0);
+	ClearMacros(s, SMFIM_CONNECT);
 	MilterFree(s->reply);	/* Set by the close callback: it must not */
 	s->reply = NULL;	/* answer the next session after QUIT_NC. */
 	s->connected = 0;

@@ -22,15 +22,45 @@
 #include <time.h>
 
 /*
- * Relaxed atomics: the numbers are independent of each other.
+ * Atomics, in the one style of unix/milterServerInt.h (which this file,
+ * linked alone into the fuzz targets, does not include): every counter is
+ * read and written only through these.
  */
 
-#define STAT_ADD(p, v)	__atomic_fetch_add((p), (v), __ATOMIC_RELAXED)
-#define STAT_GET(p)	__atomic_load_n((p), __ATOMIC_RELAXED)
+#ifndef ATOMIC_GET
+#define ATOMIC_GET(p)		__atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define ATOMIC_ADD(p, v)	__atomic_add_fetch((p), (v), __ATOMIC_ACQ_REL)
+#define ATOMIC_FENCE()		__atomic_thread_fence(__ATOMIC_SEQ_CST)
+#endif
+
+/*
+ * Clock units.
+ */
+
+#define US_PER_S	1000000
+#define NS_PER_US	1000
 
 /*
  * Names of the kinds, in index order.
  */
+
+/*
+ * Indices into the kinds that are not values of their own: skip among the
+ * verdicts (the others are their MILTER_* value), the final verdicts of a
+ * message, and the modifications.
+ */
+
+#define VERDICT_SKIP_INDEX	5
+
+enum OutcomeIndex {
+    OUTCOME_ACCEPT, OUTCOME_REJECT, OUTCOME_DISCARD, OUTCOME_TEMPFAIL,
+    OUTCOME_ABORTED
+};
+
+enum ModIndex {
+    MOD_ADDHEADER, MOD_CHGHEADER, MOD_INSHEADER, MOD_ADDRCPT, MOD_DELRCPT,
+    MOD_CHGFROM, MOD_REPLBODY, MOD_QUARANTINE
+};
 
 const char *const milterStatVerdictNames[] = {
     "continue", "reject", "discard", "accept", "tempfail", "skip", NULL
@@ -133,7 +163,7 @@ MilterStatsReset(
 {
     memset(stats, 0, sizeof(MilterStats));
     stats->started = (int64_t) time(NULL);
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    ATOMIC_FENCE();
 }
 
 /*
@@ -158,7 +188,7 @@ MilterStatsNow(void)
     struct timespec ts;
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    return (int64_t) ts.tv_sec * US_PER_S + ts.tv_nsec / NS_PER_US;
 }
 
 /*
@@ -185,7 +215,7 @@ MilterStatsCount(
     int delta)
 {
     if (stats != NULL) {
-	STAT_ADD(&stats->counters[which], (uint64_t) (int64_t) delta);
+	ATOMIC_ADD(&stats->counters[which], (uint64_t) (int64_t) delta);
     }
 }
 
@@ -210,7 +240,7 @@ VerdictIndex(
     int verdict)
 {
     if (verdict == MILTER_SKIP) {
-	return 5;
+	return VERDICT_SKIP_INDEX;
     }
     if (verdict < 0 || verdict > MILTER_TEMPFAIL) {
 	return 0;
@@ -242,7 +272,7 @@ MilterStatsVerdict(
     int verdict)
 {
     if (stats != NULL && event >= 0 && event < MILTER_STAT_EVENTS) {
-	STAT_ADD(&stats->verdicts[event][VerdictIndex(verdict)], 1);
+	ATOMIC_ADD(&stats->verdicts[event][VerdictIndex(verdict)], 1);
     }
 }
 
@@ -275,8 +305,8 @@ Observe(
     while (i < MILTER_STAT_BUCKETS && micros > boundMicros[i]) {
 	i++;
     }
-    STAT_ADD(&histPtr->buckets[i], 1);
-    STAT_ADD(&histPtr->sumMicros, (uint64_t) micros);
+    ATOMIC_ADD(&histPtr->buckets[i], 1);
+    ATOMIC_ADD(&histPtr->sumMicros, (uint64_t) micros);
 }
 
 /*
@@ -309,13 +339,13 @@ MilterStatsMessage(
 	return;
     }
     switch (verdict) {
-    case MILTER_REJECT:		index = 1;	break;
-    case MILTER_DISCARD:	index = 2;	break;
-    case MILTER_TEMPFAIL:	index = 3;	break;
-    case MILTER_STAT_ABORTED:	index = 4;	break;
-    default:			index = 0;	break;
+    case MILTER_REJECT:		index = OUTCOME_REJECT;		break;
+    case MILTER_DISCARD:	index = OUTCOME_DISCARD;	break;
+    case MILTER_TEMPFAIL:	index = OUTCOME_TEMPFAIL;	break;
+    case MILTER_STAT_ABORTED:	index = OUTCOME_ABORTED;	break;
+    default:			index = OUTCOME_ACCEPT;		break;
     }
-    STAT_ADD(&stats->outcomes[index], 1);
+    ATOMIC_ADD(&stats->outcomes[index], 1);
     Observe(&stats->message, MilterStatsNow() - startMicros);
 }
 
@@ -375,31 +405,32 @@ MilterStatsModifications(
     if (stats == NULL) {
 	return;
     }
-    while (pos + 5 <= len) {
+    while (pos + MILTER_LEN_BYTES + 1 <= len) {
 	uint32_t size = MilterWireGet32(packets + pos);
 	int index = -1;
 
-	switch (packets[pos + 4]) {
-	case SMFIR_ADDHEADER:	index = 0;	break;
-	case SMFIR_CHGHEADER:	index = 1;	break;
-	case SMFIR_INSHEADER:	index = 2;	break;
+	switch (packets[pos + MILTER_LEN_BYTES]) {
+	case SMFIR_ADDHEADER:	index = MOD_ADDHEADER;	break;
+	case SMFIR_CHGHEADER:	index = MOD_CHGHEADER;	break;
+	case SMFIR_INSHEADER:	index = MOD_INSHEADER;	break;
 	case SMFIR_ADDRCPT:
-	case SMFIR_ADDRCPT_PAR:	index = 3;	break;
-	case SMFIR_DELRCPT:	index = 4;	break;
-	case SMFIR_CHGFROM:	index = 5;	break;
-	case SMFIR_REPLBODY:	replbody = 1;	break;
-	case SMFIR_QUARANTINE:	index = 7;	break;
+	case SMFIR_ADDRCPT_PAR:	index = MOD_ADDRCPT;	break;
+	case SMFIR_DELRCPT:	index = MOD_DELRCPT;	break;
+	case SMFIR_CHGFROM:	index = MOD_CHGFROM;	break;
+	case SMFIR_REPLBODY:	replbody = 1;		break;
+	case SMFIR_QUARANTINE:	index = MOD_QUARANTINE;	break;
 	}
 	if (index >= 0) {
-	    STAT_ADD(&stats->mods[index], 1);
+	    ATOMIC_ADD(&stats->mods[index], 1);
 	}
 	if (size == 0) {
 	    break;
 	}
-	pos += 4 + (size_t) size;
+	pos += MILTER_LEN_BYTES + (size_t) size;
     }
     if (replbody) {
-	STAT_ADD(&stats->mods[6], 1);	/* One per message, not chunk. */
+	ATOMIC_ADD(&stats->mods[MOD_REPLBODY], 1);
+				/* One per message, not chunk. */
     }
 }
 
@@ -423,7 +454,7 @@ uint64_t
 MilterStatsGet(
     const uint64_t *counterPtr)
 {
-    return STAT_GET(counterPtr);
+    return ATOMIC_GET(counterPtr);
 }
 
 /*
@@ -453,12 +484,12 @@ MilterStatsGauges(
     int i;
 
     for (i = 0; i < MILTER_STAT_OUTCOMES; i++) {
-	ended += (int64_t) STAT_GET(&stats->outcomes[i]);
+	ended += (int64_t) ATOMIC_GET(&stats->outcomes[i]);
     }
-    *inFlightPtr = (int64_t) STAT_GET(&stats->counters[MILTER_STAT_MESSAGES])
+    *inFlightPtr = (int64_t) ATOMIC_GET(&stats->counters[MILTER_STAT_MESSAGES])
 	    - ended;
-    *openPtr = (int64_t) STAT_GET(&stats->counters[MILTER_STAT_ACCEPTED])
-	    - (int64_t) STAT_GET(&stats->counters[MILTER_STAT_CLOSED]);
+    *openPtr = (int64_t) ATOMIC_GET(&stats->counters[MILTER_STAT_ACCEPTED])
+	    - (int64_t) ATOMIC_GET(&stats->counters[MILTER_STAT_CLOSED]);
     if (*inFlightPtr < 0) {
 	*inFlightPtr = 0;	/* Read between the two counters. */
     }
@@ -494,10 +525,10 @@ MilterStatsReadHist(
     int i;
 
     for (i = 0; i <= MILTER_STAT_BUCKETS; i++) {
-	total += STAT_GET(&histPtr->buckets[i]);
+	total += ATOMIC_GET(&histPtr->buckets[i]);
 	cum[i] = total;
     }
-    *sumPtr = STAT_GET(&histPtr->sumMicros) / 1e6;
+    *sumPtr = ATOMIC_GET(&histPtr->sumMicros) / 1e6;
 }
 
 /*
@@ -702,10 +733,10 @@ MetricValues(
     switch (mPtr->source) {
     case SRC_COUNTER:
 	Out(bufPtr, "tclmilter_%s %llu\n", name,
-		(unsigned long long) STAT_GET(&c[mPtr->index]));
+		(unsigned long long) ATOMIC_GET(&c[mPtr->index]));
 	return;
     case SRC_GAUGE:
-	value = (long long) (int64_t) STAT_GET(&c[mPtr->index]);
+	value = (long long) (int64_t) ATOMIC_GET(&c[mPtr->index]);
 	break;
     case SRC_OPEN:
 	value = (long long) open;
@@ -726,7 +757,7 @@ MetricValues(
 	for (i = 0; i < MILTER_STAT_OUTCOMES; i++) {
 	    Out(bufPtr, "tclmilter_%s{verdict=\"%s\"} %llu\n", name,
 		    milterStatOutcomeNames[i],
-		    (unsigned long long) STAT_GET(&stats->outcomes[i]));
+		    (unsigned long long) ATOMIC_GET(&stats->outcomes[i]));
 	}
 	return;
     case SRC_VERDICTS:
@@ -735,7 +766,7 @@ MetricValues(
 		Out(bufPtr, "tclmilter_%s{event=\"%s\",verdict=\"%s\"}"
 			" %llu\n", name, eventNames[i],
 			milterStatVerdictNames[k],
-			(unsigned long long) STAT_GET(&stats->verdicts[i][k]));
+			(unsigned long long) ATOMIC_GET(&stats->verdicts[i][k]));
 	    }
 	}
 	return;
@@ -743,7 +774,7 @@ MetricValues(
 	for (i = 0; i < MILTER_STAT_MODS; i++) {
 	    Out(bufPtr, "tclmilter_%s{kind=\"%s\"} %llu\n", name,
 		    milterStatModNames[i],
-		    (unsigned long long) STAT_GET(&stats->mods[i]));
+		    (unsigned long long) ATOMIC_GET(&stats->mods[i]));
 	}
 	return;
     case SRC_CALLBACK_HIST:

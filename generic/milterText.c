@@ -18,6 +18,12 @@
 #include <string.h>
 
 /*
+ * Whether a string begins with a literal.
+ */
+
+#define HAS_PREFIX(s, lit)	(strncmp((s), (lit), sizeof(lit) - 1) == 0)
+
+/*
  *----------------------------------------------------------------------
  *
  * IsAscii --
@@ -208,7 +214,6 @@ MilterUseEncoding(
     }
     statePtr->encoding = encoding;
     statePtr->asciiCompatible = strcmp(name, "unicode") != 0
-	    && strncmp(name, "ucs-2", 5) != 0
-	    && strncmp(name, "utf-16", 6) != 0
-	    && strncmp(name, "utf-32", 6) != 0;
+	    && !HAS_PREFIX(name, "ucs-2") && !HAS_PREFIX(name, "utf-16")
+	    && !HAS_PREFIX(name, "utf-32");
 }

@@ -28,6 +28,16 @@
 #define MILTER_LEN_BYTES	4
 
 /*
+ * Sizes of fields inside payloads: a 32-bit number (an OPTNEG word, a
+ * header index, a macro-list stage), the three words of OPTNEG, and the
+ * 16-bit port of CONNECT.
+ */
+
+#define MILTER_WORD_BYTES	4
+#define MILTER_OPTNEG_BYTES	(3 * MILTER_WORD_BYTES)
+#define MILTER_PORT_BYTES	2
+
+/*
  * MTA to milter commands (SMFIC_*).
  */
 

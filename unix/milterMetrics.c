@@ -36,6 +36,7 @@
 #define METRICS_REQUEST_MAX	4096
 #define METRICS_CONNS_MAX	16
 #define METRICS_DEADLINE	5000
+#define METRICS_BACKLOG		16	/* listen() backlog. */
 
 /*
  * One scrape connection (network thread only).
@@ -85,7 +86,7 @@ MilterMetricsListen(
 	    || server->config.metricsSpec[0] == '\0') {
 	return 1;
     }
-    if (MilterSocketListen(server->config.metricsSpec, 16,
+    if (MilterSocketListen(server->config.metricsSpec, METRICS_BACKLOG,
 	    server->config.socketMode, -1, -1, &server->metrics, why,
 	    sizeof(why)) < 0) {
 	server->metrics.fd = -1;

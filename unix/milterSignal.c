@@ -49,6 +49,8 @@
  */
 
 #define NUM_SIGNALS 6
+#define SIG_PREFIX	"SIG"		/* May come before a name. */
+#define SIG_PREFIX_LEN	(sizeof(SIG_PREFIX) - 1)
 
 static const char *const signalNames[] = {
     "TERM", "INT", "HUP", "USR1", "USR2", "QUIT", NULL
@@ -142,8 +144,8 @@ SignalIndex(
 {
     int i;
 
-    if (strncmp(name, "SIG", 3) == 0) {
-	name += 3;
+    if (strncmp(name, SIG_PREFIX, SIG_PREFIX_LEN) == 0) {
+	name += SIG_PREFIX_LEN;
     }
     for (i = 0; i < NUM_SIGNALS; i++) {
 	if (strcmp(name, signalNames[i]) == 0) {

@@ -84,6 +84,19 @@ typedef enum PathKind {
 #define MAX_PORT	65535
 
 /*
+ * The address of a unix-domain listener is "unix:PATH".
+ */
+
+#define UNIX_PREFIX	"unix:"
+#define UNIX_PREFIX_LEN	(sizeof(UNIX_PREFIX) - 1)
+
+/*
+ * Room for a numeric host: an IPv6 address and its scope ("%eth0").
+ */
+
+#define NUMERIC_HOST_LEN	(INET6_ADDRSTRLEN + 20)
+
+/*
  *----------------------------------------------------------------------
  *
  * PortIsValid --
@@ -627,7 +640,7 @@ ListenUnix(
 	close(fd);
 	return -1;
     }
-    snprintf(lPtr->address, sizeof(lPtr->address), "unix:%s", path);
+    snprintf(lPtr->address, sizeof(lPtr->address), UNIX_PREFIX "%s", path);
     return fd;
 }
 
@@ -658,7 +671,7 @@ ListenInet(
     size_t errLen)
 {
     struct addrinfo hints, *res = NULL, *ai;
-    char host[INET6_ADDRSTRLEN + 20], port[NI_MAXSERV];	/* Numeric. */
+    char host[NUMERIC_HOST_LEN], port[NI_MAXSERV];	/* Numeric. */
     struct sockaddr_storage bound;
     socklen_t boundLen = sizeof(bound);
     int fd = -1, rc, on = 1;
@@ -788,7 +801,7 @@ InheritedAddress(
 {
     struct sockaddr_storage bound;
     socklen_t len = sizeof(bound);
-    char host[INET6_ADDRSTRLEN + 20], port[NI_MAXSERV];
+    char host[NUMERIC_HOST_LEN], port[NI_MAXSERV];
 
     memset(&bound, 0, sizeof(bound));
     snprintf(lPtr->address, sizeof(lPtr->address), "fd:%d", fd);
@@ -804,11 +817,11 @@ InheritedAddress(
 	    pathLen = sizeof(sunPtr->sun_path);
 	}
 	if (pathLen > 0 && sunPtr->sun_path[0] != '\0') {
-	    snprintf(lPtr->address, sizeof(lPtr->address), "unix:%.*s",
+	    snprintf(lPtr->address, sizeof(lPtr->address), UNIX_PREFIX "%.*s",
 		    (int) strnlen(sunPtr->sun_path, pathLen),
 		    sunPtr->sun_path);
 	} else if (pathLen > 1) {
-	    snprintf(lPtr->address, sizeof(lPtr->address), "unix:@%.*s",
+	    snprintf(lPtr->address, sizeof(lPtr->address), UNIX_PREFIX "@%.*s",
 		    (int) pathLen - 1, sunPtr->sun_path + 1);
 	}
     } else if (getnameinfo((struct sockaddr *) &bound, len, host,
@@ -985,7 +998,7 @@ MilterSocketClose(
     MilterListener *lPtr)
 {
     struct stat st;
-    const char *path = lPtr->address + 5;	/* After "unix:". */
+    const char *path = lPtr->address + UNIX_PREFIX_LEN;
 
     if (lPtr->fd >= 0) {
 	close(lPtr->fd);
