@@ -34,12 +34,10 @@ const char *const milterEventNames[] = {
  */
 
 const char *const milterCodeNames[] = {
-    "SMFIS_CONTINUE", "SMFIS_REJECT", "SMFIS_DISCARD", "SMFIS_ACCEPT",
-    "SMFIS_TEMPFAIL", "SMFIS_SKIP", NULL
+    MILTER_CODES(MILTER_CODE_NAME) NULL		/* From milterSession.h. */
 };
 const int milterCodeValues[] = {
-    MILTER_CONTINUE, MILTER_REJECT, MILTER_DISCARD, MILTER_ACCEPT,
-    MILTER_TEMPFAIL, MILTER_SKIP
+    MILTER_CODES(MILTER_CODE_VALUE)
 };
 
 /*
