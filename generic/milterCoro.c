@@ -20,6 +20,7 @@
  */
 
 #include "milterInt.h"
+#include "milterList.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -120,9 +121,9 @@ static int		RunnerObjCmd(ClientData clientData,
 /*
  *----------------------------------------------------------------------
  *
- * Link, Unlink --
+ * Link --
  *
- *	Add a suspended call to MilterState.calls, or take it out.
+ *	Adds a suspended call to MilterState.calls.
  *
  * Results:
  *	None.
@@ -137,36 +138,34 @@ static void
 Link(
     MilterCall *callPtr)
 {
-    MilterState *statePtr = callPtr->statePtr;
-
-    callPtr->prevPtr = NULL;
-    callPtr->nextPtr = statePtr->calls;
-    if (statePtr->calls != NULL) {
-	statePtr->calls->prevPtr = callPtr;
-    }
-    statePtr->calls = callPtr;
+    MILTER_LIST_PUSH(callPtr->statePtr->calls, callPtr);
     callPtr->flags |= CALL_LINKED;
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * Unlink --
+ *
+ *	Takes a call out of MilterState.calls, if it is there.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Changes the list.
+ *
+ *----------------------------------------------------------------------
+ */
 
 static void
 Unlink(
     MilterCall *callPtr)
 {
-    MilterState *statePtr = callPtr->statePtr;
-
-    if (!(callPtr->flags & CALL_LINKED)) {
-	return;
+    if (callPtr->flags & CALL_LINKED) {
+	MILTER_LIST_REMOVE(callPtr->statePtr->calls, callPtr);
+	callPtr->flags &= ~CALL_LINKED;
     }
-    if (callPtr->prevPtr != NULL) {
-	callPtr->prevPtr->nextPtr = callPtr->nextPtr;
-    } else {
-	statePtr->calls = callPtr->nextPtr;
-    }
-    if (callPtr->nextPtr != NULL) {
-	callPtr->nextPtr->prevPtr = callPtr->prevPtr;
-    }
-    callPtr->prevPtr = callPtr->nextPtr = NULL;
-    callPtr->flags &= ~CALL_LINKED;
 }
 
 /*

@@ -13,6 +13,7 @@
  */
 
 #include "milterInt.h"
+#include "milterList.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -72,11 +73,7 @@ MilterCtxNew(
     Tcl_IncrRefCount(ctxPtr->nameObj);
     Tcl_GetCommandFullName(statePtr->interp, ctxPtr->token, ctxPtr->nameObj);
 
-    ctxPtr->nextPtr = statePtr->contexts;
-    if (statePtr->contexts != NULL) {
-	statePtr->contexts->prevPtr = ctxPtr;
-    }
-    statePtr->contexts = ctxPtr;
+    MILTER_LIST_PUSH(statePtr->contexts, ctxPtr);
 
     MilterConnRetain(conn);
     MilterConnSetData(conn, ctxPtr);
@@ -113,14 +110,7 @@ MilterCtxDelete(
 	return;
     }
     ctxPtr->deleted = 1;
-    if (ctxPtr->prevPtr != NULL) {
-	ctxPtr->prevPtr->nextPtr = ctxPtr->nextPtr;
-    } else {
-	statePtr->contexts = ctxPtr->nextPtr;
-    }
-    if (ctxPtr->nextPtr != NULL) {
-	ctxPtr->nextPtr->prevPtr = ctxPtr->prevPtr;
-    }
+    MILTER_LIST_REMOVE(statePtr->contexts, ctxPtr);
     if (ctxPtr->token != NULL && statePtr->interp != NULL) {
 	Tcl_Command token = ctxPtr->token;
 

@@ -35,6 +35,7 @@
  */
 
 #include "milterInt.h"
+#include "milterList.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -311,13 +312,11 @@ AppendLocked(
 	return 0;
     }
     linePtr = (LogLine *) ckalloc(sizeof(LogLine) + len);
-    linePtr->nextPtr = NULL;
     linePtr->level = level;
     linePtr->len = len;
     memcpy(linePtr->text, text, len);
     linePtr->text[len] = '\0';
-    *statePtr->logTail = linePtr;
-    statePtr->logTail = &linePtr->nextPtr;
+    MILTER_FIFO_APPEND(statePtr->logTail, linePtr);
     statePtr->logCount++;
     statePtr->logBytes += len;
     return 1;
@@ -344,13 +343,10 @@ static LogLine *
 PopLocked(
     MilterState *statePtr)
 {
-    LogLine *linePtr = statePtr->logHead;
+    LogLine *linePtr;
 
+    MILTER_FIFO_POP(statePtr->logHead, statePtr->logTail, linePtr);
     if (linePtr != NULL) {
-	statePtr->logHead = linePtr->nextPtr;
-	if (statePtr->logHead == NULL) {
-	    statePtr->logTail = &statePtr->logHead;
-	}
 	statePtr->logCount--;
 	statePtr->logBytes -= linePtr->len;
     }
@@ -379,11 +375,7 @@ PushFrontLocked(
     MilterState *statePtr,
     LogLine *linePtr)
 {
-    linePtr->nextPtr = statePtr->logHead;
-    if (statePtr->logHead == NULL) {
-	statePtr->logTail = &linePtr->nextPtr;
-    }
-    statePtr->logHead = linePtr;
+    MILTER_FIFO_PUSH_FRONT(statePtr->logHead, statePtr->logTail, linePtr);
     statePtr->logCount++;
     statePtr->logBytes += linePtr->len;
 }
@@ -693,7 +685,7 @@ FlushStderr(
     int *budgetPtr)
 {
     char name[sizeof(statePtr->logName)];
-    LogLine *batch, **tailPtr, *linePtr;
+    LogLine *batch, **tailPtr, *linePtr;	/* A FIFO of lines taken. */
     size_t used;
 
     while (WriteOut(statePtr) && *budgetPtr > 0) {
@@ -701,8 +693,7 @@ FlushStderr(
 	 * Take the lines that fit, then format them without the lock.
 	 */
 
-	batch = NULL;
-	tailPtr = &batch;
+	MILTER_FIFO_INIT(batch, tailPtr);
 	used = 0;
 	Tcl_MutexLock(&statePtr->lock);
 	memcpy(name, statePtr->logName, sizeof(name));
@@ -714,18 +705,19 @@ FlushStderr(
 		break;
 	    }
 	    used += len;
-	    *tailPtr = PopLocked(statePtr);
-	    tailPtr = &(*tailPtr)->nextPtr;
-	    *tailPtr = NULL;
+	    linePtr = PopLocked(statePtr);
+	    MILTER_FIFO_APPEND(tailPtr, linePtr);
 	    (*budgetPtr)--;
 	}
 	Tcl_MutexUnlock(&statePtr->lock);
 	if (batch == NULL) {
 	    return;
 	}
-	while (batch != NULL) {
-	    linePtr = batch;
-	    batch = linePtr->nextPtr;
+	for (;;) {
+	    MILTER_FIFO_POP(batch, tailPtr, linePtr);
+	    if (linePtr == NULL) {
+		break;
+	    }
 	    statePtr->logOutLen += FormatLine(
 		    statePtr->logOut + statePtr->logOutLen,
 		    MILTER_LOG_OUT - statePtr->logOutLen, name,

@@ -19,6 +19,7 @@
  */
 
 #include "milterServerInt.h"
+#include "milterList.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -52,7 +53,8 @@ struct MilterMetricsConn {
     size_t answerDone;		/* Bytes of it written. */
     int64_t deadline;		/* Monotonic ms: closed then, done or
 				 * not. */
-    MilterMetricsConn *next;
+    MilterMetricsConn *prevPtr;	/* MilterServer.metricsConns links. */
+    MilterMetricsConn *nextPtr;
 };
 
 /*
@@ -121,15 +123,8 @@ CloseConn(
     MilterServer *server,
     MilterMetricsConn *mc)
 {
-    MilterMetricsConn **linkPtr = &server->metricsConns;
-
-    while (*linkPtr != NULL && *linkPtr != mc) {
-	linkPtr = &(*linkPtr)->next;
-    }
-    if (*linkPtr == mc) {
-	*linkPtr = mc->next;
-	server->metricsCount--;
-    }
+    MILTER_LIST_REMOVE(server->metricsConns, mc);
+    server->metricsCount--;
     epoll_ctl(server->epollFd, EPOLL_CTL_DEL, mc->fd, NULL);
     close(mc->fd);
     MilterFree(mc->answer);
@@ -208,8 +203,7 @@ MilterMetricsAccept(
 	memset(mc, 0, sizeof(MilterMetricsConn));
 	mc->fd = fd;
 	mc->deadline = MilterNowMs() + METRICS_DEADLINE;
-	mc->next = server->metricsConns;
-	server->metricsConns = mc;
+	MILTER_LIST_PUSH(server->metricsConns, mc);
 	server->metricsCount++;
 	memset(&ev, 0, sizeof(ev));
 	ev.events = EPOLLIN | EPOLLRDHUP;
@@ -304,7 +298,7 @@ MilterMetricsHandle(
     MilterMetricsConn *mc;
 
     for (mc = server->metricsConns; mc != NULL && mc != ptr;
-	    mc = mc->next) {
+	    mc = mc->nextPtr) {
 	/* Find it. */
     }
     if (mc == NULL) {
@@ -380,11 +374,11 @@ int
 MilterMetricsSweep(
     MilterServer *server)
 {
-    MilterMetricsConn *mc, *next;
+    MilterMetricsConn *mc, *nextPtr;
     int64_t now = MilterNowMs(), first = -1;
 
-    for (mc = server->metricsConns; mc != NULL; mc = next) {
-	next = mc->next;
+    for (mc = server->metricsConns; mc != NULL; mc = nextPtr) {
+	nextPtr = mc->nextPtr;
 	if (now >= mc->deadline) {
 	    CloseConn(server, mc);
 	} else if (first < 0 || mc->deadline - now < first) {
