@@ -282,14 +282,15 @@ EnsureRunner(
  * NewCall --
  *
  *	Makes the call record of one callback about to run in the new
- *	coroutine ::milter::coroN.
+ *	coroutine ::milter::coroN, holding its words; the caller fills in
+ *	the rest.
  *
  * Results:
- *	The call, holding one reference (the caller's).
+ *	The call, zeroed but for its words and name, holding one reference
+ *	(the caller's).
  *
  * Side effects:
- *	Allocates memory; preserves the context; takes references on the
- *	callback's words.
+ *	Allocates memory; takes references on the words.
  *
  *----------------------------------------------------------------------
  */
@@ -297,10 +298,6 @@ EnsureRunner(
 static MilterCall *
 NewCall(
     MilterState *statePtr,
-    MilterConn *conn,		/* Its event's reference is held. */
-    MilterCtx *ctxPtr,
-    Tcl_Obj *cbObj,		/* The command prefix. */
-    int type,			/* MILTER_EV_* */
     int objc,			/* The callback's words: prefix, context */
     Tcl_Obj *const objv[])	/* and arguments. */
 {
@@ -311,12 +308,6 @@ NewCall(
 	    + sizeof(Tcl_Obj *) * (objc > 0 ? objc - 1 : 0));
     memset(callPtr, 0, sizeof(MilterCall));
     callPtr->statePtr = statePtr;
-    callPtr->conn = conn;
-    callPtr->ctxPtr = ctxPtr;
-    MilterCtxPreserve(ctxPtr);
-    callPtr->cbObj = cbObj;
-    Tcl_IncrRefCount(cbObj);
-    callPtr->type = type;
     callPtr->refs = 1;			/* The caller's. */
     callPtr->objc = objc;
     for (i = 0; i < objc; i++) {
@@ -438,7 +429,13 @@ MilterCoroInvoke(
     int code, verdict;
 
     EnsureRunner(statePtr);
-    callPtr = NewCall(statePtr, conn, ctxPtr, cbObj, type, objc, objv);
+    callPtr = NewCall(statePtr, objc, objv);
+    callPtr->conn = conn;
+    callPtr->ctxPtr = ctxPtr;
+    MilterCtxPreserve(ctxPtr);
+    callPtr->cbObj = cbObj;
+    Tcl_IncrRefCount(cbObj);
+    callPtr->type = type;
     cmdv[0] = statePtr->coroutineCmdObj;
     cmdv[1] = callPtr->nameObj;
     cmdv[2] = statePtr->runnerNameObj;
@@ -528,7 +525,8 @@ RunnerNRCmd(
     (void) objv;
     if (callPtr == NULL || objc != 1) {
 	Tcl_SetObjResult(interp, Tcl_NewStringObj(
-		"::milter::coro::callback only starts the milter's coroutines", -1));
+		"::milter::coro::callback only starts the milter's "
+		"coroutines", -1));
 	Tcl_SetErrorCode(interp, "MILTER", "CALLBACK", "RUNNER", NULL);
 	return TCL_ERROR;
     }

@@ -57,6 +57,11 @@ enum OutcomeIndex {
     OUTCOME_ABORTED
 };
 
+static const int outcomeVerdicts[MILTER_STAT_OUTCOMES] = {
+    MILTER_ACCEPT, MILTER_REJECT, MILTER_DISCARD, MILTER_TEMPFAIL,
+    MILTER_STAT_ABORTED
+};
+
 enum ModIndex {
     MOD_ADDHEADER, MOD_CHGHEADER, MOD_INSHEADER, MOD_ADDRCPT, MOD_DELRCPT,
     MOD_CHGFROM, MOD_REPLBODY, MOD_QUARANTINE
@@ -333,17 +338,16 @@ MilterStatsMessage(
     int verdict,
     int64_t startMicros)
 {
-    int index;
+    int index, i;
 
     if (stats == NULL) {
 	return;
     }
-    switch (verdict) {
-    case MILTER_REJECT:		index = OUTCOME_REJECT;		break;
-    case MILTER_DISCARD:	index = OUTCOME_DISCARD;	break;
-    case MILTER_TEMPFAIL:	index = OUTCOME_TEMPFAIL;	break;
-    case MILTER_STAT_ABORTED:	index = OUTCOME_ABORTED;	break;
-    default:			index = OUTCOME_ACCEPT;		break;
+    index = OUTCOME_ACCEPT;		/* Also continue. */
+    for (i = 0; i < MILTER_STAT_OUTCOMES; i++) {
+	if (outcomeVerdicts[i] == verdict) {
+	    index = i;
+	}
     }
     ATOMIC_ADD(&stats->outcomes[index], 1);
     Observe(&stats->message, MilterStatsNow() - startMicros);
@@ -611,7 +615,8 @@ OutHist(
 		(unsigned long long) cum[MILTER_STAT_BUCKETS]);
     } else {
 	Out(bufPtr, "tclmilter_%s_sum %.6f\ntclmilter_%s_count %llu\n",
-		name, sum, name, (unsigned long long) cum[MILTER_STAT_BUCKETS]);
+		name, sum, name,
+		(unsigned long long) cum[MILTER_STAT_BUCKETS]);
     }
 }
 
@@ -700,6 +705,39 @@ static const Metric metrics[] = {
 /*
  *----------------------------------------------------------------------
  *
+ * OutLabelled --
+ *
+ *	The value lines of a counter with one label, one line per name:
+ *	tclmilter_NAME{KEY="name"} value.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Grows the buffer.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static void
+OutLabelled(
+    MilterBuf *bufPtr,
+    const char *name,		/* Without the "tclmilter_" prefix. */
+    const char *key,		/* The label. */
+    const char *const labels[],	/* Its values, NULL-terminated. */
+    uint64_t *counters)		/* One per label value. */
+{
+    int i;
+
+    for (i = 0; labels[i] != NULL; i++) {
+	Out(bufPtr, "tclmilter_%s{%s=\"%s\"} %llu\n", name, key, labels[i],
+		(unsigned long long) ATOMIC_GET(&counters[i]));
+    }
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
  * MetricValues --
  *
  *	The value lines of one metric (those after its HELP and TYPE
@@ -754,11 +792,8 @@ MetricValues(
 	value = (long long) stats->started;
 	break;
     case SRC_OUTCOMES:
-	for (i = 0; i < MILTER_STAT_OUTCOMES; i++) {
-	    Out(bufPtr, "tclmilter_%s{verdict=\"%s\"} %llu\n", name,
-		    milterStatOutcomeNames[i],
-		    (unsigned long long) ATOMIC_GET(&stats->outcomes[i]));
-	}
+	OutLabelled(bufPtr, name, "verdict", milterStatOutcomeNames,
+		stats->outcomes);
 	return;
     case SRC_VERDICTS:
 	for (i = 0; i < MILTER_STAT_EVENTS; i++) {
@@ -766,16 +801,13 @@ MetricValues(
 		Out(bufPtr, "tclmilter_%s{event=\"%s\",verdict=\"%s\"}"
 			" %llu\n", name, eventNames[i],
 			milterStatVerdictNames[k],
-			(unsigned long long) ATOMIC_GET(&stats->verdicts[i][k]));
+			(unsigned long long)
+			ATOMIC_GET(&stats->verdicts[i][k]));
 	    }
 	}
 	return;
     case SRC_MODS:
-	for (i = 0; i < MILTER_STAT_MODS; i++) {
-	    Out(bufPtr, "tclmilter_%s{kind=\"%s\"} %llu\n", name,
-		    milterStatModNames[i],
-		    (unsigned long long) ATOMIC_GET(&stats->mods[i]));
-	}
+	OutLabelled(bufPtr, name, "kind", milterStatModNames, stats->mods);
 	return;
     case SRC_CALLBACK_HIST:
 	for (i = 0; i < MILTER_STAT_EVENTS; i++) {

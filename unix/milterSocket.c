@@ -177,44 +177,34 @@ ProtoIs(
 /*
  *----------------------------------------------------------------------
  *
- * ParseFdSpec --
+ * DescriptorNumber --
  *
- *	The address of "fd:N": an inherited listening descriptor.
+ *	The number of "fd:N": decimal digits only.
  *
  * Results:
- *	1 on success; 0 with a message in 'err'.
+ *	The number, or -1 when the text is not a non-negative integer that
+ *	fits an int.
  *
  * Side effects:
- *	Fills in *specPtr.
+ *	None.
  *
  *----------------------------------------------------------------------
  */
 
 static int
-ParseFdSpec(
-    const char *spec,		/* The whole spec, for messages. */
-    const char *rest,		/* What follows the colon. */
-    Spec *specPtr,
-    char *err,
-    size_t errLen)
+DescriptorNumber(
+    const char *text)
 {
     const char *p;
     long value = 0;
 
-    for (p = rest; *p >= '0' && *p <= '9'; p++) {
+    for (p = text; *p >= '0' && *p <= '9'; p++) {
 	value = value * 10 + (*p - '0');
 	if (value > INT_MAX) {
 	    break;
 	}
     }
-    if (p == rest || *p != '\0') {
-	snprintf(err, errLen, "bad descriptor \"%s\" in \"%s\": must be "
-		"a non-negative integer", rest, spec);
-	return 0;
-    }
-    specPtr->family = AF_UNSPEC;
-    specPtr->fd = (int) value;
-    return 1;
+    return (p == text || *p != '\0') ? -1 : (int) value;
 }
 
 /*
@@ -343,7 +333,14 @@ ParseSpec(
 	return 1;
     }
     if (ProtoIs(spec, protoLen, "fd")) {
-	return ParseFdSpec(spec, rest, specPtr, err, errLen);
+	specPtr->family = AF_UNSPEC;
+	specPtr->fd = DescriptorNumber(rest);
+	if (specPtr->fd < 0) {
+	    snprintf(err, errLen, "bad descriptor \"%s\" in \"%s\": must be "
+		    "a non-negative integer", rest, spec);
+	    return 0;
+	}
+	return 1;
     }
     if (colon == NULL || ProtoIs(spec, protoLen, "unix")
 	    || ProtoIs(spec, protoLen, "local")) {
