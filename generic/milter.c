@@ -1198,7 +1198,6 @@ Milter_Init(
     }
     Tcl_SetEnsembleFlags(interp, Tcl_CreateEnsemble(interp, "::milter",
 	    nsPtr, TCL_ENSEMBLE_PREFIX), TCL_ENSEMBLE_PREFIX);
-    MilterUnixChanInit(interp);
     MilterGetState(interp);
     MilterInitExitHandler();
     return Tcl_PkgProvideEx(interp, PACKAGE_NAME, PACKAGE_VERSION, NULL);

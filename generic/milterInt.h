@@ -351,7 +351,8 @@ MODULE_SCOPE void	MilterSystemdFinalize(void);
  * unix/milterUnixChan.c
  */
 
-MODULE_SCOPE void	MilterUnixChanInit(Tcl_Interp *interp);
+DLLEXPORT int		Miltertest_Init(Tcl_Interp *interp);
+				/* For milter::test, not TclMilter. */
 
 /*
  * milterStats.c
