@@ -4,7 +4,7 @@
  *	libFuzzer target for the session state machine
  *	(generic/milterSession.c). A byte stream from a pretend MTA is
  *	framed with MilterWireFrame and fed packet by packet, the way
- *	unix/milterServer.c does it; every event is answered with a verdict
+ *	unix/milterConn.c does it; every event is answered with a verdict
  *	taken from a script at the end of the input, and while an event is
  *	out the script may also call the modification, reply, progress,
  *	symlist and macro functions, as the Tcl context commands do, and
@@ -12,8 +12,9 @@
  *	callback fails, and now and then say that the MTA hung up
  *	(MilterSessionSetPeerGone), as the Tcl layer does when it finds the
  *	connection gone. The output is checked after every step against a
- *	model of the protocol (section 1 of the protocol notes and
- *	notes/api.md):
+ *	model of the protocol (the milter protocol as Sendmail's libmilter
+ *	and Postfix speak it, and the CALLBACKS, RETURN CODES and CONTEXT
+ *	COMMANDS sections of doc/tclmilter.n):
  *
  *	  - the output is always a sequence of whole, well-formed packets
  *	    of the milter-to-MTA kinds;
@@ -2782,7 +2783,7 @@ Process(
  * LLVMFuzzerTestOneInput --
  *
  *	The fuzz target: reads the stream in chunks into an input buffer
- *	and frames it as the server does; a bad length ends the
+ *	and frames it as unix/milterConn.c does; a bad length ends the
  *	connection.
  *
  * Results:

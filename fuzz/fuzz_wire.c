@@ -43,8 +43,9 @@ static const size_t maxDataTable[8] = {
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
 
 /*
- * Reference decoders, written from section 1 of the protocol notes,
- * independently of milterWire.c: the fuzzer compares the two.
+ * Reference decoders, written from the protocol description (the packet
+ * layouts libmilter and Postfix use), independently of milterWire.c: the
+ * fuzzer compares the two.
  */
 
 /*
