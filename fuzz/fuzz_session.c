@@ -337,59 +337,6 @@ GenString(
 /*
  *----------------------------------------------------------------------
  *
- * Get32 --
- *
- *	Reference reader of a big-endian 32-bit integer, independent of
- *	the code under test.
- *
- * Results:
- *	The value of the 4 bytes at p.
- *
- * Side effects:
- *	None.
- *
- *----------------------------------------------------------------------
- */
-
-static NO_COVERAGE uint32_t
-Get32(
-    const unsigned char *p)
-{
-    return ((uint32_t) p[0] << 24) | ((uint32_t) p[1] << 16)
-	    | ((uint32_t) p[2] << 8) | p[3];
-}
-
-/*
- *----------------------------------------------------------------------
- *
- * Put32 --
- *
- *	Reference writer of a big-endian 32-bit integer, independent of
- *	the code under test.
- *
- * Results:
- *	None.
- *
- * Side effects:
- *	Writes 4 bytes at p.
- *
- *----------------------------------------------------------------------
- */
-
-static NO_COVERAGE void
-Put32(
-    unsigned char *p,
-    uint32_t v)
-{
-    p[0] = (unsigned char) (v >> 24);
-    p[1] = (unsigned char) (v >> 16);
-    p[2] = (unsigned char) (v >> 8);
-    p[3] = (unsigned char) v;
-}
-
-/*
- *----------------------------------------------------------------------
- *
  * CountStrings --
  *
  *	Counts the NUL-terminated strings filling [d, d+len).
@@ -1389,9 +1336,9 @@ AppendExpected(
     for (i = 0; i < count; i++) {
 	len += strs[i].len + 1;
     }
-    Put32(head, (uint32_t) len);
+    MilterWirePut32(head, (uint32_t) len);
     head[4] = cmd;
-    Put32(head + 5, index);
+    MilterWirePut32(head + 5, index);
     MilterBufAppend(buf, head, useIndex ? 9 : 5);
     for (i = 0; i < count; i++) {
 	MilterBufAppend(buf, strs[i].ptr, strs[i].len);
@@ -1906,7 +1853,7 @@ CheckEvent(
 	CHECK(m->cmd == 'O');
 	CHECK(ev->argc == 0);
 	/* Zero offers mean the version 1 defaults, as in libmilter. */
-	CHECK(ev->offered.version == Get32(pkt->data));
+	CHECK(ev->offered.version == MilterWireGet32(pkt->data));
 	CHECK(ev->offered.actions == (m->offered.actions & SMFIF_ALL));
 	CHECK(ev->offered.protocol == (m->offered.protocol & SMFIP_ALL));
 	break;
@@ -2123,7 +2070,8 @@ TakeEvent(
     int expected)
 {
     if (!expected) {
-	CHECK(*iPtr >= m->nEvents || m->evType[*iPtr] != (MilterEventType) type);
+	CHECK(*iPtr >= m->nEvents
+		|| m->evType[*iPtr] != (MilterEventType) type);
 	return -1;
     }
     CHECK(*iPtr < m->nEvents);
@@ -2266,7 +2214,7 @@ CheckNegotiation(
 	{MILTER_EV_DATA, SMFIP_NODATA}
     };
 
-    if (m->cmd != 'O' || pkt->len < 12 || Get32(pkt->data) < 2) {
+    if (m->cmd != 'O' || pkt->len < 12 || MilterWireGet32(pkt->data) < 2) {
 	CHECK(closed);
 	CHECK(m->nOut == 0);
 	TakeOptionalClose(m, &i);
@@ -2285,9 +2233,9 @@ CheckNegotiation(
     CHECK(m->nOut == 1);
     o = &m->out[0];
     CHECK(o->cmd == 'O');
-    version = Get32(o->data);
-    a = Get32(o->data + 4);
-    p = Get32(o->data + 8);
+    version = MilterWireGet32(o->data);
+    a = MilterWireGet32(o->data + 4);
+    p = MilterWireGet32(o->data + 8);
     offA = m->offered.actions;		/* Zero already made 0x0F. */
     offP = m->offered.protocol;		/* Zero already made 0x3F. */
 
@@ -2327,7 +2275,7 @@ CheckNegotiation(
 	}
 	n = strlen(m->symlists[stage]);
 	CHECK(o->len - off >= 4 + n + 1);
-	CHECK(Get32(o->data + off) == (uint32_t) stage);
+	CHECK(MilterWireGet32(o->data + off) == (uint32_t) stage);
 	CHECK(memcmp(o->data + off + 4, m->symlists[stage], n + 1) == 0);
 	off += 4 + n + 1;
     }
@@ -2465,7 +2413,7 @@ CheckEom(
 	    continue;
 	}
 	CHECK(!sawBody);
-	Put32(head, (uint32_t) o->len + 1);
+	MilterWirePut32(head, (uint32_t) o->len + 1);
 	head[4] = o->cmd;
 	MilterBufAppend(&mods, head, 5);
 	MilterBufAppend(&mods, o->data, o->len);
@@ -2652,7 +2600,9 @@ Process(
     Model *m,
     const MilterPacket *pkt)
 {
-    static const MilterPacket endPkt = {CMD_END, (const unsigned char *) "", 0};
+    static const MilterPacket endPkt = {
+	CMD_END, (const unsigned char *) "", 0
+    };
     int wasClosed = MilterSessionClosed(m->s);
     int wasInMsg = MilterSessionInMessage(m->s);
     int negotiatedBefore = m->negotiated;
@@ -2686,9 +2636,9 @@ Process(
     Trace("packet '%c' (0x%02x) %zu bytes\n", m->cmd >= 32 && m->cmd < 127
 	    ? m->cmd : '?', m->cmd, m->pkt->len);
     if (m->cmd == 'O' && !negotiatedBefore && m->pkt->len >= 12) {
-	m->offered.version = Get32(m->pkt->data);
-	m->offered.actions = Get32(m->pkt->data + 4);
-	m->offered.protocol = Get32(m->pkt->data + 8);
+	m->offered.version = MilterWireGet32(m->pkt->data);
+	m->offered.actions = MilterWireGet32(m->pkt->data + 4);
+	m->offered.protocol = MilterWireGet32(m->pkt->data + 8);
 	if (m->offered.actions == 0) {
 	    m->offered.actions = 0x0F;
 	}

@@ -122,7 +122,8 @@ AddressInfo(
 	char text[INET6_ADDRSTRLEN];
 
 	objv[2] = Tcl_NewStringObj("address", 7);
-	if (ev->family == '6' && inet_pton(AF_INET6, ev->argv[1].ptr, &in6) == 1
+	if (ev->family == '6'
+		&& inet_pton(AF_INET6, ev->argv[1].ptr, &in6) == 1
 		&& inet_ntop(AF_INET6, &in6, text, sizeof(text)) != NULL) {
 	    /*
 	     * Sendmail may send the full form (0:0:0:0:0:0:0:1); give every

@@ -146,7 +146,8 @@ typedef struct MilterState {
     int shutDown;		/* Torn down: no more events run. */
     unsigned long ctxCounter;	/* For context command names. */
     MilterCtx *contexts;	/* Live contexts. */
-    MilterCallbackFrame *frames;	/* Events being decided, innermost first. */
+    MilterCallbackFrame *frames;/* Events being decided, innermost
+				 * first. */
 
     /* Coroutine callbacks (milterCoro.c). */
     MilterCall *calls;		/* Suspended callbacks whose connection

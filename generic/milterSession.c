@@ -854,6 +854,38 @@ Negotiate(
 /*
  *----------------------------------------------------------------------
  *
+ * TakeCommandEvent --
+ *
+ *	Hands out the command's own event, copied when the packet was fed,
+ *	if its callback is wanted; without one the command goes on as if a
+ *	callback had said continue.
+ *
+ * Results:
+ *	The event, or NULL.
+ *
+ * Side effects:
+ *	Clears s->cmdEvent; without an event sets s->verdict to
+ *	MILTER_CONTINUE.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static MilterEvent *
+TakeCommandEvent(
+    MilterSession *s)
+{
+    MilterEvent *ev = s->cmdEvent;
+
+    s->cmdEvent = NULL;
+    if (ev == NULL) {
+	s->verdict = MILTER_CONTINUE;
+    }
+    return ev;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
  * RunOptneg --
  *
  *	OPTNEG: check, hand out the NEGOTIATE event, answer.
@@ -974,7 +1006,7 @@ RunEnd(
  *	modifications and the one final reply.
  *
  * Results:
- *	An event, or NULL when done.
+ *	The body or EOM event, or NULL once the final reply is written.
  *
  * Side effects:
  *	Grows the output and ends the message.
@@ -991,12 +1023,9 @@ RunEom(
     switch (s->phase) {
     case 1:
 	s->phase = 2;
-	if (s->cmdEvent != NULL) {
-	    ev = s->cmdEvent;
-	    s->cmdEvent = NULL;
+	if ((ev = TakeCommandEvent(s)) != NULL) {
 	    return ev;
 	}
-	s->verdict = MILTER_CONTINUE;
 	/* FALLTHRU */
     case 2:
 	if (s->verdict != MILTER_CONTINUE && s->verdict != MILTER_SKIP) {
@@ -1121,12 +1150,9 @@ RunCommand(
 	    }
 	    return NULL;
 	}
-	if (s->cmdEvent != NULL) {
-	    ev = s->cmdEvent;
-	    s->cmdEvent = NULL;
+	if ((ev = TakeCommandEvent(s)) != NULL) {
 	    return ev;
 	}
-	s->verdict = MILTER_CONTINUE;
 	/* FALLTHRU */
     case 2:
 	ApplyVerdict(s, s->verdict);

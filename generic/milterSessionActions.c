@@ -715,7 +715,8 @@ CheckReplyArgs(
 	return MILTER_ERR_VALUE;
     }
     if (xcode[0] != '\0' && !IsEnhancedCode(xcode, strlen(xcode), rcode[0])) {
-	*msgPtr = "enhanced status code must be n.n.n of the reply code's class";
+	*msgPtr = "enhanced status code must be n.n.n of the reply code's"
+		" class";
 	return MILTER_ERR_VALUE;
     }
     if (count > MAX_REPLY_LINES) {
