@@ -233,24 +233,16 @@ MODULE_SCOPE MilterState *MilterGetState(Tcl_Interp *interp);
  */
 
 MODULE_SCOPE int	MilterStart(Tcl_Interp *interp, MilterState *statePtr);
-MODULE_SCOPE int	MilterMainObjCmd(ClientData clientData,
-			    Tcl_Interp *interp, int objc,
-			    Tcl_Obj *const objv[]);
-MODULE_SCOPE int	MilterStartObjCmd(ClientData clientData,
-			    Tcl_Interp *interp, int objc,
-			    Tcl_Obj *const objv[]);
-MODULE_SCOPE int	MilterStopObjCmd(ClientData clientData,
-			    Tcl_Interp *interp, int objc,
-			    Tcl_Obj *const objv[]);
+MODULE_SCOPE Tcl_ObjCmdProc	MilterMainObjCmd;
+MODULE_SCOPE Tcl_ObjCmdProc	MilterStartObjCmd;
+MODULE_SCOPE Tcl_ObjCmdProc	MilterStopObjCmd;
 MODULE_SCOPE void	MilterShutdown(MilterState *statePtr);
 MODULE_SCOPE void	MilterInitExitHandler(void);
 MODULE_SCOPE int	MilterDeleteExitHandler(void);
 MODULE_SCOPE void	MilterReadyHook(void *clientData);
 MODULE_SCOPE void	MilterLogFromAnyThread(MilterState *statePtr,
 			    MilterLogLevel level, const char *msg);
-MODULE_SCOPE int	MilterReloadObjCmd(ClientData clientData,
-			    Tcl_Interp *interp, int objc,
-			    Tcl_Obj *const objv[]);
+MODULE_SCOPE Tcl_ObjCmdProc	MilterReloadObjCmd;
 MODULE_SCOPE void	MilterStopOwn(MilterState *statePtr);
 MODULE_SCOPE int	MilterReload(Tcl_Interp *interp,
 			    MilterState *statePtr);
@@ -360,12 +352,8 @@ DLLEXPORT int		Miltertest_Init(Tcl_Interp *interp);
  */
 
 MODULE_SCOPE char *	MilterStatsText(void *clientData, size_t *lenPtr);
-MODULE_SCOPE int	MilterSessionsObjCmd(ClientData clientData,
-			    Tcl_Interp *interp, int objc,
-			    Tcl_Obj *const objv[]);
-MODULE_SCOPE int	MilterStatsObjCmd(ClientData clientData,
-			    Tcl_Interp *interp, int objc,
-			    Tcl_Obj *const objv[]);
+MODULE_SCOPE Tcl_ObjCmdProc	MilterSessionsObjCmd;
+MODULE_SCOPE Tcl_ObjCmdProc	MilterStatsObjCmd;
 
 /*
  * milterText.c
