@@ -70,7 +70,7 @@ static const FlagName protocolBits[] = {
 
 static Tcl_Obj *
 FlagList(
-    uint32_t value,
+    uint32_t value,		/* SMFIF_* or SMFIP_* bits. */
     const FlagName *names)	/* Ends with a NULL name. */
 {
     Tcl_Obj *listObj = Tcl_NewObj();
@@ -223,7 +223,7 @@ EventArgs(
 static int
 CodeAllowed(
     int type,			/* MILTER_EV_* */
-    int verdict)
+    int verdict)		/* A MILTER_* value. */
 {
     switch (type) {
     case MILTER_EV_NEGOTIATE:
@@ -614,8 +614,8 @@ MilterCallbackFinished(
     MilterState *statePtr,
     MilterConn *conn,		/* Its event's reference is still held. */
     MilterCtx *ctxPtr,
-    int type,
-    int verdict)
+    int type,			/* MILTER_EV_* */
+    int verdict)		/* A MILTER_* value. */
 {
     MilterEvent *ev;
 

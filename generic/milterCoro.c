@@ -586,7 +586,7 @@ static int
 Outcome(
     MilterCall *callPtr,
     Tcl_Interp *interp,
-    int code)
+    int code)			/* The callback's completion code. */
 {
     if ((callPtr->flags & CALL_DELETED) && code != TCL_OK) {
 	/*
@@ -634,7 +634,7 @@ static int
 RunnerDone(
     ClientData data[],
     Tcl_Interp *interp,
-    int code)
+    int code)			/* The callback's completion code. */
 {
     MilterCall *callPtr = data[0];
     MilterState *statePtr = callPtr->statePtr;

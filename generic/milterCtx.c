@@ -491,7 +491,7 @@ EncodeStrings(
 static void
 FreeStrings(
     Tcl_DString ds[],
-    int used)
+    int used)			/* How many EncodeStrings filled. */
 {
     int i;
 
@@ -522,11 +522,11 @@ Modify(
     Tcl_Interp *interp,
     MilterCtx *ctxPtr,
     const char *subName,	/* The full subcommand name. */
-    unsigned char cmd,
-    int useIndex,
-    uint32_t index,
+    unsigned char cmd,		/* An SMFIR_* modification. */
+    int useIndex,		/* Send the header index. */
+    uint32_t index,		/* The header index, if sent. */
     Tcl_Obj *const strObjs[],
-    int count)
+    int count)			/* Number of strObjs. */
 {
     Tcl_DString ds[3];
     MilterStr strs[3];

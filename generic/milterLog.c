@@ -265,7 +265,7 @@ static void
 Refill(
     MilterState *statePtr,
     MilterLogLimit *limitPtr,
-    long long now)
+    long long now)		/* Now (Now()), microseconds. */
 {
     const LimitInfo *infoPtr = &limitInfo[limitPtr - statePtr->logLimits];
 
@@ -438,7 +438,7 @@ static void
 ReportSuppressedLocked(
     MilterState *statePtr,
     MilterLogLimit *limitPtr,
-    long long now)
+    long long now)		/* Now (Now()), or 0 to report at once. */
 {
     const LimitInfo *infoPtr = &limitInfo[limitPtr - statePtr->logLimits];
     char msg[100];

@@ -71,7 +71,7 @@ static MilterEvent *	Run(MilterSession *s);
 
 MilterSession *
 MilterSessionNew(
-    size_t maxData)
+    size_t maxData)		/* Largest packet payload accepted. */
 {
     MilterSession *s = MilterAlloc(sizeof(MilterSession));
 
@@ -177,7 +177,7 @@ MilterSessionFree(
 void
 MilterSessionSetWanted(
     MilterSession *s,
-    unsigned eventMask)
+    unsigned eventMask)		/* MILTER_EVBIT bits. */
 {
     s->wanted = eventMask;
 }
@@ -202,7 +202,7 @@ MilterSessionSetWanted(
 void
 MilterSessionSetLeadingSpace(
     MilterSession *s,
-    int on)
+    int on)			/* Non-zero: ask for it. */
 {
     s->leadingSpace = on;
 }
@@ -516,7 +516,7 @@ BeginMessage(
 static void
 CountMessage(
     MilterSession *s,
-    int verdict)
+    int verdict)		/* MILTER_* or MILTER_STAT_ABORTED. */
 {
     if (s->msgStart != 0) {
 	MilterStatsMessage(s->stats, verdict, s->msgStart);
@@ -543,7 +543,7 @@ CountMessage(
 static void
 EndMessage(
     MilterSession *s,
-    int fromStage)
+    int fromStage)		/* First SMFIM_* stage to clear. */
 {
     CountMessage(s, s->pending >= 0 ? s->pending : MILTER_STAT_ABORTED);
     s->inMessage = 0;
@@ -580,7 +580,7 @@ EndMessage(
 
 static uint32_t
 NoReplyBit(
-    unsigned char cmd)
+    unsigned char cmd)		/* An SMFIC_* command. */
 {
     switch (cmd) {
     case SMFIC_CONNECT:	return SMFIP_NR_CONN;
@@ -614,7 +614,7 @@ NoReplyBit(
 
 static MilterPosition
 Position(
-    unsigned char cmd)
+    unsigned char cmd)		/* An SMFIC_* command. */
 {
     switch (cmd) {
     case SMFIC_MAIL:	return POS_MAIL;
@@ -647,7 +647,7 @@ Position(
 
 static int
 IsContent(
-    unsigned char cmd)
+    unsigned char cmd)		/* An SMFIC_* command. */
 {
     return Position(cmd) >= POS_HEADER;
 }
@@ -701,7 +701,7 @@ AbortOwed(
 static void
 WriteVerdict(
     MilterSession *s,
-    int verdict)
+    int verdict)		/* A MILTER_* value. */
 {
     unsigned char letter;
 
@@ -749,7 +749,7 @@ WriteVerdict(
 static void
 ApplyVerdict(
     MilterSession *s,
-    int verdict)
+    int verdict)		/* A MILTER_* value. */
 {
     unsigned char cmd = s->cmd;
     int noReply = (s->agreed.protocol & NoReplyBit(cmd)) != 0;
@@ -1301,7 +1301,7 @@ CopyInfo(
 static void
 NoteStage(
     MilterSession *s,
-    unsigned char cmd)
+    unsigned char cmd)		/* An SMFIC_* command, or CMD_END. */
 {
     const char *stage;
 
@@ -1646,7 +1646,7 @@ MilterSessionFeed(
 MilterEvent *
 MilterSessionResume(
     MilterSession *s,
-    int verdict)
+    int verdict)		/* A MILTER_* value. */
 {
     if (s->current != NULL) {
 	MilterStatsVerdict(s->stats, (int) s->current->type, verdict);

@@ -301,7 +301,7 @@ MilterHeaderValueProblem(
 
 static uint32_t
 ActionFor(
-    unsigned char cmd)
+    unsigned char cmd)		/* An SMFIR_* modification. */
 {
     switch (cmd) {
     case SMFIR_ADDHEADER:
@@ -338,7 +338,7 @@ ActionFor(
 static MilterSessionError
 CheckModify(
     MilterSession *s,
-    unsigned char cmd,
+    unsigned char cmd,		/* An SMFIR_* modification. */
     const char **msgPtr)
 {
     if (!s->inEom) {
@@ -372,7 +372,7 @@ CheckModify(
 
 static const char *
 ModifyValueProblem(
-    unsigned char cmd,
+    unsigned char cmd,		/* An SMFIR_* modification. */
     const MilterStr *strs,
     int count)
 {
@@ -435,9 +435,9 @@ ModifyValueProblem(
 MilterSessionError
 MilterSessionModify(
     MilterSession *s,
-    unsigned char cmd,
-    int useIndex,
-    uint32_t index,
+    unsigned char cmd,		/* An SMFIR_* modification. */
+    int useIndex,		/* Send 'index' before the strings. */
+    uint32_t index,		/* Header index (i and m). */
     const MilterStr *strs,
     int count,
     const char **msgPtr)
@@ -600,7 +600,7 @@ static int
 IsEnhancedCode(
     const char *xcode,
     size_t len,
-    char class)
+    char class)			/* '2', '4' or '5'. */
 {
     int part, digits;
     const char *p = xcode, *end = xcode + len;
@@ -656,7 +656,7 @@ enum TextStart {
 static enum TextStart
 ClassifyText(
     const MilterStr *line,
-    char class)
+    char class)			/* The reply code's first digit. */
 {
     size_t word, i;
     int dots = 0;
@@ -900,7 +900,7 @@ MilterSessionSetReply(
 MilterSessionError
 MilterSessionSetSymlist(
     MilterSession *s,
-    int stage,
+    int stage,			/* An SMFIM_* stage. */
     const char *list,
     const char **msgPtr)
 {

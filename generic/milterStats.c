@@ -216,8 +216,8 @@ MilterStatsNow(void)
 void
 MilterStatsCount(
     MilterStats *stats,
-    int which,
-    int delta)
+    int which,			/* A MILTER_STAT_* counter. */
+    int delta)			/* Negative for a gauge going down. */
 {
     if (stats != NULL) {
 	ATOMIC_ADD(&stats->counters[which], (uint64_t) (int64_t) delta);
@@ -242,7 +242,7 @@ MilterStatsCount(
 
 static int
 VerdictIndex(
-    int verdict)
+    int verdict)		/* A MILTER_* value. */
 {
     if (verdict == MILTER_SKIP) {
 	return VERDICT_SKIP_INDEX;
@@ -273,8 +273,8 @@ VerdictIndex(
 void
 MilterStatsVerdict(
     MilterStats *stats,
-    int event,
-    int verdict)
+    int event,			/* A MILTER_EV_* event. */
+    int verdict)		/* A MILTER_* value. */
 {
     if (stats != NULL && event >= 0 && event < MILTER_STAT_EVENTS) {
 	ATOMIC_ADD(&stats->verdicts[event][VerdictIndex(verdict)], 1);
@@ -335,8 +335,8 @@ Observe(
 void
 MilterStatsMessage(
     MilterStats *stats,
-    int verdict,
-    int64_t startMicros)
+    int verdict,		/* MILTER_* or MILTER_STAT_ABORTED. */
+    int64_t startMicros)	/* MilterStatsNow() at its start. */
 {
     int index, i;
 
@@ -372,8 +372,8 @@ MilterStatsMessage(
 void
 MilterStatsCallback(
     MilterStats *stats,
-    int event,
-    int64_t micros)
+    int event,			/* A MILTER_EV_* event. */
+    int64_t micros)		/* Time the script ran. */
 {
     if (stats != NULL && event >= 0 && event < MILTER_STAT_EVENTS) {
 	Observe(&stats->callback[event], micros);

@@ -98,8 +98,8 @@ MilterWirePut32(
 MilterFrameResult
 MilterWireFrame(
     const unsigned char *buf,
-    size_t avail,
-    size_t maxData,
+    size_t avail,		/* Bytes at buf. */
+    size_t maxData,		/* Largest payload; (size_t) -1: any. */
     MilterPacket *pktPtr,
     size_t *usedPtr)
 {
@@ -147,9 +147,9 @@ MilterWireFrame(
 int
 MilterWireStrings(
     const MilterPacket *pktPtr,
-    size_t offset,
+    size_t offset,		/* Where the strings begin. */
     MilterStr *strs,
-    int maxStrs,
+    int maxStrs,		/* Room in strs. */
     int *countPtr)
 {
     const unsigned char *p = pktPtr->data + offset;
@@ -362,8 +362,8 @@ void
 MilterWirePacketStrings(
     MilterBuf *out,
     unsigned char cmd,
-    int useIndex,
-    uint32_t index,
+    int useIndex,		/* Send 'index' before the strings. */
+    uint32_t index,		/* Header index, if sent. */
     const MilterStr *strs,
     int count)
 {

@@ -510,7 +510,7 @@ static int
 ListenPrivately(
     int fd,
     const char *path,		/* Absolute (checked by the spec parser). */
-    int mode,
+    int mode,			/* Permissions of the socket file. */
     int uid,			/* Owner to give it, or -1. */
     int gid,			/* Group to give it, or -1. */
     int backlog,
@@ -596,7 +596,7 @@ static int
 ListenUnix(
     const Spec *specPtr,
     int backlog,
-    int mode,
+    int mode,			/* Permissions of the socket file. */
     int uid,
     int gid,
     MilterListener *lPtr,
