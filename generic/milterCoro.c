@@ -286,8 +286,8 @@ EnsureRunner(
  *	the rest.
  *
  * Results:
- *	The call, zeroed but for its words and name, holding one reference
- *	(the caller's).
+ *	The call, zeroed but for its state, words and name, holding one
+ *	reference (the caller's).
  *
  * Side effects:
  *	Allocates memory; takes references on the words.

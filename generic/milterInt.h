@@ -317,10 +317,20 @@ MODULE_SCOPE void	MilterCtxRelease(MilterCtx *ctxPtr);
  * unix/milterSignal.c
  */
 
+/*
+ * Who installs a milter's signal handling (MilterSignalInstall).
+ */
+
+typedef enum MilterSignalsBy {
+    MILTER_SIGNALS_BY_START = 0,/* milter start with -signals set, or a
+				 * later milter configure -signals. */
+    MILTER_SIGNALS_BY_MAIN = 1	/* milter main. */
+} MilterSignalsBy;
+
 MODULE_SCOPE int	MilterSignalCheck(Tcl_Interp *interp,
 			    Tcl_Obj *valueObj, Tcl_Obj **dictPtr);
 MODULE_SCOPE void	MilterSignalInstall(MilterState *statePtr,
-			    int byMain);
+			    MilterSignalsBy by);
 MODULE_SCOPE void	MilterSignalUpdate(MilterState *statePtr);
 MODULE_SCOPE void	MilterSignalRestore(MilterState *statePtr);
 MODULE_SCOPE void	MilterSignalFinalize(void);

@@ -352,7 +352,7 @@ Apply(
 void
 MilterSignalInstall(
     MilterState *statePtr,
-    int byMain)			/* milter main installs them. */
+    MilterSignalsBy by)		/* Who installs them. */
 {
     int fds[2], busy = 0, failed = 0;
 
@@ -388,7 +388,7 @@ MilterSignalInstall(
 	return;
     }
     statePtr->signalsInstalled = 1;
-    statePtr->signalsByMain = byMain;
+    statePtr->signalsByMain = (by == MILTER_SIGNALS_BY_MAIN);
     Tcl_CreateFileHandler(readFd, TCL_READABLE, SignalReadable, statePtr);
     Apply(statePtr);
 }
@@ -419,7 +419,7 @@ MilterSignalUpdate(
     if (!statePtr->signalsInstalled) {
 	if (statePtr->status != MILTER_IDLE && statePtr->signalsObj != NULL
 		&& statePtr->workerPtr == NULL) {
-	    MilterSignalInstall(statePtr, 0);
+	    MilterSignalInstall(statePtr, MILTER_SIGNALS_BY_START);
 	}
 	return;
     }
