@@ -34,6 +34,12 @@
  *
  *	Reports a broken invariant and aborts.
  *
+ * Results:
+ *	None; does not return.
+ *
+ * Side effects:
+ *	Writes a line to stderr and aborts the process.
+ *
  *----------------------------------------------------------------------
  */
 

@@ -4,7 +4,7 @@
  *	libFuzzer target for the session state machine
  *	(generic/milterSession.c). A byte stream from a pretend MTA is
  *	framed with MilterWireFrame and fed packet by packet, the way
- *	unix/milterServer.c does it; every event is answered with a verdict
+ *	unix/milterConn.c does it; every event is answered with a verdict
  *	taken from a script at the end of the input, and while an event is
  *	out the script may also call the modification, reply, progress,
  *	symlist and macro functions, as the Tcl context commands do, and
@@ -12,8 +12,9 @@
  *	callback fails, and now and then say that the MTA hung up
  *	(MilterSessionSetPeerGone), as the Tcl layer does when it finds the
  *	connection gone. The output is checked after every step against a
- *	model of the protocol (section 1 of the protocol notes and
- *	notes/api.md):
+ *	model of the protocol (the milter protocol as Sendmail's libmilter
+ *	and Postfix speak it, and the CALLBACKS, RETURN CODES and CONTEXT
+ *	COMMANDS sections of doc/tclmilter.n):
  *
  *	  - the output is always a sequence of whole, well-formed packets
  *	    of the milter-to-MTA kinds;
@@ -173,11 +174,21 @@ typedef struct Model {
 } Model;
 
 /*
+ * Script readers: bytes of the script, then zeros.
+ */
+
+/*
  *----------------------------------------------------------------------
  *
- * Script readers --
+ * Next --
  *
- *	Bytes of the script, then zeros.
+ *	Reads the next byte of the script; past its end, zeros.
+ *
+ * Results:
+ *	The byte, or 0.
+ *
+ * Side effects:
+ *	Advances the script position.
  *
  *----------------------------------------------------------------------
  */
@@ -192,6 +203,22 @@ Next(
     return 0;
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * Next16 --
+ *
+ *	Reads the next two script bytes as a big-endian number.
+ *
+ * Results:
+ *	The number, 0 to 65535.
+ *
+ * Side effects:
+ *	Advances the script position.
+ *
+ *----------------------------------------------------------------------
+ */
+
 static unsigned
 Next16(
     Model *m)
@@ -200,6 +227,22 @@ Next16(
 
     return v | Next(m);
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * Next32 --
+ *
+ *	Reads the next four script bytes as a big-endian number.
+ *
+ * Results:
+ *	The number.
+ *
+ * Side effects:
+ *	Advances the script position.
+ *
+ *----------------------------------------------------------------------
+ */
 
 static uint32_t
 Next32(
@@ -217,6 +260,23 @@ Next32(
 #define PATTERN_LEN	(1 << 19)
 static unsigned char pattern[PATTERN_LEN];
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * InitPattern --
+ *
+ *	Fills, once, the pattern for long strings and bodies: printable
+ *	letters, no NUL, some '%'.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Writes the static pattern on the first call.
+ *
+ *----------------------------------------------------------------------
+ */
+
 static void
 InitPattern(void)
 {
@@ -231,8 +291,21 @@ InitPattern(void)
 }
 
 /*
- * A string of script bytes (NUL turned into '%'), sometimes long.
- * Returns its length; buf gets a NUL after it.
+ *----------------------------------------------------------------------
+ *
+ * GenString --
+ *
+ *	A string of script bytes (NUL turned into '%'), sometimes a long
+ *	piece of the pattern, of at most cap - 1 bytes, with a NUL after
+ *	it.
+ *
+ * Results:
+ *	The length of the string.
+ *
+ * Side effects:
+ *	Writes buf; advances the script position.
+ *
+ *----------------------------------------------------------------------
  */
 
 static size_t
@@ -258,36 +331,24 @@ GenString(
 }
 
 /*
- *----------------------------------------------------------------------
- *
- * Reference helpers --
- *
- *	Independent of the code under test.
- *
- *----------------------------------------------------------------------
+ * Reference helpers, independent of the code under test.
  */
 
-static NO_COVERAGE uint32_t
-Get32(
-    const unsigned char *p)
-{
-    return ((uint32_t) p[0] << 24) | ((uint32_t) p[1] << 16)
-	    | ((uint32_t) p[2] << 8) | p[3];
-}
-
-static NO_COVERAGE void
-Put32(
-    unsigned char *p,
-    uint32_t v)
-{
-    p[0] = (unsigned char) (v >> 24);
-    p[1] = (unsigned char) (v >> 16);
-    p[2] = (unsigned char) (v >> 8);
-    p[3] = (unsigned char) v;
-}
-
 /*
- * Number of NUL-terminated strings filling [d, d+len), or -1.
+ *----------------------------------------------------------------------
+ *
+ * CountStrings --
+ *
+ *	Counts the NUL-terminated strings filling [d, d+len).
+ *
+ * Results:
+ *	The number of strings, or -1 when the last one is not
+ *	terminated.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
  */
 
 static NO_COVERAGE int
@@ -308,10 +369,20 @@ CountStrings(
 }
 
 /*
- * Header rules, written again: a name is 1+ bytes of 33..126 but ':';
- * in a value every LF is followed by SP or HT, every CR by LF, no NUL,
- * and it does not end in a line break. 'sent' asks for the form on the
- * wire, where folds are LF only.
+ *----------------------------------------------------------------------
+ *
+ * RefHeaderName --
+ *
+ *	The header name rule, written again: one or more bytes of 33 to
+ *	126 but ':'.
+ *
+ * Results:
+ *	1 if the name is acceptable, else 0.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
  */
 
 static NO_COVERAGE int
@@ -331,6 +402,25 @@ RefHeaderName(
     }
     return 1;
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * RefHeaderValue --
+ *
+ *	The header value rule, written again: every LF is followed by SP
+ *	or HT, every CR by LF, no NUL, and the value does not end in a
+ *	line break. 'sent' asks for the form on the wire, where folds
+ *	are LF only.
+ *
+ * Results:
+ *	1 if the value is acceptable, else 0.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
 
 static NO_COVERAGE int
 RefHeaderValue(
@@ -355,6 +445,23 @@ RefHeaderValue(
     return 1;
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * MacroStageOf --
+ *
+ *	The macro stage of the command a macro packet names, in the
+ *	order of the SMFIM_* stages.
+ *
+ * Results:
+ *	The stage, or -1 for a command without macros.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
 static int
 MacroStageOf(
     unsigned char cmd)
@@ -370,6 +477,22 @@ MacroStageOf(
     default: return -1;
     }
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * NrBit --
+ *
+ *	The negotiated no-reply bit of a command.
+ *
+ * Results:
+ *	The SMFIP_NR_* bit, or 0 for a command that always gets a reply.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
 
 static uint32_t
 NrBit(
@@ -388,6 +511,22 @@ NrBit(
     default: return 0;
     }
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * OwnEvent --
+ *
+ *	The event a command hands out itself.
+ *
+ * Results:
+ *	A MILTER_EV_*, or -1 for commands with no event of their own.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
 
 static int
 OwnEvent(
@@ -408,7 +547,20 @@ OwnEvent(
 }
 
 /*
- * Commands that open a transaction when MAIL was switched off.
+ *----------------------------------------------------------------------
+ *
+ * Opener --
+ *
+ *	Whether a command opens a transaction when MAIL was switched
+ *	off.
+ *
+ * Results:
+ *	1 if so, else 0.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
  */
 
 static int
@@ -419,12 +571,45 @@ Opener(
 	    || cmd == 'B' || cmd == 'E';
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * IsContentCmd --
+ *
+ *	Whether a command carries message content (header, end of
+ *	headers, body, end of message).
+ *
+ * Results:
+ *	1 if so, else 0.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
 static int
 IsContentCmd(
     unsigned char cmd)
 {
     return cmd == 'L' || cmd == 'N' || cmd == 'B' || cmd == 'E';
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * Letter --
+ *
+ *	The reply packet that answers a verdict.
+ *
+ * Results:
+ *	The packet's command letter.
+ *
+ * Side effects:
+ *	Aborts for an unknown verdict.
+ *
+ *----------------------------------------------------------------------
+ */
 
 static unsigned char
 Letter(
@@ -441,6 +626,22 @@ Letter(
     Violation("unknown verdict", __FILE__, __LINE__);
     return 0;
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * ActionOf --
+ *
+ *	The SMFIF_* action a modification packet needs.
+ *
+ * Results:
+ *	The action bit, or 0 for packets that need none.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
 
 static uint32_t
 ActionOf(
@@ -460,16 +661,26 @@ ActionOf(
 }
 
 /*
+ * Macro model: stages as libmilter keeps them: D replaces a stage;
+ * CONNECT clears the later stages, HELO those after HELO, MAIL those
+ * after ENVFROM, RCPT those after ENVRCPT; the end of a message clears
+ * ENVFROM on; the end of a session clears everything. Lookups go newest
+ * stage first (EOM, EOH, DATA, ENVRCPT, ENVFROM, HELO, CONNECT) and
+ * treat "x" and "{x}" alike.
+ */
+
+/*
  *----------------------------------------------------------------------
  *
- * Macro model --
+ * ModelClear --
  *
- *	Stages as libmilter keeps them: D replaces a stage; CONNECT clears
- *	the later stages, HELO those after HELO, MAIL those after ENVFROM,
- *	RCPT those after ENVRCPT; the end of a message clears ENVFROM on;
- *	the end of a session clears everything. Lookups go newest stage
- *	first (EOM, EOH, DATA, ENVRCPT, ENVFROM, HELO, CONNECT) and treat
- *	"x" and "{x}" alike.
+ *	Forgets the model's macros of stage 'from' on.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Frees the model's macro copies.
  *
  *----------------------------------------------------------------------
  */
@@ -487,6 +698,24 @@ ModelClear(
 	m->macros[i].len = 0;
     }
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * ModelStoreMacros --
+ *
+ *	Stores a macro packet in the model, as libmilter does (a packet
+ *	replaces its stage), and remembers the names it defined for
+ *	later lookups.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Changes the model's macros and name history.
+ *
+ *----------------------------------------------------------------------
+ */
 
 static void
 ModelStoreMacros(
@@ -533,6 +762,22 @@ ModelStoreMacros(
     }
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * Strip --
+ *
+ *	Drops the braces of a macro name written "{x}".
+ *
+ * Results:
+ *	None; may change *namePtr and *lenPtr.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
 static void
 Strip(
     const char **namePtr,
@@ -544,6 +789,24 @@ Strip(
 	*lenPtr -= 2;
     }
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * ModelLookup --
+ *
+ *	Looks a macro up in the model, newest stage first (EOM, EOH,
+ *	DATA, ENVRCPT, ENVFROM, HELO, CONNECT), treating "x" and "{x}"
+ *	alike.
+ *
+ * Results:
+ *	1 with *valuePtr set if found, else 0.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
 
 static int
 ModelLookup(
@@ -579,7 +842,20 @@ ModelLookup(
 }
 
 /*
- * The macro clearing a command does just before its own event.
+ *----------------------------------------------------------------------
+ *
+ * ApplyOwnClear --
+ *
+ *	The macro clearing a command does just before its own event,
+ *	done once per command.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Clears later stages of the model.
+ *
+ *----------------------------------------------------------------------
  */
 
 static void
@@ -599,7 +875,20 @@ ApplyOwnClear(
 }
 
 /*
- * Looks a name up in the session and in the model; they must agree.
+ *----------------------------------------------------------------------
+ *
+ * Lookup --
+ *
+ *	Looks a name up in the session and in the model; they must
+ *	agree.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Aborts on a disagreement.
+ *
+ *----------------------------------------------------------------------
  */
 
 static void
@@ -619,6 +908,24 @@ Lookup(
 	CHECK(memcmp(value.ptr, expect, value.len) == 0);
     }
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * RandomLookup --
+ *
+ *	Looks up a name chosen by the script: one seen in an earlier
+ *	macro packet, one the model holds now (maybe with braces added
+ *	or removed), or a generated one.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Advances the script position; aborts on a disagreement.
+ *
+ *----------------------------------------------------------------------
+ */
 
 static void
 RandomLookup(
@@ -665,13 +972,24 @@ RandomLookup(
 }
 
 /*
+ * Output checks: Collect takes the session's output (as the server's
+ * flush does), requires it to be whole packets, checks each with
+ * CheckOutPacket and keeps a copy in the list of the current command.
+ */
+
+/*
  *----------------------------------------------------------------------
  *
- * CheckOutPacket, Collect --
+ * IsPercentSafe --
  *
- *	Collect takes the session's output (as the server's flush does),
- *	requires it to be whole packets, checks each with CheckOutPacket
- *	and keeps a copy in the list of the current command.
+ *	Whether every run of '%' in a reply text is of even length, so
+ *	that the MTA's formatting leaves it alone.
+ *
+ * Results:
+ *	1 if so, else 0.
+ *
+ * Side effects:
+ *	None.
  *
  *----------------------------------------------------------------------
  */
@@ -699,7 +1017,20 @@ IsPercentSafe(
 }
 
 /*
- * An enhanced status code n.n.n (1, 1-3, 1-3 digits) of class 'cls'.
+ *----------------------------------------------------------------------
+ *
+ * RefEnhanced --
+ *
+ *	Reference check of an enhanced status code n.n.n (1, 1-3, 1-3
+ *	digits) of class 'cls'.
+ *
+ * Results:
+ *	1 if it is one, else 0.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
  */
 
 static NO_COVERAGE int
@@ -735,10 +1066,22 @@ RefEnhanced(
 }
 
 /*
- * REPLYCODE text: lines joined by CRLF, each "ddd-" but the last
- * "ddd ", the same 4xx/5xx code throughout, and a digit after the
- * separator only as the first of an enhanced code of the same class
- * (what Postfix requires; a bare "ddd" it refuses).
+ *----------------------------------------------------------------------
+ *
+ * CheckReplyText --
+ *
+ *	Checks a REPLYCODE text: lines joined by CRLF, each "ddd-" but
+ *	the last "ddd ", the same 4xx/5xx code throughout, and a digit
+ *	after the separator only as the first of an enhanced code of the
+ *	same class (what Postfix requires; a bare "ddd" it refuses).
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Aborts on a violation.
+ *
+ *----------------------------------------------------------------------
  */
 
 static NO_COVERAGE void
@@ -787,6 +1130,24 @@ CheckReplyText(
 	p = (size_t) (crlf - d) + 2;
     }
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * CheckOutPacket --
+ *
+ *	Checks one packet the session sent: its kind, the form of its
+ *	data, and that a modification or progress comes only at end of
+ *	message for a granted action.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Notes that output was seen; aborts on a violation.
+ *
+ *----------------------------------------------------------------------
+ */
 
 static void
 CheckOutPacket(
@@ -850,6 +1211,24 @@ CheckOutPacket(
     m->everOutput = 1;
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * Collect --
+ *
+ *	Takes the session's output (as the server's flush does),
+ *	requires it to be whole packets, checks each with CheckOutPacket
+ *	and keeps a copy in the list of the current command.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Empties the session's output; grows the model's packet list.
+ *
+ *----------------------------------------------------------------------
+ */
+
 static void
 Collect(
     Model *m)
@@ -887,6 +1266,22 @@ Collect(
     MilterBufConsume(out, MilterBufLength(out));
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * ForgetOutput --
+ *
+ *	Forgets the packets kept for the current command.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Frees the copies.
+ *
+ *----------------------------------------------------------------------
+ */
+
 static void
 ForgetOutput(
     Model *m)
@@ -900,16 +1295,27 @@ ForgetOutput(
 }
 
 /*
+ * Calls made while an event is out: each mirrors a context command and
+ * checks the error class the session gives against the rules:
+ * modifications and progress only in EOM and only for granted actions,
+ * well-formed headers (folds sent as LF), no empty address or reason;
+ * setsymlist only in negotiate, once per stage; setreply validated as
+ * libmilter does, and made into a reply Postfix accepts.
+ */
+
+/*
  *----------------------------------------------------------------------
  *
- * Calls made while an event is out --
+ * AppendExpected --
  *
- *	Each mirrors a context command and checks the error class the
- *	session gives against the rules: modifications and progress only in
- *	EOM and only for granted actions, well-formed headers (folds sent
- *	as LF), no empty address or reason; setsymlist only in negotiate,
- *	once per stage; setreply validated as libmilter does, and made
- *	into a reply Postfix accepts.
+ *	Appends to 'buf' the modification packet the session should send
+ *	for a call that succeeded.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Grows the buffer.
  *
  *----------------------------------------------------------------------
  */
@@ -930,15 +1336,34 @@ AppendExpected(
     for (i = 0; i < count; i++) {
 	len += strs[i].len + 1;
     }
-    Put32(head, (uint32_t) len);
+    MilterWirePut32(head, (uint32_t) len);
     head[4] = cmd;
-    Put32(head + 5, index);
+    MilterWirePut32(head + 5, index);
     MilterBufAppend(buf, head, useIndex ? 9 : 5);
     for (i = 0; i < count; i++) {
 	MilterBufAppend(buf, strs[i].ptr, strs[i].len);
 	MilterBufAppend(buf, "", 1);
     }
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * DoModify --
+ *
+ *	Mirrors a header, envelope or quarantine context command with
+ *	script-made strings, and checks the error class the session
+ *	gives against the rules.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	May queue a modification and its expected packet; aborts on a
+ *	violation.
+ *
+ *----------------------------------------------------------------------
+ */
 
 static void
 DoModify(
@@ -1045,6 +1470,23 @@ DoModify(
     }
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * DoReplaceBody --
+ *
+ *	Mirrors $ctx replacebody with a piece of the pattern, and checks
+ *	the error class.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	May queue body data; aborts on a violation.
+ *
+ *----------------------------------------------------------------------
+ */
+
 static void
 DoReplaceBody(
     Model *m)
@@ -1073,6 +1515,23 @@ DoReplaceBody(
     }
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * DoProgress --
+ *
+ *	Mirrors $ctx progress: a 'p' packet goes out at once, only in
+ *	end of message.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	May send a packet; aborts on a violation.
+ *
+ *----------------------------------------------------------------------
+ */
+
 static void
 DoProgress(
     Model *m)
@@ -1092,6 +1551,24 @@ DoProgress(
 	CHECK(m->nOut == before);
     }
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * DoSetReply --
+ *
+ *	Mirrors $ctx setreply with script-made codes and lines, and
+ *	checks that the session validates them as libmilter does and
+ *	makes them into a reply Postfix accepts.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	May set the model's expected reply text; aborts on a violation.
+ *
+ *----------------------------------------------------------------------
+ */
 
 static void
 DoSetReply(
@@ -1267,6 +1744,23 @@ DoSetReply(
     }
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * DoSetSymlist --
+ *
+ *	Mirrors $ctx setsymlist: only in negotiate, once per stage, only
+ *	when the MTA reads symbol lists.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	May note the stage's list; aborts on a violation.
+ *
+ *----------------------------------------------------------------------
+ */
+
 static void
 DoSetSymlist(
     Model *m)
@@ -1302,9 +1796,15 @@ DoSetSymlist(
 /*
  *----------------------------------------------------------------------
  *
- * CheckEvent --
+ * CheckStr --
  *
- *	The event's arguments must be what the packet carried.
+ *	An event argument must be NUL-terminated with no NUL inside.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Aborts on a violation.
  *
  *----------------------------------------------------------------------
  */
@@ -1317,6 +1817,22 @@ CheckStr(
     CHECK(str->ptr[str->len] == '\0');
     CHECK(memchr(str->ptr, '\0', str->len) == NULL);
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * CheckEvent --
+ *
+ *	The event's arguments must be what the packet carried.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Aborts on a violation.
+ *
+ *----------------------------------------------------------------------
+ */
 
 static void
 CheckEvent(
@@ -1337,7 +1853,7 @@ CheckEvent(
 	CHECK(m->cmd == 'O');
 	CHECK(ev->argc == 0);
 	/* Zero offers mean the version 1 defaults, as in libmilter. */
-	CHECK(ev->offered.version == Get32(pkt->data));
+	CHECK(ev->offered.version == MilterWireGet32(pkt->data));
 	CHECK(ev->offered.actions == (m->offered.actions & SMFIF_ALL));
 	CHECK(ev->offered.protocol == (m->offered.protocol & SMFIP_ALL));
 	break;
@@ -1429,6 +1945,13 @@ CheckEvent(
  *	the script asks for and returns the scripted verdict, restricted
  *	to what the Tcl layer can return for that event.
  *
+ * Results:
+ *	The verdict, a MILTER_* value.
+ *
+ * Side effects:
+ *	Advances the script; records the event; may change the wanted
+ *	events.
+ *
  *----------------------------------------------------------------------
  */
 
@@ -1518,17 +2041,26 @@ Decide(
 }
 
 /*
+ * Expectations: after a packet (or the end) has been processed: the
+ * events and output must be what the command calls for.
+ */
+
+/*
  *----------------------------------------------------------------------
  *
- * Expectations --
+ * TakeEvent --
  *
- *	After a packet (or the end) has been processed: the events and
- *	output must be what the command calls for.
+ *	Checks that event number *iPtr is 'type' if 'expected' (and
+ *	advances), or that it is not.
+ *
+ * Results:
+ *	The verdict given to the event, or -1 when it was not expected.
+ *
+ * Side effects:
+ *	Advances *iPtr; aborts on a violation.
  *
  *----------------------------------------------------------------------
  */
-
-/* Checks that events [*iPtr] is 'type' if 'expected', advancing. */
 
 static int
 TakeEvent(
@@ -1538,7 +2070,8 @@ TakeEvent(
     int expected)
 {
     if (!expected) {
-	CHECK(*iPtr >= m->nEvents || m->evType[*iPtr] != (MilterEventType) type);
+	CHECK(*iPtr >= m->nEvents
+		|| m->evType[*iPtr] != (MilterEventType) type);
 	return -1;
     }
     CHECK(*iPtr < m->nEvents);
@@ -1546,7 +2079,21 @@ TakeEvent(
     return m->evVerdict[(*iPtr)++];
 }
 
-/* The rest of the events may only be one CLOSE. */
+/*
+ *----------------------------------------------------------------------
+ *
+ * TakeOptionalClose --
+ *
+ *	The rest of the events may only be one close.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Advances *iPtr; aborts on a violation.
+ *
+ *----------------------------------------------------------------------
+ */
 
 static void
 TakeOptionalClose(
@@ -1559,6 +2106,23 @@ TakeOptionalClose(
     }
     CHECK(*iPtr == m->nEvents);
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * Matches --
+ *
+ *	Whether a reply packet answers a verdict letter; a 'y' answers r
+ *	or t when its code is of that class.
+ *
+ * Results:
+ *	1 if so, else 0.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
 
 static int
 Matches(
@@ -1575,8 +2139,21 @@ Matches(
 }
 
 /*
- * The final reply o: matches the letter; a 'y' must be the text set; a
- * reply set during this packet and of the verdict's class must be used.
+ *----------------------------------------------------------------------
+ *
+ * CheckFinal --
+ *
+ *	Checks a final reply: it matches the letter; a 'y' must be the
+ *	text set; a reply set during this packet and of the verdict's
+ *	class must be used.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Forgets the used reply text; aborts on a violation.
+ *
+ *----------------------------------------------------------------------
  */
 
 static void
@@ -1597,6 +2174,24 @@ CheckFinal(
 	CHECK(m->replyText[0] != (letter == 'r' ? '5' : '4'));
     }
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * CheckNegotiation --
+ *
+ *	Checks the answer to OPTNEG: a version no higher than offered,
+ *	only offered bits, the symbol lists set; and notes what was
+ *	agreed.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Sets the model's agreed options; aborts on a violation.
+ *
+ *----------------------------------------------------------------------
+ */
 
 static void
 CheckNegotiation(
@@ -1619,7 +2214,7 @@ CheckNegotiation(
 	{MILTER_EV_DATA, SMFIP_NODATA}
     };
 
-    if (m->cmd != 'O' || pkt->len < 12 || Get32(pkt->data) < 2) {
+    if (m->cmd != 'O' || pkt->len < 12 || MilterWireGet32(pkt->data) < 2) {
 	CHECK(closed);
 	CHECK(m->nOut == 0);
 	TakeOptionalClose(m, &i);
@@ -1638,9 +2233,9 @@ CheckNegotiation(
     CHECK(m->nOut == 1);
     o = &m->out[0];
     CHECK(o->cmd == 'O');
-    version = Get32(o->data);
-    a = Get32(o->data + 4);
-    p = Get32(o->data + 8);
+    version = MilterWireGet32(o->data);
+    a = MilterWireGet32(o->data + 4);
+    p = MilterWireGet32(o->data + 8);
     offA = m->offered.actions;		/* Zero already made 0x0F. */
     offP = m->offered.protocol;		/* Zero already made 0x3F. */
 
@@ -1680,7 +2275,7 @@ CheckNegotiation(
 	}
 	n = strlen(m->symlists[stage]);
 	CHECK(o->len - off >= 4 + n + 1);
-	CHECK(Get32(o->data + off) == (uint32_t) stage);
+	CHECK(MilterWireGet32(o->data + off) == (uint32_t) stage);
 	CHECK(memcmp(o->data + off + 4, m->symlists[stage], n + 1) == 0);
 	off += 4 + n + 1;
     }
@@ -1693,8 +2288,21 @@ CheckNegotiation(
 }
 
 /*
- * Would the session have to close the connection for this command?
- * Only the cases that do not need the message position.
+ *----------------------------------------------------------------------
+ *
+ * MustClose --
+ *
+ *	Whether the session has to close the connection for this
+ *	command; only the cases that do not need the message position.
+ *
+ * Results:
+ *	1 if it must, 0 if it must not, -1 when it depends on the order
+ *	and is not checked.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
  */
 
 static int
@@ -1736,6 +2344,24 @@ MustClose(
 	return 1;		/* Unknown command. */
     }
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * CheckEom --
+ *
+ *	Checks the output of end of message: progress, then, for an
+ *	accepted message, exactly the queued modifications and the
+ *	replaced body last, then the final reply.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Aborts on a violation.
+ *
+ *----------------------------------------------------------------------
+ */
 
 static void
 CheckEom(
@@ -1787,7 +2413,7 @@ CheckEom(
 	    continue;
 	}
 	CHECK(!sawBody);
-	Put32(head, (uint32_t) o->len + 1);
+	MilterWirePut32(head, (uint32_t) o->len + 1);
 	head[4] = o->cmd;
 	MilterBufAppend(&mods, head, 5);
 	MilterBufAppend(&mods, o->data, o->len);
@@ -1820,6 +2446,23 @@ CheckEom(
     }
     MilterBufFree(&mods);
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * CheckCommand --
+ *
+ *	After a packet has been processed: the events and output must be
+ *	what the command calls for.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Updates the model's message state; aborts on a violation.
+ *
+ *----------------------------------------------------------------------
+ */
 
 static void
 CheckCommand(
@@ -1943,6 +2586,12 @@ CheckCommand(
  *	Feeds one packet (pkt != NULL) or ends the connection (pkt ==
  *	NULL), answers the events and checks everything.
  *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Changes the session and the model; aborts on a violation.
+ *
  *----------------------------------------------------------------------
  */
 
@@ -1951,7 +2600,9 @@ Process(
     Model *m,
     const MilterPacket *pkt)
 {
-    static const MilterPacket endPkt = {CMD_END, (const unsigned char *) "", 0};
+    static const MilterPacket endPkt = {
+	CMD_END, (const unsigned char *) "", 0
+    };
     int wasClosed = MilterSessionClosed(m->s);
     int wasInMsg = MilterSessionInMessage(m->s);
     int negotiatedBefore = m->negotiated;
@@ -1985,9 +2636,9 @@ Process(
     Trace("packet '%c' (0x%02x) %zu bytes\n", m->cmd >= 32 && m->cmd < 127
 	    ? m->cmd : '?', m->cmd, m->pkt->len);
     if (m->cmd == 'O' && !negotiatedBefore && m->pkt->len >= 12) {
-	m->offered.version = Get32(m->pkt->data);
-	m->offered.actions = Get32(m->pkt->data + 4);
-	m->offered.protocol = Get32(m->pkt->data + 8);
+	m->offered.version = MilterWireGet32(m->pkt->data);
+	m->offered.actions = MilterWireGet32(m->pkt->data + 4);
+	m->offered.protocol = MilterWireGet32(m->pkt->data + 8);
 	if (m->offered.actions == 0) {
 	    m->offered.actions = 0x0F;
 	}
@@ -2082,7 +2733,14 @@ Process(
  * LLVMFuzzerTestOneInput --
  *
  *	The fuzz target: reads the stream in chunks into an input buffer
- *	and frames it as the server does; a bad length ends the connection.
+ *	and frames it as unix/milterConn.c does; a bad length ends the
+ *	connection.
+ *
+ * Results:
+ *	Always 0.
+ *
+ * Side effects:
+ *	Aborts on a violation.
  *
  *----------------------------------------------------------------------
  */

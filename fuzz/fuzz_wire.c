@@ -43,12 +43,23 @@ static const size_t maxDataTable[8] = {
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
 
 /*
+ * Reference decoders, written from the protocol description (the packet
+ * layouts libmilter and Postfix use), independently of milterWire.c: the
+ * fuzzer compares the two.
+ */
+
+/*
  *----------------------------------------------------------------------
  *
- * Reference decoders --
+ * RefGet32 --
  *
- *	Written from section 1 of the protocol notes, independently of
- *	milterWire.c: the fuzzer compares the two.
+ *	Reference reader of a big-endian 32-bit integer.
+ *
+ * Results:
+ *	The value of the 4 bytes at p.
+ *
+ * Side effects:
+ *	None.
  *
  *----------------------------------------------------------------------
  */
@@ -65,6 +76,24 @@ RefGet32(
     }
     return v;
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * RefFrame --
+ *
+ *	Reference framing of the packet at the start of 'buf': the
+ *	length field counts the command byte, is at least 1 and at most
+ *	maxData + 1 ((size_t) -1: no limit).
+ *
+ * Results:
+ *	A MilterFrameResult, as MilterWireFrame should give.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
 
 static NO_COVERAGE MilterFrameResult
 RefFrame(
@@ -90,6 +119,23 @@ RefFrame(
     }
     return MILTER_FRAME_OK;
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * RefStrings --
+ *
+ *	Reference check that the data from 'offset' on is at most
+ *	maxStrs NUL-terminated strings.
+ *
+ * Results:
+ *	1 with *countPtr set to the number of strings, or 0.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
 
 static NO_COVERAGE int
 RefStrings(
@@ -120,6 +166,22 @@ RefStrings(
     return 1;
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * RefFindNul --
+ *
+ *	The first NUL at or after 'from'.
+ *
+ * Results:
+ *	Its index, or 'len' when there is none.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
 static NO_COVERAGE size_t
 RefFindNul(
     const unsigned char *d,
@@ -131,6 +193,24 @@ RefFindNul(
     }
     return from;		/* == len when there is none. */
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * RefConnect --
+ *
+ *	Reference decoder of a CONNECT packet: hostname, family, and for
+ *	inet, inet6 and local families a port and an address (an inet6
+ *	address loses its "IPv6:" prefix).
+ *
+ * Results:
+ *	1 with *infoPtr filled in, or 0 for a malformed packet.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
 
 static NO_COVERAGE int
 RefConnect(
@@ -178,6 +258,22 @@ RefConnect(
     return 1;
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * RefMacroStage --
+ *
+ *	The macro stage of the command a macro packet names.
+ *
+ * Results:
+ *	The SMFIM_* index, or -1.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
 static NO_COVERAGE int
 RefMacroStage(
     unsigned char cmd)
@@ -200,6 +296,13 @@ RefMacroStage(
  *
  *	Frames the packet at the start of [p, p+avail) with the codec and
  *	checks the result against RefFrame.
+ *
+ * Results:
+ *	The codec's MilterFrameResult, with *pktPtr and *usedPtr as it
+ *	set them.
+ *
+ * Side effects:
+ *	Aborts on a violation.
  *
  *----------------------------------------------------------------------
  */
@@ -228,16 +331,10 @@ FrameOne(
 }
 
 /*
- *----------------------------------------------------------------------
- *
- * Encoder helpers --
- *
- *	Encoded packets go to one MilterBuf that keeps 'keep' live bytes of
- *	the previous packet in front (and checks they survive), so the
- *	buffer compacts and grows under the encoders. BeginEncode notes
- *	where the new packet starts; EndEncode frames it back.
- *
- *----------------------------------------------------------------------
+ * Encoder helpers: encoded packets go to one MilterBuf that keeps 'keep'
+ * live bytes of the previous packet in front (and checks they survive),
+ * so the buffer compacts and grows under the encoders. BeginEncode notes
+ * where the new packet starts; EndEncode frames it back.
  */
 
 typedef struct Encoder {
@@ -247,6 +344,24 @@ typedef struct Encoder {
     size_t savedLen;
     size_t base;		/* Live length before the current packet. */
 } Encoder;
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * BeginEncode --
+ *
+ *	Notes where the next encoded packet starts, dropping all but
+ *	'keep' live bytes of the previous one and saving those to check
+ *	later.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Consumes bytes of the encoder's buffer.
+ *
+ *----------------------------------------------------------------------
+ */
 
 static void
 BeginEncode(
@@ -265,6 +380,23 @@ BeginEncode(
     enc->base = live;
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * Encoded --
+ *
+ *	The bytes encoded since BeginEncode; checks that the buffer is
+ *	sane and the kept bytes survived.
+ *
+ * Results:
+ *	A pointer to the new bytes, their length in *lenPtr.
+ *
+ * Side effects:
+ *	Aborts on a violation.
+ *
+ *----------------------------------------------------------------------
+ */
+
 static const unsigned char *
 Encoded(
     Encoder *enc,
@@ -280,8 +412,21 @@ Encoded(
 }
 
 /*
- * Frames exactly one packet filling all the newly encoded bytes; the
- * packet must fit a limit of exactly its own data size and no smaller.
+ *----------------------------------------------------------------------
+ *
+ * DecodeOnly --
+ *
+ *	Frames exactly one packet filling all the newly encoded bytes;
+ *	the packet must fit a limit of exactly its own data size and no
+ *	smaller.
+ *
+ * Results:
+ *	None; fills *pktPtr.
+ *
+ * Side effects:
+ *	Aborts on a violation.
+ *
+ *----------------------------------------------------------------------
  */
 
 static void
@@ -312,6 +457,12 @@ DecodeOnly(
  *	MilterWireStrings at several offsets and limits, against the
  *	reference; the strings must tile the payload exactly, and
  *	MilterWirePacketStrings must give the payload back.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Aborts on a violation.
  *
  *----------------------------------------------------------------------
  */
@@ -407,6 +558,12 @@ CheckStrings(
  *	payload byte for byte; otherwise the records that parse are
  *	re-encoded and must decode to the same values.
  *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Aborts on a violation.
+ *
  *----------------------------------------------------------------------
  */
 
@@ -501,6 +658,12 @@ CheckOptneg(
  *	MilterWireConnect against the reference; a decoded connect packet
  *	rebuilt from its fields (with any "IPv6:" prefix put back) must be
  *	the same bytes, and decoding the rebuilt packet the same fields.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Aborts on a violation.
  *
  *----------------------------------------------------------------------
  */
@@ -610,6 +773,12 @@ CheckConnect(
  *	frames back to the same command and bytes; the body comes back as
  *	full 65535-byte chunks and one last chunk.
  *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Aborts on a violation.
+ *
  *----------------------------------------------------------------------
  */
 
@@ -670,6 +839,12 @@ CheckEncoders(
  * LLVMFuzzerTestOneInput --
  *
  *	The fuzz target.
+ *
+ * Results:
+ *	Always 0.
+ *
+ * Side effects:
+ *	Aborts on a violation.
  *
  *----------------------------------------------------------------------
  */

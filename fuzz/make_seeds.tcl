@@ -6,8 +6,8 @@
 #	    fuzz/corpus/session/*	inputs of fuzz_session.c
 #	    fuzz/corpus/wire/*		inputs of fuzz_wire.c
 #
-#	The streams are what Postfix and Sendmail send a milter (section 1
-#	and 6 of the protocol notes): option negotiation with version 6 and
+#	The streams are what Postfix and Sendmail send a milter (as their
+#	sources and libmilter speak the protocol): option negotiation with version 6 and
 #	version 2, the macros of each stage including Postfix's L, B and U
 #	stages, connect information for IPv4, IPv6 with and without
 #	Sendmail's "IPv6:" prefix, UNIX sockets and unknown peers, HELO,

@@ -29,6 +29,24 @@
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * RunFile --
+ *
+ *	Reads one file and runs the fuzz target once over an exact-size
+ *	copy of it.
+ *
+ * Results:
+ *	0 when the target ran, 1 when the file could not be read.
+ *
+ * Side effects:
+ *	Names the file on stderr when 'verbose'; exits when memory runs
+ *	out; the target aborts on a violation.
+ *
+ *----------------------------------------------------------------------
+ */
+
 static int
 RunFile(
     const char *path,
@@ -84,6 +102,23 @@ RunFile(
     return 0;
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * CompareNames --
+ *
+ *	qsort comparison of two file names, so that a directory replays
+ *	in a fixed order.
+ *
+ * Results:
+ *	Negative, zero or positive, as strcmp.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
 static int
 CompareNames(
     const void *a,
@@ -91,6 +126,24 @@ CompareNames(
 {
     return strcmp(*(char *const *) a, *(char *const *) b);
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * main --
+ *
+ *	Replays every file named on the command line (a directory stands
+ *	for the regular files in it, in name order); -q stops naming
+ *	them.
+ *
+ * Results:
+ *	The exit status: 0 when every file was read, 1 otherwise.
+ *
+ * Side effects:
+ *	Runs the fuzz target.
+ *
+ *----------------------------------------------------------------------
+ */
 
 int
 main(

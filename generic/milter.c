@@ -35,12 +35,10 @@ const char *const milterEventNames[] = {
  */
 
 const char *const milterCodeNames[] = {
-    "SMFIS_CONTINUE", "SMFIS_REJECT", "SMFIS_DISCARD", "SMFIS_ACCEPT",
-    "SMFIS_TEMPFAIL", "SMFIS_SKIP", NULL
+    MILTER_CODES(MILTER_CODE_NAME) NULL		/* From milterSession.h. */
 };
 const int milterCodeValues[] = {
-    MILTER_CONTINUE, MILTER_REJECT, MILTER_DISCARD, MILTER_ACCEPT,
-    MILTER_TEMPFAIL, MILTER_SKIP
+    MILTER_CODES(MILTER_CODE_VALUE)
 };
 
 /*
@@ -1130,7 +1128,6 @@ Milter_Init(
     }
     Tcl_SetEnsembleFlags(interp, Tcl_CreateEnsemble(interp, "::milter",
 	    nsPtr, TCL_ENSEMBLE_PREFIX), TCL_ENSEMBLE_PREFIX);
-    MilterUnixChanInit(interp);
     MilterInitExitHandler();
     return Tcl_PkgProvideEx(interp, PACKAGE_NAME, PACKAGE_VERSION, NULL);
 }

@@ -19,26 +19,44 @@
 /*
  *----------------------------------------------------------------------
  *
- * MilterAlloc, MilterRealloc, MilterFree --
+ * OutOfMemory --
  *
- *	malloc, realloc and free that never return NULL: running out of
- *	memory aborts the process, as Tcl's ckalloc panics.
+ *	Reports a failed allocation on stderr and aborts the process, as
+ *	Tcl's ckalloc panics.
  *
  * Results:
- *	The new block (never NULL for a non-zero size).
+ *	None; does not return.
  *
  * Side effects:
- *	May abort the process.
+ *	Aborts the process.
  *
  *----------------------------------------------------------------------
  */
 
 static void
-OutOfMemory(size_t size)
+OutOfMemory(
+    size_t size)		/* The request that failed. */
 {
     fprintf(stderr, "TclMilter: unable to allocate %zu bytes\n", size);
     abort();
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterAlloc --
+ *
+ *	Allocates 'size' bytes like malloc, but never returns NULL:
+ *	running out of memory aborts the process.
+ *
+ * Results:
+ *	The new block (never NULL; a zero size gets one byte).
+ *
+ * Side effects:
+ *	Allocates memory; may abort the process.
+ *
+ *----------------------------------------------------------------------
+ */
 
 void *
 MilterAlloc(
@@ -52,6 +70,22 @@ MilterAlloc(
     return ptr;
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterRealloc --
+ *
+ *	Resizes a block like realloc, but never returns NULL.
+ *
+ * Results:
+ *	The (possibly moved) block.
+ *
+ * Side effects:
+ *	May move the block; may abort the process.
+ *
+ *----------------------------------------------------------------------
+ */
+
 void *
 MilterRealloc(
     void *ptr,
@@ -64,6 +98,23 @@ MilterRealloc(
     }
     return newPtr;
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterFree --
+ *
+ *	Releases a block from MilterAlloc or MilterRealloc. NULL is
+ *	fine.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Frees memory.
+ *
+ *----------------------------------------------------------------------
+ */
 
 void
 MilterFree(
@@ -103,16 +154,15 @@ MilterStrdup(
 /*
  *----------------------------------------------------------------------
  *
- * MilterBufInit, MilterBufFree, MilterBufReset --
+ * MilterBufInit --
  *
- *	Set up an empty buffer, release its storage, or empty it while
- *	keeping the storage.
+ *	Sets up an empty buffer with no storage.
  *
  * Results:
  *	None.
  *
  * Side effects:
- *	MilterBufFree releases memory.
+ *	Overwrites *bufPtr.
  *
  *----------------------------------------------------------------------
  */
@@ -125,6 +175,23 @@ MilterBufInit(
     bufPtr->start = bufPtr->len = bufPtr->cap = 0;
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterBufFree --
+ *
+ *	Releases the storage of a buffer and leaves it empty, ready for
+ *	reuse.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Frees memory.
+ *
+ *----------------------------------------------------------------------
+ */
+
 void
 MilterBufFree(
     MilterBuf *bufPtr)
@@ -132,6 +199,22 @@ MilterBufFree(
     MilterFree(bufPtr->bytes);
     MilterBufInit(bufPtr);
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterBufReset --
+ *
+ *	Empties a buffer but keeps its storage for the next use.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Forgets the buffer's contents.
+ *
+ *----------------------------------------------------------------------
+ */
 
 void
 MilterBufReset(
@@ -185,9 +268,9 @@ MilterBufReserve(
 /*
  *----------------------------------------------------------------------
  *
- * MilterBufAppend, MilterBufAppendBuf --
+ * MilterBufAppend --
  *
- *	Append bytes, or the live bytes of another buffer.
+ *	Appends 'n' bytes to the buffer.
  *
  * Results:
  *	None.
@@ -209,6 +292,22 @@ MilterBufAppend(
 	bufPtr->len += n;
     }
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterBufAppendBuf --
+ *
+ *	Appends the live bytes of another buffer.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	May grow the buffer.
+ *
+ *----------------------------------------------------------------------
+ */
 
 void
 MilterBufAppendBuf(

@@ -19,30 +19,22 @@
 #include <string.h>
 
 /*
- * Names of the action and protocol bits for the negotiate callback.
+ * Names of the action and protocol bits for the negotiate callback,
+ * expanded from the lists in milterWire.h.
  */
 
-static const struct {
+typedef struct FlagName {
     uint32_t bit;
     const char *name;
-} actionBits[] = {
-    {SMFIF_ADDHDRS, "SMFIF_ADDHDRS"}, {SMFIF_CHGBODY, "SMFIF_CHGBODY"},
-    {SMFIF_ADDRCPT, "SMFIF_ADDRCPT"}, {SMFIF_DELRCPT, "SMFIF_DELRCPT"},
-    {SMFIF_CHGHDRS, "SMFIF_CHGHDRS"}, {SMFIF_QUARANTINE, "SMFIF_QUARANTINE"},
-    {SMFIF_CHGFROM, "SMFIF_CHGFROM"}, {SMFIF_ADDRCPT_PAR, "SMFIF_ADDRCPT_PAR"},
-    {SMFIF_SETSYMLIST, "SMFIF_SETSYMLIST"}, {0, NULL}
-}, protocolBits[] = {
-    {SMFIP_NOCONNECT, "SMFIP_NOCONNECT"}, {SMFIP_NOHELO, "SMFIP_NOHELO"},
-    {SMFIP_NOMAIL, "SMFIP_NOMAIL"}, {SMFIP_NORCPT, "SMFIP_NORCPT"},
-    {SMFIP_NOBODY, "SMFIP_NOBODY"}, {SMFIP_NOHDRS, "SMFIP_NOHDRS"},
-    {SMFIP_NOEOH, "SMFIP_NOEOH"}, {SMFIP_NR_HDR, "SMFIP_NR_HDR"},
-    {SMFIP_NOUNKNOWN, "SMFIP_NOUNKNOWN"}, {SMFIP_NODATA, "SMFIP_NODATA"},
-    {SMFIP_SKIP, "SMFIP_SKIP"}, {SMFIP_RCPT_REJ, "SMFIP_RCPT_REJ"},
-    {SMFIP_NR_CONN, "SMFIP_NR_CONN"}, {SMFIP_NR_HELO, "SMFIP_NR_HELO"},
-    {SMFIP_NR_MAIL, "SMFIP_NR_MAIL"}, {SMFIP_NR_RCPT, "SMFIP_NR_RCPT"},
-    {SMFIP_NR_DATA, "SMFIP_NR_DATA"}, {SMFIP_NR_UNKN, "SMFIP_NR_UNKN"},
-    {SMFIP_NR_EOH, "SMFIP_NR_EOH"}, {SMFIP_NR_BODY, "SMFIP_NR_BODY"},
-    {SMFIP_HDR_LEADSPC, "SMFIP_HDR_LEADSPC"}, {0, NULL}
+} FlagName;
+
+#define FLAG_NAME(name, bit)	{(bit), #name},
+
+static const FlagName actionBits[] = {
+    MILTER_ACTION_BITS(FLAG_NAME) {0, NULL}
+};
+static const FlagName protocolBits[] = {
+    MILTER_PROTOCOL_BITS(FLAG_NAME) {0, NULL}
 };
 
 /*
@@ -53,31 +45,41 @@ static const struct {
 #define MAX_EVENT_ARGS	66
 
 /*
+ * Command prefixes of up to this many words are called with an array on
+ * the stack.
+ */
+
+#define STACK_PREFIX_WORDS	8
+
+/*
  *----------------------------------------------------------------------
  *
  * FlagList --
  *
  *	The names of the bits set in 'value'.
  *
+ * Results:
+ *	A new list object of the names, from 'names' (actionBits or
+ *	protocolBits).
+ *
+ * Side effects:
+ *	None.
+ *
  *----------------------------------------------------------------------
  */
 
 static Tcl_Obj *
 FlagList(
-    uint32_t value,
-    int useActions)
+    uint32_t value,		/* SMFIF_* or SMFIP_* bits. */
+    const FlagName *names)	/* Ends with a NULL name. */
 {
     Tcl_Obj *listObj = Tcl_NewObj();
     int i;
 
-    for (i = 0; useActions ? actionBits[i].name != NULL
-	    : protocolBits[i].name != NULL; i++) {
-	uint32_t bit = useActions ? actionBits[i].bit : protocolBits[i].bit;
-
-	if (value & bit) {
-	    Tcl_ListObjAppendElement(NULL, listObj, Tcl_NewStringObj(
-		    useActions ? actionBits[i].name : protocolBits[i].name,
-		    -1));
+    for (i = 0; names[i].name != NULL; i++) {
+	if (value & names[i].bit) {
+	    Tcl_ListObjAppendElement(NULL, listObj,
+		    Tcl_NewStringObj(names[i].name, -1));
 	}
     }
     return listObj;
@@ -90,6 +92,12 @@ FlagList(
  *
  *	The connect callback's addrInfo dictionary: family (inet, inet6,
  *	unix or unknown), address and port.
+ *
+ * Results:
+ *	A new dictionary object.
+ *
+ * Side effects:
+ *	None.
  *
  *----------------------------------------------------------------------
  */
@@ -114,7 +122,8 @@ AddressInfo(
 	char text[INET6_ADDRSTRLEN];
 
 	objv[2] = Tcl_NewStringObj("address", 7);
-	if (ev->family == '6' && inet_pton(AF_INET6, ev->argv[1].ptr, &in6) == 1
+	if (ev->family == '6'
+		&& inet_pton(AF_INET6, ev->argv[1].ptr, &in6) == 1
 		&& inet_ntop(AF_INET6, &in6, text, sizeof(text)) != NULL) {
 	    /*
 	     * Sendmail may send the full form (0:0:0:0:0:0:0:1); give every
@@ -159,8 +168,8 @@ EventArgs(
 
     switch (ev->type) {
     case MILTER_EV_NEGOTIATE:
-	objv[0] = FlagList(ev->offered.actions, 1);
-	objv[1] = FlagList(ev->offered.protocol, 0);
+	objv[0] = FlagList(ev->offered.actions, actionBits);
+	objv[1] = FlagList(ev->offered.protocol, protocolBits);
 	return 2;
     case MILTER_EV_CONNECT:
 	objv[0] = MilterNewTextObj(statePtr, ev->argv[0].ptr, ev->argv[0].len);
@@ -196,6 +205,81 @@ EventArgs(
 /*
  *----------------------------------------------------------------------
  *
+ * CodeAllowed --
+ *
+ *	Whether a callback of this event may return this verdict: negotiate
+ *	only continue, reject or tempfail; body any; the others any but
+ *	skip.
+ *
+ * Results:
+ *	1 if allowed, else 0.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+CodeAllowed(
+    int type,			/* MILTER_EV_* */
+    int verdict)		/* A MILTER_* value. */
+{
+    switch (type) {
+    case MILTER_EV_NEGOTIATE:
+	return verdict == MILTER_CONTINUE || verdict == MILTER_REJECT
+		|| verdict == MILTER_TEMPFAIL;
+    case MILTER_EV_BODY:
+	return 1;
+    default:
+	return verdict != MILTER_SKIP;
+    }
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * AllowedCodes --
+ *
+ *	The return codes a callback of this event may give, for a message:
+ *	"SMFIS_CONTINUE, SMFIS_REJECT or SMFIS_TEMPFAIL".
+ *
+ * Results:
+ *	A new object (refcount 0).
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static Tcl_Obj *
+AllowedCodes(
+    int type)			/* MILTER_EV_* */
+{
+    Tcl_Obj *textObj = Tcl_NewObj();
+    const char *last = NULL;
+    int i;
+
+    for (i = 0; milterCodeNames[i] != NULL; i++) {
+	if (!CodeAllowed(type, milterCodeValues[i])) {
+	    continue;
+	}
+	if (last != NULL) {
+	    if (Tcl_GetCharLength(textObj) > 0) {
+		Tcl_AppendToObj(textObj, ", ", -1);
+	    }
+	    Tcl_AppendToObj(textObj, last, -1);
+	}
+	last = milterCodeNames[i];
+    }
+    Tcl_AppendStringsToObj(textObj, " or ", last, NULL);
+    return textObj;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
  * ResultToVerdict --
  *
  *	Maps a callback's result to a verdict, checking that the event
@@ -219,48 +303,22 @@ ResultToVerdict(
     int *verdictPtr)
 {
     Tcl_Obj *resultObj = Tcl_GetObjResult(interp);
-    const char *expected;
-    int index, verdict;
+    Tcl_Obj *expectedObj;
+    int index;
 
     if (Tcl_GetIndexFromObjStruct(NULL, resultObj, milterCodeNames,
-	    sizeof(char *), "code", TCL_EXACT, &index) == TCL_OK) {
-	verdict = milterCodeValues[index];
-	switch (type) {
-	case MILTER_EV_NEGOTIATE:
-	    if (verdict == MILTER_CONTINUE || verdict == MILTER_REJECT
-		    || verdict == MILTER_TEMPFAIL) {
-		*verdictPtr = verdict;
-		return TCL_OK;
-	    }
-	    break;
-	case MILTER_EV_BODY:
-	    *verdictPtr = verdict;
-	    return TCL_OK;
-	default:
-	    if (verdict != MILTER_SKIP) {
-		*verdictPtr = verdict;
-		return TCL_OK;
-	    }
-	    break;
-	}
+	    sizeof(char *), "code", TCL_EXACT, &index) == TCL_OK
+	    && CodeAllowed(type, milterCodeValues[index])) {
+	*verdictPtr = milterCodeValues[index];
+	return TCL_OK;
     }
-    switch (type) {
-    case MILTER_EV_NEGOTIATE:
-	expected = "SMFIS_CONTINUE, SMFIS_REJECT or SMFIS_TEMPFAIL";
-	break;
-    case MILTER_EV_BODY:
-	expected = "SMFIS_CONTINUE, SMFIS_REJECT, SMFIS_DISCARD, "
-		"SMFIS_ACCEPT, SMFIS_TEMPFAIL or SMFIS_SKIP";
-	break;
-    default:
-	expected = "SMFIS_CONTINUE, SMFIS_REJECT, SMFIS_DISCARD, "
-		"SMFIS_ACCEPT or SMFIS_TEMPFAIL";
-	break;
-    }
+    expectedObj = AllowedCodes(type);
+    Tcl_IncrRefCount(expectedObj);
     Tcl_SetObjResult(interp, Tcl_ObjPrintf(
 	    "milter \"%s\" callback \"%s\" returned \"%s\": must be %s",
 	    milterEventNames[type], Tcl_GetString(cbObj),
-	    Tcl_GetString(resultObj), expected));
+	    Tcl_GetString(resultObj), Tcl_GetString(expectedObj)));
+    Tcl_DecrRefCount(expectedObj);
     Tcl_SetErrorCode(interp, "MILTER", "CALLBACK", "RESULT",
 	    milterEventNames[type], NULL);
     return TCL_ERROR;
@@ -367,7 +425,8 @@ Invoke(
     const MilterEvent *ev)
 {
     Tcl_Interp *interp = statePtr->interp;
-    Tcl_Obj *stackObjv[8 + MAX_EVENT_ARGS], **objv = stackObjv;
+    Tcl_Obj *stackObjv[STACK_PREFIX_WORDS + MAX_EVENT_ARGS];
+    Tcl_Obj **objv = stackObjv;
     Tcl_Obj **prefixv;
     Tcl_Size prefixc;
     int objc, i, code, verdict;
@@ -377,7 +436,7 @@ Invoke(
 
     Tcl_IncrRefCount(cbObj);
     Tcl_ListObjGetElements(NULL, cbObj, &prefixc, &prefixv);
-    if (prefixc > 8) {
+    if (prefixc > STACK_PREFIX_WORDS) {
 	objv = (Tcl_Obj **) ckalloc(sizeof(Tcl_Obj *)
 		* (prefixc + MAX_EVENT_ARGS));
     }
@@ -509,7 +568,7 @@ MilterRunConn(
     MilterConn *conn,
     MilterEvent *ev)
 {
-    MilterFrame frame;
+    MilterCallbackFrame frame;
 
     Tcl_Preserve(statePtr);
     frame.conn = conn;
@@ -555,8 +614,8 @@ MilterCallbackFinished(
     MilterState *statePtr,
     MilterConn *conn,		/* Its event's reference is still held. */
     MilterCtx *ctxPtr,
-    int type,
-    int verdict)
+    int type,			/* MILTER_EV_* */
+    int verdict)		/* A MILTER_* value. */
 {
     MilterEvent *ev;
 
@@ -599,7 +658,7 @@ void
 MilterAnswerPending(
     MilterState *statePtr)
 {
-    MilterFrame *framePtr;
+    MilterCallbackFrame *framePtr;
 
     for (framePtr = statePtr->frames; framePtr != NULL;
 	    framePtr = framePtr->nextPtr) {

@@ -20,6 +20,7 @@
  */
 
 #include "milterInt.h"
+#include "milterList.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -72,6 +73,17 @@ struct MilterCall {
 #define CALL_PRESERVED	0x40	/* Holds Tcl_Preserve(statePtr). */
 
 /*
+ * How AnswerCall answers a suspended call.
+ */
+
+typedef enum AnswerFlags {
+    ANSWER_TEARDOWN = 0x01,	/* Every later command of the connection
+				 * gets -defaultreply too. */
+    ANSWER_DELETE_COROUTINE = 0x02
+				/* Delete the call's coroutine first. */
+} AnswerFlags;
+
+/*
  * The event the deadline hook queues to the owner thread.
  */
 
@@ -86,8 +98,7 @@ typedef struct DeadlineEvent {
 
 #define RUNNER_NAME	"::milter::coro::callback"
 
-static void		AnswerCall(MilterCall *callPtr, int teardown,
-			    int deleteCoroutine);
+static void		AnswerCall(MilterCall *callPtr, AnswerFlags flags);
 static void		CallRelease(MilterCall *callPtr);
 static void		Conclude(MilterCall *callPtr);
 static void		CoroDeleted(ClientData clientData,
@@ -110,9 +121,9 @@ static int		RunnerObjCmd(ClientData clientData,
 /*
  *----------------------------------------------------------------------
  *
- * Link, Unlink --
+ * Link --
  *
- *	Add a suspended call to MilterState.calls, or take it out.
+ *	Adds a suspended call to MilterState.calls.
  *
  * Results:
  *	None.
@@ -127,36 +138,34 @@ static void
 Link(
     MilterCall *callPtr)
 {
-    MilterState *statePtr = callPtr->statePtr;
-
-    callPtr->prevPtr = NULL;
-    callPtr->nextPtr = statePtr->calls;
-    if (statePtr->calls != NULL) {
-	statePtr->calls->prevPtr = callPtr;
-    }
-    statePtr->calls = callPtr;
+    MILTER_LIST_PUSH(callPtr->statePtr->calls, callPtr);
     callPtr->flags |= CALL_LINKED;
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * Unlink --
+ *
+ *	Takes a call out of MilterState.calls, if it is there.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Changes the list.
+ *
+ *----------------------------------------------------------------------
+ */
 
 static void
 Unlink(
     MilterCall *callPtr)
 {
-    MilterState *statePtr = callPtr->statePtr;
-
-    if (!(callPtr->flags & CALL_LINKED)) {
-	return;
+    if (callPtr->flags & CALL_LINKED) {
+	MILTER_LIST_REMOVE(callPtr->statePtr->calls, callPtr);
+	callPtr->flags &= ~CALL_LINKED;
     }
-    if (callPtr->prevPtr != NULL) {
-	callPtr->prevPtr->nextPtr = callPtr->nextPtr;
-    } else {
-	statePtr->calls = callPtr->nextPtr;
-    }
-    if (callPtr->nextPtr != NULL) {
-	callPtr->nextPtr->prevPtr = callPtr->prevPtr;
-    }
-    callPtr->prevPtr = callPtr->nextPtr = NULL;
-    callPtr->flags &= ~CALL_LINKED;
 }
 
 /*
@@ -235,6 +244,155 @@ LogCall(
 /*
  *----------------------------------------------------------------------
  *
+ * EnsureRunner --
+ *
+ *	Creates the runner command and the words of the [coroutine] call
+ *	that starts each callback, the first time a callback runs in a
+ *	coroutine.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	May create ::milter::coro::callback and two shared objects.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static void
+EnsureRunner(
+    MilterState *statePtr)
+{
+    if (statePtr->runnerToken == NULL) {
+	statePtr->runnerToken = Tcl_NRCreateCommand(statePtr->interp,
+		RUNNER_NAME, RunnerObjCmd, RunnerNRCmd, statePtr,
+		RunnerDeleted);
+    }
+    if (statePtr->coroutineCmdObj == NULL) {
+	statePtr->coroutineCmdObj = Tcl_NewStringObj("::coroutine", -1);
+	Tcl_IncrRefCount(statePtr->coroutineCmdObj);
+	statePtr->runnerNameObj = Tcl_NewStringObj(RUNNER_NAME, -1);
+	Tcl_IncrRefCount(statePtr->runnerNameObj);
+    }
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * NewCall --
+ *
+ *	Makes the call record of one callback about to run in the new
+ *	coroutine ::milter::coroN, holding its words; the caller fills in
+ *	the rest.
+ *
+ * Results:
+ *	The call, zeroed but for its state, words and name, holding one
+ *	reference (the caller's).
+ *
+ * Side effects:
+ *	Allocates memory; takes references on the words.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static MilterCall *
+NewCall(
+    MilterState *statePtr,
+    int objc,			/* The callback's words: prefix, context */
+    Tcl_Obj *const objv[])	/* and arguments. */
+{
+    MilterCall *callPtr;
+    int i;
+
+    callPtr = (MilterCall *) ckalloc(sizeof(MilterCall)
+	    + sizeof(Tcl_Obj *) * (objc > 0 ? objc - 1 : 0));
+    memset(callPtr, 0, sizeof(MilterCall));
+    callPtr->statePtr = statePtr;
+    callPtr->refs = 1;			/* The caller's. */
+    callPtr->objc = objc;
+    for (i = 0; i < objc; i++) {
+	callPtr->objv[i] = objv[i];
+	Tcl_IncrRefCount(objv[i]);
+    }
+    callPtr->nameObj = Tcl_ObjPrintf("::milter::coro%lu",
+	    ++statePtr->coroCounter);
+    Tcl_IncrRefCount(callPtr->nameObj);
+    return callPtr;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * Suspend --
+ *
+ *	The callback of a call yielded: traces the deletion of its
+ *	coroutine and lets the connection wait for the verdict, unless the
+ *	connection is past a stop's deadline: then the coroutine is deleted
+ *	at once and the connection gets -defaultreply.
+ *
+ * Results:
+ *	MILTER_SUSPENDED, or the verdict past the deadline.
+ *
+ * Side effects:
+ *	Preserves the state; may link the call, set a command trace, or
+ *	delete the coroutine and discard an eom's modifications.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+Suspend(
+    MilterCall *callPtr,
+    MilterConn *conn)
+{
+    MilterState *statePtr = callPtr->statePtr;
+    Tcl_Interp *interp = statePtr->interp;
+    int type = callPtr->type;
+
+    callPtr->flags |= CALL_SUSPENDED | CALL_PRESERVED;
+    Tcl_Preserve(statePtr);
+    if (callPtr->token != NULL) {
+	/*
+	 * Under its current name: the callback may have renamed it.
+	 */
+
+	Tcl_Obj *nameObj = Tcl_NewObj();
+
+	Tcl_IncrRefCount(nameObj);
+	Tcl_GetCommandFullName(interp, callPtr->token, nameObj);
+	if (Tcl_TraceCommand(interp, Tcl_GetString(nameObj),
+		TCL_TRACE_DELETE, CoroDeleted, callPtr) == TCL_OK) {
+	    callPtr->refs++;	/* The trace's. */
+	} else {
+	    callPtr->token = NULL;
+	}
+	Tcl_DecrRefCount(nameObj);
+    }
+    if (!MilterConnExpired(conn)) {
+	Link(callPtr);
+	return MILTER_SUSPENDED;
+    }
+
+    /*
+     * Past the stop deadline nothing may wait: as in DeadlineEventProc,
+     * but the caller resumes the connection.
+     */
+
+    callPtr->flags |= CALL_ANSWERED;
+    callPtr->conn = NULL;
+    LogCall(callPtr, conn, "deleted after the milter stop deadline");
+    DeleteCoroutine(callPtr);
+    if (type == MILTER_EV_EOM) {
+	MilterSessionDiscardModifications(MilterConnLock(conn));
+	MilterConnUnlock(conn, 0);
+    }
+    return type == MILTER_EV_NEGOTIATE ? MILTER_REJECT
+	    : statePtr->defaultReply;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
  * MilterCoroInvoke --
  *
  *	Owner thread, from Invoke with -coroutines 1: runs a callback in a
@@ -268,39 +426,16 @@ MilterCoroInvoke(
     Tcl_Interp *interp = statePtr->interp;
     MilterCall *callPtr;
     Tcl_Obj *cmdv[3];
-    int i, code, verdict;
+    int code, verdict;
 
-    if (statePtr->runnerToken == NULL) {
-	statePtr->runnerToken = Tcl_NRCreateCommand(interp, RUNNER_NAME,
-		RunnerObjCmd, RunnerNRCmd, statePtr, RunnerDeleted);
-    }
-    if (statePtr->coroutineCmdObj == NULL) {
-	statePtr->coroutineCmdObj = Tcl_NewStringObj("::coroutine", -1);
-	Tcl_IncrRefCount(statePtr->coroutineCmdObj);
-	statePtr->runnerNameObj = Tcl_NewStringObj(RUNNER_NAME, -1);
-	Tcl_IncrRefCount(statePtr->runnerNameObj);
-    }
-
-    callPtr = (MilterCall *) ckalloc(sizeof(MilterCall)
-	    + sizeof(Tcl_Obj *) * (objc > 0 ? objc - 1 : 0));
-    memset(callPtr, 0, sizeof(MilterCall));
-    callPtr->statePtr = statePtr;
+    EnsureRunner(statePtr);
+    callPtr = NewCall(statePtr, objc, objv);
     callPtr->conn = conn;
     callPtr->ctxPtr = ctxPtr;
     MilterCtxPreserve(ctxPtr);
     callPtr->cbObj = cbObj;
     Tcl_IncrRefCount(cbObj);
     callPtr->type = type;
-    callPtr->refs = 1;			/* Ours. */
-    callPtr->objc = objc;
-    for (i = 0; i < objc; i++) {
-	callPtr->objv[i] = objv[i];
-	Tcl_IncrRefCount(objv[i]);
-    }
-    callPtr->nameObj = Tcl_ObjPrintf("::milter::coro%lu",
-	    ++statePtr->coroCounter);
-    Tcl_IncrRefCount(callPtr->nameObj);
-
     cmdv[0] = statePtr->coroutineCmdObj;
     cmdv[1] = callPtr->nameObj;
     cmdv[2] = statePtr->runnerNameObj;
@@ -323,45 +458,7 @@ MilterCoroInvoke(
 	Tcl_ResetResult(interp);
     } else {
 	Tcl_ResetResult(interp);
-	callPtr->flags |= CALL_SUSPENDED | CALL_PRESERVED;
-	Tcl_Preserve(statePtr);
-	if (callPtr->token != NULL) {
-	    /*
-	     * Under its current name: the callback may have renamed it.
-	     */
-
-	    Tcl_Obj *nameObj = Tcl_NewObj();
-
-	    Tcl_IncrRefCount(nameObj);
-	    Tcl_GetCommandFullName(interp, callPtr->token, nameObj);
-	    if (Tcl_TraceCommand(interp, Tcl_GetString(nameObj),
-		    TCL_TRACE_DELETE, CoroDeleted, callPtr) == TCL_OK) {
-		callPtr->refs++;	/* The trace's. */
-	    } else {
-		callPtr->token = NULL;
-	    }
-	    Tcl_DecrRefCount(nameObj);
-	}
-	if (MilterConnExpired(conn)) {
-	    /*
-	     * Past the stop deadline nothing may wait: as in
-	     * DeadlineEventProc, but the caller resumes the connection.
-	     */
-
-	    callPtr->flags |= CALL_ANSWERED;
-	    callPtr->conn = NULL;
-	    LogCall(callPtr, conn, "deleted after the milter stop deadline");
-	    DeleteCoroutine(callPtr);
-	    verdict = type == MILTER_EV_NEGOTIATE ? MILTER_REJECT
-		    : statePtr->defaultReply;
-	    if (type == MILTER_EV_EOM) {
-		MilterSessionDiscardModifications(MilterConnLock(conn));
-		MilterConnUnlock(conn, 0);
-	    }
-	} else {
-	    Link(callPtr);
-	    verdict = MILTER_SUSPENDED;
-	}
+	verdict = Suspend(callPtr, conn);
     }
     CallRelease(callPtr);
     return verdict;
@@ -370,12 +467,10 @@ MilterCoroInvoke(
 /*
  *----------------------------------------------------------------------
  *
- * RunnerObjCmd, RunnerNRCmd --
+ * RunnerObjCmd --
  *
  *	::milter::coro::callback, the command each callback coroutine starts
- *	with. It takes the call MilterCoroInvoke is starting and evaluates
- *	the callback's words non-recursively, so that the callback may
- *	yield; RunnerDone sees how it ends.
+ *	with. It hands over to RunnerNRCmd through the non-recursive engine.
  *
  * Results:
  *	A standard Tcl result; an error (MILTER CALLBACK RUNNER) when a
@@ -397,6 +492,26 @@ RunnerObjCmd(
     return Tcl_NRCallObjProc(interp, RunnerNRCmd, clientData, objc, objv);
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * RunnerNRCmd --
+ *
+ *	The body of ::milter::coro::callback: takes the call
+ *	MilterCoroInvoke is starting and evaluates the callback's words
+ *	non-recursively, so that the callback may yield; RunnerDone sees
+ *	how it ends.
+ *
+ * Results:
+ *	A standard Tcl result; an error (MILTER CALLBACK RUNNER) when a
+ *	script calls the command itself.
+ *
+ * Side effects:
+ *	Runs the callback; takes a reference on the call for RunnerDone.
+ *
+ *----------------------------------------------------------------------
+ */
+
 static int
 RunnerNRCmd(
     ClientData clientData,
@@ -410,7 +525,8 @@ RunnerNRCmd(
     (void) objv;
     if (callPtr == NULL || objc != 1) {
 	Tcl_SetObjResult(interp, Tcl_NewStringObj(
-		"::milter::coro::callback only starts the milter's coroutines", -1));
+		"::milter::coro::callback only starts the milter's "
+		"coroutines", -1));
 	Tcl_SetErrorCode(interp, "MILTER", "CALLBACK", "RUNNER", NULL);
 	return TCL_ERROR;
     }
@@ -470,7 +586,7 @@ static int
 Outcome(
     MilterCall *callPtr,
     Tcl_Interp *interp,
-    int code)
+    int code)			/* The callback's completion code. */
 {
     if ((callPtr->flags & CALL_DELETED) && code != TCL_OK) {
 	/*
@@ -518,7 +634,7 @@ static int
 RunnerDone(
     ClientData data[],
     Tcl_Interp *interp,
-    int code)
+    int code)			/* The callback's completion code. */
 {
     MilterCall *callPtr = data[0];
     MilterState *statePtr = callPtr->statePtr;
@@ -541,7 +657,7 @@ RunnerDone(
 	callPtr->verdict = Outcome(callPtr, interp, code);
     } else if (statePtr->shutDown || statePtr->interp == NULL
 	    || Tcl_InterpDeleted(interp)) {
-	AnswerCall(callPtr, 1, 0);
+	AnswerCall(callPtr, ANSWER_TEARDOWN);
     } else {
 	Tcl_Preserve(interp);
 	callPtr->verdict = Outcome(callPtr, interp, code);
@@ -561,11 +677,10 @@ RunnerDone(
 /*
  *----------------------------------------------------------------------
  *
- * Conclude, DeferredEnd --
+ * Conclude --
  *
  *	A suspended callback has its verdict: give it to the connection and
- *	decide the connection's next events. DeferredEnd does it from a
- *	timer, after a deletion.
+ *	decide the connection's next events.
  *
  * Results:
  *	None.
@@ -589,6 +704,23 @@ Conclude(
 		callPtr->type, callPtr->verdict);
     }
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * DeferredEnd --
+ *
+ *	Timer handler: concludes a call whose coroutine was deleted,
+ *	outside the deletion that caused it.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Writes replies; runs callbacks; drops the timer's reference.
+ *
+ *----------------------------------------------------------------------
+ */
 
 static void
 DeferredEnd(
@@ -683,9 +815,10 @@ DeleteCoroutine(
  *	Gives a suspended call's connection -defaultreply (a refused
  *	negotiation for negotiate) without waiting for the callback, whose
  *	modifications are dropped and whose result will be ignored. With
- *	deleteCoroutine, its coroutine is deleted first. At teardown every
- *	later command of the connection gets -defaultreply too; otherwise
- *	(the stop deadline) they are decided as usual.
+ *	ANSWER_DELETE_COROUTINE, its coroutine is deleted first. With
+ *	ANSWER_TEARDOWN every later command of the connection gets
+ *	-defaultreply too; otherwise (the stop deadline) they are decided as
+ *	usual.
  *
  * Results:
  *	None.
@@ -699,8 +832,7 @@ DeleteCoroutine(
 static void
 AnswerCall(
     MilterCall *callPtr,
-    int teardown,
-    int deleteCoroutine)
+    AnswerFlags flags)		/* ANSWER_* bits. */
 {
     MilterState *statePtr = callPtr->statePtr;
     MilterConn *conn = callPtr->conn;
@@ -720,7 +852,7 @@ AnswerCall(
 	callPtr->timer = NULL;
 	callPtr->refs--;		/* The timer's; ours remains. */
     }
-    if (deleteCoroutine) {
+    if (flags & ANSWER_DELETE_COROUTINE) {
 	DeleteCoroutine(callPtr);
     }
     verdict = callPtr->type == MILTER_EV_NEGOTIATE ? MILTER_REJECT
@@ -729,7 +861,7 @@ AnswerCall(
 	MilterSessionDiscardModifications(MilterConnLock(conn));
 	MilterConnUnlock(conn, 0);
     }
-    if (teardown) {
+    if (flags & ANSWER_TEARDOWN) {
 	ev = MilterConnResume(conn, verdict);
 	while (ev != NULL) {
 	    ev = MilterConnResume(conn, statePtr->defaultReply);
@@ -799,7 +931,8 @@ MilterCoroAnswerAll(
 	Tcl_DeleteEvents(DeleteDeadlineEvent, statePtr);
     }
     while (statePtr->calls != NULL) {
-	AnswerCall(statePtr->calls, 1, shutDown);
+	AnswerCall(statePtr->calls, ANSWER_TEARDOWN
+		| (shutDown ? ANSWER_DELETE_COROUTINE : 0));
     }
 }
 
@@ -879,7 +1012,7 @@ DeadlineEventProc(
 	    LogCall(callPtr, callPtr->conn,
 		    "deleted at the milter stop deadline");
 	}
-	AnswerCall(callPtr, 0, 1);
+	AnswerCall(callPtr, ANSWER_DELETE_COROUTINE);
     }
     Tcl_Release(statePtr);
     return 1;

@@ -13,6 +13,7 @@
  */
 
 #include "milterInt.h"
+#include "milterList.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -66,11 +67,7 @@ MilterCtxNew(
     Tcl_IncrRefCount(ctxPtr->nameObj);
     Tcl_GetCommandFullName(statePtr->interp, ctxPtr->token, ctxPtr->nameObj);
 
-    ctxPtr->nextPtr = statePtr->contexts;
-    if (statePtr->contexts != NULL) {
-	statePtr->contexts->prevPtr = ctxPtr;
-    }
-    statePtr->contexts = ctxPtr;
+    MILTER_LIST_PUSH(statePtr->contexts, ctxPtr);
 
     MilterConnRetain(conn);
     MilterConnSetData(conn, ctxPtr);
@@ -80,11 +77,11 @@ MilterCtxNew(
 /*
  *----------------------------------------------------------------------
  *
- * MilterCtxDelete, MilterCtxPreserve, MilterCtxRelease --
+ * MilterCtxDelete --
  *
- *	Delete ends a context: its command, its private data and its hold
- *	on the connection. The memory goes when no callback still runs with
- *	it (Preserve/Release, owner thread only).
+ *	Ends a context: its command, its private data and its hold on the
+ *	connection. The memory goes when no callback still runs with it
+ *	(MilterCtxPreserve/MilterCtxRelease, owner thread only).
  *
  * Results:
  *	None.
@@ -107,14 +104,7 @@ MilterCtxDelete(
 	return;
     }
     ctxPtr->deleted = 1;
-    if (ctxPtr->prevPtr != NULL) {
-	ctxPtr->prevPtr->nextPtr = ctxPtr->nextPtr;
-    } else {
-	statePtr->contexts = ctxPtr->nextPtr;
-    }
-    if (ctxPtr->nextPtr != NULL) {
-	ctxPtr->nextPtr->prevPtr = ctxPtr->prevPtr;
-    }
+    MILTER_LIST_REMOVE(statePtr->contexts, ctxPtr);
     if (ctxPtr->token != NULL && statePtr->interp != NULL) {
 	Tcl_Command token = ctxPtr->token;
 
@@ -133,12 +123,46 @@ MilterCtxDelete(
     MilterCtxRelease(ctxPtr);
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterCtxPreserve --
+ *
+ *	Takes a reference on a context so that its memory outlives a
+ *	deletion while a callback still runs with it. Owner thread only.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Increments the reference count.
+ *
+ *----------------------------------------------------------------------
+ */
+
 void
 MilterCtxPreserve(
     MilterCtx *ctxPtr)
 {
     ctxPtr->refs++;
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterCtxRelease --
+ *
+ *	Drops a reference taken by MilterCtxPreserve (or the context's
+ *	own); the last one of a deleted context frees it.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	May free the context and its name.
+ *
+ *----------------------------------------------------------------------
+ */
 
 void
 MilterCtxRelease(
@@ -157,6 +181,12 @@ MilterCtxRelease(
  *
  *	The command was deleted (renamed away, or the interpreter is going).
  *	The context itself lives on until the connection ends.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Forgets the command token.
  *
  *----------------------------------------------------------------------
  */
@@ -278,6 +308,13 @@ LockSession(
 }
 
 /*
+ * How QuotedValue shows a value.
+ */
+
+#define QUOTE_MAX_CHARS	60	/* Longer values are cut, then "...". */
+#define ASCII_DEL	0x7F
+
+/*
  *----------------------------------------------------------------------
  *
  * QuotedValue --
@@ -309,7 +346,7 @@ QuotedValue(
 	Tcl_UniChar ch = 0;
 	int n = Tcl_UtfToUniChar(p, &ch);
 
-	if (++chars > 60) {
+	if (++chars > QUOTE_MAX_CHARS) {
 	    Tcl_AppendToObj(resultPtr, "...", 3);
 	    break;
 	}
@@ -324,7 +361,7 @@ QuotedValue(
 	    Tcl_AppendToObj(resultPtr, "\\t", 2);
 	    break;
 	default:
-	    if (ch < 0x20 || ch == 0x7F) {
+	    if (ch < ' ' || ch == ASCII_DEL) {
 		Tcl_AppendPrintfToObj(resultPtr, "\\x%02X", (unsigned) ch);
 	    } else {
 		Tcl_AppendToObj(resultPtr, p, n);
@@ -448,7 +485,7 @@ EncodeStrings(
 static void
 FreeStrings(
     Tcl_DString ds[],
-    int used)
+    int used)			/* How many EncodeStrings filled. */
 {
     int i;
 
@@ -479,11 +516,11 @@ Modify(
     Tcl_Interp *interp,
     MilterCtx *ctxPtr,
     const char *subName,	/* The full subcommand name. */
-    unsigned char cmd,
-    int useIndex,
-    uint32_t index,
+    unsigned char cmd,		/* An SMFIR_* modification. */
+    int useIndex,		/* Send the header index. */
+    uint32_t index,		/* The header index, if sent. */
     Tcl_Obj *const strObjs[],
-    int count)
+    int count)			/* Number of strObjs. */
 {
     Tcl_DString ds[3];
     MilterStr strs[3];

@@ -72,12 +72,13 @@ typedef struct MilterCall MilterCall;
  * (MilterRunConn). The frames of nested event loops form a stack.
  */
 
-typedef struct MilterFrame {
+typedef struct MilterCallbackFrame {
     MilterConn *conn;
     int type;			/* The event, a MILTER_EV_*. */
     int answered;		/* MilterAnswerPending replied for it. */
-    struct MilterFrame *nextPtr;/* The frame further down the stack. */
-} MilterFrame;
+    struct MilterCallbackFrame *nextPtr;
+				/* The frame further down the stack. */
+} MilterCallbackFrame;
 
 /*
  * The rate limit of a class of log lines, a token bucket (milterLog.c).
@@ -152,7 +153,8 @@ typedef struct MilterState {
     int shutDown;		/* Torn down: no more events run. */
     unsigned long ctxCounter;	/* For context command names. */
     MilterCtx *contexts;	/* Live contexts. */
-    MilterFrame *frames;	/* Events being decided, innermost first. */
+    MilterCallbackFrame *frames;/* Events being decided, innermost
+				 * first. */
 
     /* Coroutine callbacks (milterCoro.c). */
     MilterCall *calls;		/* Suspended callbacks whose connection
@@ -238,6 +240,11 @@ struct MilterCtx {
 MODULE_SCOPE const char *const milterEventNames[];
 MODULE_SCOPE const char *const milterCodeNames[];
 MODULE_SCOPE const int milterCodeValues[];
+
+/*
+ * milterState.c
+ */
+
 MODULE_SCOPE MilterState *MilterGetState(Tcl_Interp *interp);
 
 /*
@@ -245,10 +252,10 @@ MODULE_SCOPE MilterState *MilterGetState(Tcl_Interp *interp);
  */
 
 MODULE_SCOPE int	MilterStart(Tcl_Interp *interp, MilterState *statePtr);
-MODULE_SCOPE Tcl_ObjCmdProc MilterMainObjCmd;
-MODULE_SCOPE Tcl_ObjCmdProc MilterStartObjCmd;
-MODULE_SCOPE Tcl_ObjCmdProc MilterStopObjCmd;
-MODULE_SCOPE Tcl_ObjCmdProc MilterReloadObjCmd;
+MODULE_SCOPE Tcl_ObjCmdProc	MilterMainObjCmd;
+MODULE_SCOPE Tcl_ObjCmdProc	MilterStartObjCmd;
+MODULE_SCOPE Tcl_ObjCmdProc	MilterStopObjCmd;
+MODULE_SCOPE Tcl_ObjCmdProc	MilterReloadObjCmd;
 MODULE_SCOPE void	MilterStopOwn(MilterState *statePtr);
 MODULE_SCOPE int	MilterReload(Tcl_Interp *interp,
 			    MilterState *statePtr);
@@ -341,10 +348,20 @@ MODULE_SCOPE void	MilterCtxRelease(MilterCtx *ctxPtr);
  * unix/milterSignal.c
  */
 
+/*
+ * Who installs a milter's signal handling (MilterSignalInstall).
+ */
+
+typedef enum MilterSignalsBy {
+    MILTER_SIGNALS_BY_START = 0,/* milter start with -signals set, or a
+				 * later milter configure -signals. */
+    MILTER_SIGNALS_BY_MAIN = 1	/* milter main. */
+} MilterSignalsBy;
+
 MODULE_SCOPE int	MilterSignalCheck(Tcl_Interp *interp,
 			    Tcl_Obj *valueObj, Tcl_Obj **dictPtr);
 MODULE_SCOPE void	MilterSignalInstall(MilterState *statePtr,
-			    int byMain);
+			    MilterSignalsBy by);
 MODULE_SCOPE void	MilterSignalUpdate(MilterState *statePtr);
 MODULE_SCOPE void	MilterSignalRestore(MilterState *statePtr);
 MODULE_SCOPE void	MilterSignalFinalize(void);
@@ -368,24 +385,19 @@ MODULE_SCOPE void	MilterSystemdFinalize(void);
  * unix/milterUnixChan.c
  */
 
-MODULE_SCOPE void	MilterUnixChanInit(Tcl_Interp *interp);
+DLLEXPORT int		Miltertest_Init(Tcl_Interp *interp);
+				/* For milter::test, not TclMilter. */
 
 /*
  * milterStats.c
  */
 
 MODULE_SCOPE char *	MilterStatsText(void *clientData, size_t *lenPtr);
-MODULE_SCOPE int	MilterSessionsObjCmd(ClientData clientData,
-			    Tcl_Interp *interp, int objc,
-			    Tcl_Obj *const objv[]);
-MODULE_SCOPE int	MilterSessionObjCmd(ClientData clientData,
-			    Tcl_Interp *interp, int objc,
-			    Tcl_Obj *const objv[]);
+MODULE_SCOPE Tcl_ObjCmdProc	MilterSessionsObjCmd;
+MODULE_SCOPE Tcl_ObjCmdProc	MilterSessionObjCmd;
+MODULE_SCOPE Tcl_ObjCmdProc	MilterStatsObjCmd;
 MODULE_SCOPE int	MilterRefuseInWorker(Tcl_Interp *interp,
 			    const char *what);
-MODULE_SCOPE int	MilterStatsObjCmd(ClientData clientData,
-			    Tcl_Interp *interp, int objc,
-			    Tcl_Obj *const objv[]);
 
 /*
  * milterText.c

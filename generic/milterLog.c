@@ -35,6 +35,7 @@
  */
 
 #include "milterInt.h"
+#include "milterList.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -79,6 +80,23 @@
  */
 
 #define LOG_RETRY_MS		100
+#define US_PER_MS		1000
+
+/*
+ * A formatted line is "NAME LEVEL: TEXT\n" (FormatLine): the bytes it
+ * adds to the name, level and text, and an upper bound of what it adds to
+ * the name and text alone.
+ */
+
+#define LINE_FRAME_BYTES	4	/* " ", ": " and "\n". */
+#define LINE_SLACK		20	/* The frame and the longest level. */
+
+/*
+ * A byte that continues a UTF-8 sequence (10xxxxxx): a message is never
+ * cut before one.
+ */
+
+#define UTF8_CONTINUES(c)	(((c) & 0xC0) == 0x80)
 
 /*
  * A queued log line (MilterState.logHead). Allocated by whichever thread
@@ -159,10 +177,7 @@ static void		LogTimerProc(ClientData clientData);
 static long long
 Now(void)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long) ts.tv_sec * 1000000 + ts.tv_nsec / 1000 + 1;
+    return (long long) MilterStatsNow() + 1;
 }
 
 /*
@@ -190,7 +205,7 @@ TextLength(
 
     if (len > LOG_MAX_TEXT) {
 	len = LOG_MAX_TEXT;
-	while (len > 0 && (msg[len] & 0xC0) == 0x80) {
+	while (len > 0 && UTF8_CONTINUES(msg[len])) {
 	    len--;
 	}
     }
@@ -250,7 +265,7 @@ static void
 Refill(
     MilterState *statePtr,
     MilterLogLimit *limitPtr,
-    long long now)
+    long long now)		/* Now (Now()), microseconds. */
 {
     const LimitInfo *infoPtr = &limitInfo[limitPtr - statePtr->logLimits];
 
@@ -297,13 +312,11 @@ AppendLocked(
 	return 0;
     }
     linePtr = (LogLine *) ckalloc(sizeof(LogLine) + len);
-    linePtr->nextPtr = NULL;
     linePtr->level = level;
     linePtr->len = len;
     memcpy(linePtr->text, text, len);
     linePtr->text[len] = '\0';
-    *statePtr->logTail = linePtr;
-    statePtr->logTail = &linePtr->nextPtr;
+    MILTER_FIFO_APPEND(statePtr->logTail, linePtr);
     statePtr->logCount++;
     statePtr->logBytes += len;
     return 1;
@@ -330,13 +343,10 @@ static LogLine *
 PopLocked(
     MilterState *statePtr)
 {
-    LogLine *linePtr = statePtr->logHead;
+    LogLine *linePtr;
 
+    MILTER_FIFO_POP(statePtr->logHead, statePtr->logTail, linePtr);
     if (linePtr != NULL) {
-	statePtr->logHead = linePtr->nextPtr;
-	if (statePtr->logHead == NULL) {
-	    statePtr->logTail = &statePtr->logHead;
-	}
 	statePtr->logCount--;
 	statePtr->logBytes -= linePtr->len;
     }
@@ -365,11 +375,7 @@ PushFrontLocked(
     MilterState *statePtr,
     LogLine *linePtr)
 {
-    linePtr->nextPtr = statePtr->logHead;
-    if (statePtr->logHead == NULL) {
-	statePtr->logTail = &linePtr->nextPtr;
-    }
-    statePtr->logHead = linePtr;
+    MILTER_FIFO_PUSH_FRONT(statePtr->logHead, statePtr->logTail, linePtr);
     statePtr->logCount++;
     statePtr->logBytes += linePtr->len;
 }
@@ -377,12 +383,10 @@ PushFrontLocked(
 /*
  *----------------------------------------------------------------------
  *
- * ReportDroppedLocked, ReportSuppressedLocked --
+ * ReportDroppedLocked --
  *
- *	Queue the line that tells how many lines the full queue dropped,
- *	or how many lines of a class its rate limit suppressed (once a
- *	second has passed since the first of them, unless 'now' is 0), and
- *	start counting again. Called with statePtr->lock held.
+ *	Queues the line that tells how many lines the full queue dropped,
+ *	and starts counting again. Called with statePtr->lock held.
  *
  * Results:
  *	None.
@@ -410,11 +414,31 @@ ReportDroppedLocked(
     }
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * ReportSuppressedLocked --
+ *
+ *	Queues the line that tells how many lines of a class its rate
+ *	limit suppressed (once a second has passed since the first of
+ *	them, unless 'now' is 0), and starts counting again. Called with
+ *	statePtr->lock held.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	When the queue has no room for the report either, the count
+ *	stays and is reported later.
+ *
+ *----------------------------------------------------------------------
+ */
+
 static void
 ReportSuppressedLocked(
     MilterState *statePtr,
     MilterLogLimit *limitPtr,
-    long long now)
+    long long now)		/* Now (Now()), or 0 to report at once. */
 {
     const LimitInfo *infoPtr = &limitInfo[limitPtr - statePtr->logLimits];
     char msg[100];
@@ -486,7 +510,7 @@ Writable(void)
     struct pollfd pfd;
     int n;
 
-    pfd.fd = 2;
+    pfd.fd = STDERR_FILENO;
     pfd.events = POLLOUT;
     pfd.revents = 0;
     do {
@@ -534,7 +558,7 @@ WriteSome(
 	return len;
     }
     do {
-	n = write(2, bytes, len);
+	n = write(STDERR_FILENO, bytes, len);
     } while (n < 0 && errno == EINTR);
     if (n > 0) {
 	return (size_t) n;
@@ -598,8 +622,8 @@ FormattedLength(
     const char *name,
     const LogLine *linePtr)
 {
-    return strlen(name) + 1 + strlen(levelNames[linePtr->level]) + 2
-	    + linePtr->len + 1;
+    return strlen(name) + strlen(levelNames[linePtr->level]) + linePtr->len
+	    + LINE_FRAME_BYTES;
 }
 
 /*
@@ -661,7 +685,7 @@ FlushStderr(
     int *budgetPtr)
 {
     char name[sizeof(statePtr->logName)];
-    LogLine *batch, **tailPtr, *linePtr;
+    LogLine *batch, **tailPtr, *linePtr;	/* A FIFO of lines taken. */
     size_t used;
 
     while (WriteOut(statePtr) && *budgetPtr > 0) {
@@ -669,8 +693,7 @@ FlushStderr(
 	 * Take the lines that fit, then format them without the lock.
 	 */
 
-	batch = NULL;
-	tailPtr = &batch;
+	MILTER_FIFO_INIT(batch, tailPtr);
 	used = 0;
 	Tcl_MutexLock(&statePtr->lock);
 	memcpy(name, statePtr->logName, sizeof(name));
@@ -682,18 +705,19 @@ FlushStderr(
 		break;
 	    }
 	    used += len;
-	    *tailPtr = PopLocked(statePtr);
-	    tailPtr = &(*tailPtr)->nextPtr;
-	    *tailPtr = NULL;
+	    linePtr = PopLocked(statePtr);
+	    MILTER_FIFO_APPEND(tailPtr, linePtr);
 	    (*budgetPtr)--;
 	}
 	Tcl_MutexUnlock(&statePtr->lock);
 	if (batch == NULL) {
 	    return;
 	}
-	while (batch != NULL) {
-	    linePtr = batch;
-	    batch = linePtr->nextPtr;
+	for (;;) {
+	    MILTER_FIFO_POP(batch, tailPtr, linePtr);
+	    if (linePtr == NULL) {
+		break;
+	    }
 	    statePtr->logOutLen += FormatLine(
 		    statePtr->logOut + statePtr->logOutLen,
 		    MILTER_LOG_OUT - statePtr->logOutLen, name,
@@ -878,7 +902,7 @@ SyslogUnreachable(
     Tcl_MutexUnlock(&statePtr->lock);
     name[sizeof(name) - 1] = '\0';
     snprintf(text, sizeof(text), "%s; logging to standard error", why);
-    if (statePtr->logOutLen + strlen(name) + strlen(text) + 20
+    if (statePtr->logOutLen + strlen(name) + strlen(text) + LINE_SLACK
 	    < MILTER_LOG_OUT) {
 	statePtr->logOutLen += FormatLine(
 		statePtr->logOut + statePtr->logOutLen,
@@ -1245,8 +1269,8 @@ ArmTimer(
 	    }
 	    ms = 0;
 	    if (now - limitPtr->since < LOG_REPORT_US) {
-		ms = (int) ((limitPtr->since + LOG_REPORT_US - now) / 1000)
-			+ 1;
+		ms = (int) ((limitPtr->since + LOG_REPORT_US - now)
+			/ US_PER_MS) + 1;
 	    }
 	    if (delay < 0 || ms < delay) {
 		delay = ms;
@@ -1266,7 +1290,7 @@ ArmTimer(
 	}
 	return;
     }
-    due = now + (long long) delay * 1000;
+    due = now + (long long) delay * US_PER_MS;
     if (statePtr->logTimer != NULL) {
 	if (statePtr->logTimerDue <= due) {
 	    return;

@@ -367,7 +367,7 @@ MilterStartObjCmd(
 
     if (statePtr->signalsObj != NULL && statePtr->status == MILTER_IDLE
 	    && !statePtr->signalsInstalled) {
-	MilterSignalInstall(statePtr, 0);
+	MilterSignalInstall(statePtr, MILTER_SIGNALS_BY_START);
 	installed = statePtr->signalsInstalled;
     }
     if (MilterStart(interp, statePtr) != TCL_OK) {
@@ -421,7 +421,8 @@ MilterMainObjCmd(
 	Tcl_SetErrorCode(interp, "MILTER", "STATE", "RUNNING", NULL);
 	return TCL_ERROR;
     }
-    MilterSignalInstall(statePtr, 1);	/* Before READY=1, see start. */
+    MilterSignalInstall(statePtr, MILTER_SIGNALS_BY_MAIN);
+				/* Before READY=1, see start. */
     if (statePtr->status == MILTER_IDLE
 	    && MilterStart(interp, statePtr) != TCL_OK) {
 	if (statePtr->signalsByMain) {

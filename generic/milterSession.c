@@ -34,27 +34,44 @@
 
 #define CMD_END		0
 
+/*
+ * The place of a command in a mail transaction (Position): a command may
+ * not come after one of a later place. Content begins with the headers.
+ */
+
+typedef enum MilterPosition {
+    POS_NONE,			/* Outside a transaction. */
+    POS_MAIL,
+    POS_RCPT,
+    POS_DATA,
+    POS_HEADER,
+    POS_EOH,
+    POS_BODY,
+    POS_EOM
+} MilterPosition;
+
 static MilterEvent *	Run(MilterSession *s);
 
 /*
  *----------------------------------------------------------------------
  *
- * MilterSessionNew, MilterSessionFree --
+ * MilterSessionNew --
  *
- *	Create a session for a new connection, or release one.
+ *	Creates a session for a new connection; 'maxData' bounds the
+ *	payload of one packet.
  *
  * Results:
- *	The new session (New); none (Free).
+ *	The new session, to be released with MilterSessionFree.
  *
  * Side effects:
- *	Allocates or frees memory.
+ *	Allocates memory.
  *
  *----------------------------------------------------------------------
  */
 
 MilterSession *
 MilterSessionNew(
-    size_t maxData)
+    size_t maxData)		/* Largest packet payload accepted. */
 {
     MilterSession *s = MilterAlloc(sizeof(MilterSession));
 
@@ -68,6 +85,23 @@ MilterSessionNew(
     MilterBufInit(&s->out);
     return s;
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * ClearMacros --
+ *
+ *	Forgets the macros of stage 'fromStage' and of every later
+ *	stage.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Frees the macro buffers.
+ *
+ *----------------------------------------------------------------------
+ */
 
 static void
 ClearMacros(
@@ -83,6 +117,23 @@ ClearMacros(
     }
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterSessionFree --
+ *
+ *	Releases a session and everything it holds; a message still open
+ *	is counted as aborted.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Frees memory; may count statistics.
+ *
+ *----------------------------------------------------------------------
+ */
+
 void
 MilterSessionFree(
     MilterSession *s)
@@ -92,7 +143,7 @@ MilterSessionFree(
     if (s->msgStart != 0) {
 	MilterStatsMessage(s->stats, MILTER_STAT_ABORTED, s->msgStart);
     }
-    ClearMacros(s, 0);
+    ClearMacros(s, SMFIM_CONNECT);
     for (stage = 0; stage < SMFIM_COUNT; stage++) {
 	MilterFree(s->symlists[stage]);
     }
@@ -108,11 +159,11 @@ MilterSessionFree(
 /*
  *----------------------------------------------------------------------
  *
- * MilterSessionSetWanted, MilterSessionSetLeadingSpace --
+ * MilterSessionSetWanted --
  *
- *	Tell the session which events have callbacks (this decides both the
- *	SMFIP_NO* bits asked for in negotiation and which events are handed
- *	out), and whether to ask for SMFIP_HDR_LEADSPC.
+ *	Tells the session which events have callbacks: this decides both
+ *	the SMFIP_NO* bits asked for in negotiation and which events are
+ *	handed out.
  *
  * Results:
  *	None.
@@ -126,15 +177,32 @@ MilterSessionFree(
 void
 MilterSessionSetWanted(
     MilterSession *s,
-    unsigned eventMask)
+    unsigned eventMask)		/* MILTER_EVBIT bits. */
 {
     s->wanted = eventMask;
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterSessionSetLeadingSpace --
+ *
+ *	Tells the session whether to ask the MTA for SMFIP_HDR_LEADSPC
+ *	(header values with their leading space).
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Changes the session's settings.
+ *
+ *----------------------------------------------------------------------
+ */
+
 void
 MilterSessionSetLeadingSpace(
     MilterSession *s,
-    int on)
+    int on)			/* Non-zero: ask for it. */
 {
     s->leadingSpace = on;
 }
@@ -167,20 +235,16 @@ MilterSessionSetStats(
 /*
  *----------------------------------------------------------------------
  *
- * Simple accessors --
+ * MilterSessionOutput --
  *
- *	MilterSessionOutput: the buffer of bytes to send.
- *	MilterSessionClosed: whether the connection must now be closed.
- *	MilterSessionInMessage: whether a transaction is open.
- *	MilterSessionProblem: the last protocol problem (then forgotten),
- *	    or NULL.
- *	MilterSessionNegotiated: the agreed version, actions, protocol.
+ *	The buffer of bytes the session wants sent to the MTA; the caller
+ *	consumes what it wrote.
  *
  * Results:
- *	As above.
+ *	The session's output buffer.
  *
  * Side effects:
- *	MilterSessionProblem clears the problem.
+ *	None.
  *
  *----------------------------------------------------------------------
  */
@@ -192,6 +256,22 @@ MilterSessionOutput(
     return &s->out;
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterSessionClosed --
+ *
+ *	Whether the connection must now be closed.
+ *
+ * Results:
+ *	1 when the session is closed, else 0.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
 int
 MilterSessionClosed(
     const MilterSession *s)
@@ -199,12 +279,45 @@ MilterSessionClosed(
     return s->state == MILTER_ST_CLOSED;
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterSessionInMessage --
+ *
+ *	Whether a mail transaction is open.
+ *
+ * Results:
+ *	1 inside a transaction, else 0.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
 int
 MilterSessionInMessage(
     const MilterSession *s)
 {
     return s->inMessage;
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterSessionProblem --
+ *
+ *	The last protocol problem, which is then forgotten.
+ *
+ * Results:
+ *	A thread-local copy of the problem text, or NULL when there is
+ *	none.
+ *
+ * Side effects:
+ *	Clears the session's problem.
+ *
+ *----------------------------------------------------------------------
+ */
 
 const char *
 MilterSessionProblem(
@@ -219,6 +332,22 @@ MilterSessionProblem(
     s->problem[0] = '\0';
     return copy;
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterSessionNegotiated --
+ *
+ *	The version, actions and protocol bits agreed in negotiation.
+ *
+ * Results:
+ *	None; fills *optPtr.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
 
 void
 MilterSessionNegotiated(
@@ -343,17 +472,15 @@ Fail(
 /*
  *----------------------------------------------------------------------
  *
- * BeginMessage, CountMessage --
+ * BeginMessage --
  *
- *	Statistics: a message begins; the open message ends with this final
- *	verdict (MILTER_STAT_ABORTED when nothing decided it). A message is
- *	counted once, at its first end.
+ *	Statistics: a message begins.
  *
  * Results:
  *	None.
  *
  * Side effects:
- *	Counts; sets or clears s->msgStart.
+ *	Counts the message; sets s->msgStart.
  *
  *----------------------------------------------------------------------
  */
@@ -368,10 +495,28 @@ BeginMessage(
     }
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * CountMessage --
+ *
+ *	Statistics: the open message ends with this final verdict
+ *	(MILTER_STAT_ABORTED when nothing decided it). A message is
+ *	counted once, at its first end.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Counts the message; clears s->msgStart.
+ *
+ *----------------------------------------------------------------------
+ */
+
 static void
 CountMessage(
     MilterSession *s,
-    int verdict)
+    int verdict)		/* MILTER_* or MILTER_STAT_ABORTED. */
 {
     if (s->msgStart != 0) {
 	MilterStatsMessage(s->stats, verdict, s->msgStart);
@@ -398,13 +543,13 @@ CountMessage(
 static void
 EndMessage(
     MilterSession *s,
-    int fromStage)
+    int fromStage)		/* First SMFIM_* stage to clear. */
 {
     CountMessage(s, s->pending >= 0 ? s->pending : MILTER_STAT_ABORTED);
     s->inMessage = 0;
     s->info.sender[0] = '\0';
     s->info.recipients = 0;
-    s->position = 0;
+    s->position = POS_NONE;
     s->pending = -1;
     s->skipBody = 0;
     s->inEom = 0;
@@ -419,17 +564,23 @@ EndMessage(
 /*
  *----------------------------------------------------------------------
  *
- * NoReplyBit, Position --
+ * NoReplyBit --
  *
- *	The SMFIP_NR_* bit of a command, and its place in a transaction
- *	(0 for commands outside one).
+ *	The SMFIP_NR_* bit that lets the MTA skip waiting for the reply to
+ *	a command.
+ *
+ * Results:
+ *	The bit, or 0 for a command that always gets a reply.
+ *
+ * Side effects:
+ *	None.
  *
  *----------------------------------------------------------------------
  */
 
 static uint32_t
 NoReplyBit(
-    unsigned char cmd)
+    unsigned char cmd)		/* An SMFIC_* command. */
 {
     switch (cmd) {
     case SMFIC_CONNECT:	return SMFIP_NR_CONN;
@@ -445,29 +596,60 @@ NoReplyBit(
     }
 }
 
-static int
+/*
+ *----------------------------------------------------------------------
+ *
+ * Position --
+ *
+ *	The place of a command in a mail transaction.
+ *
+ * Results:
+ *	A MilterPosition, POS_NONE for a command outside a transaction.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static MilterPosition
 Position(
-    unsigned char cmd)
+    unsigned char cmd)		/* An SMFIC_* command. */
 {
     switch (cmd) {
-    case SMFIC_MAIL:	return 1;
-    case SMFIC_RCPT:	return 2;
-    case SMFIC_DATA:	return 3;
-    case SMFIC_HEADER:	return 4;
-    case SMFIC_EOH:	return 5;
-    case SMFIC_BODY:	return 6;
-    case SMFIC_BODYEOB:	return 7;
-    default:		return 0;
+    case SMFIC_MAIL:	return POS_MAIL;
+    case SMFIC_RCPT:	return POS_RCPT;
+    case SMFIC_DATA:	return POS_DATA;
+    case SMFIC_HEADER:	return POS_HEADER;
+    case SMFIC_EOH:	return POS_EOH;
+    case SMFIC_BODY:	return POS_BODY;
+    case SMFIC_BODYEOB:	return POS_EOM;
+    default:		return POS_NONE;
     }
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * IsContent --
+ *
+ *	Whether a command carries message content (a header, the end of
+ *	headers, body or end of message).
+ *
+ * Results:
+ *	1 for content commands, else 0.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
 static int
 IsContent(
-    unsigned char cmd)
+    unsigned char cmd)		/* An SMFIC_* command. */
 {
-    int pos = Position(cmd);
-
-    return pos >= 4;
+    return Position(cmd) >= POS_HEADER;
 }
 
 /*
@@ -519,7 +701,7 @@ AbortOwed(
 static void
 WriteVerdict(
     MilterSession *s,
-    int verdict)
+    int verdict)		/* A MILTER_* value. */
 {
     unsigned char letter;
 
@@ -567,7 +749,7 @@ WriteVerdict(
 static void
 ApplyVerdict(
     MilterSession *s,
-    int verdict)
+    int verdict)		/* A MILTER_* value. */
 {
     unsigned char cmd = s->cmd;
     int noReply = (s->agreed.protocol & NoReplyBit(cmd)) != 0;
@@ -672,6 +854,38 @@ Negotiate(
 /*
  *----------------------------------------------------------------------
  *
+ * TakeCommandEvent --
+ *
+ *	Hands out the command's own event, copied when the packet was fed,
+ *	if its callback is wanted; without one the command goes on as if a
+ *	callback had said continue.
+ *
+ * Results:
+ *	The event, or NULL.
+ *
+ * Side effects:
+ *	Clears s->cmdEvent; without an event sets s->verdict to
+ *	MILTER_CONTINUE.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static MilterEvent *
+TakeCommandEvent(
+    MilterSession *s)
+{
+    MilterEvent *ev = s->cmdEvent;
+
+    s->cmdEvent = NULL;
+    if (ev == NULL) {
+	s->verdict = MILTER_CONTINUE;
+    }
+    return ev;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
  * RunOptneg --
  *
  *	OPTNEG: check, hand out the NEGOTIATE event, answer.
@@ -768,7 +982,7 @@ RunEnd(
 	}
 	/* FALLTHRU */
     case 2:
-	ClearMacros(s, 0);
+	ClearMacros(s, SMFIM_CONNECT);
 	MilterFree(s->reply);	/* Set by the close callback: it must not */
 	s->reply = NULL;	/* answer the next session after QUIT_NC. */
 	s->connected = 0;
@@ -792,7 +1006,7 @@ RunEnd(
  *	modifications and the one final reply.
  *
  * Results:
- *	An event, or NULL when done.
+ *	The body or EOM event, or NULL once the final reply is written.
  *
  * Side effects:
  *	Grows the output and ends the message.
@@ -809,12 +1023,9 @@ RunEom(
     switch (s->phase) {
     case 1:
 	s->phase = 2;
-	if (s->cmdEvent != NULL) {
-	    ev = s->cmdEvent;
-	    s->cmdEvent = NULL;
+	if ((ev = TakeCommandEvent(s)) != NULL) {
 	    return ev;
 	}
-	s->verdict = MILTER_CONTINUE;
 	/* FALLTHRU */
     case 2:
 	if (s->verdict != MILTER_CONTINUE && s->verdict != MILTER_SKIP) {
@@ -889,19 +1100,18 @@ RunCommand(
 	    int keepFrom = s->cmd == SMFIC_MAIL ? SMFIM_ENVRCPT
 		    : SMFIM_ENVFROM;
 
+	    s->clearFrom = keepFrom;
 	    if (AbortOwed(s)) {
 		s->inMessage = 0;
-		s->verdict = keepFrom;
 		return NewEvent(MILTER_EV_ABORT, 0, NULL, 0);
 	    }
-	    s->verdict = keepFrom;
 	} else {
-	    s->verdict = -1;
+	    s->clearFrom = -1;
 	}
 	/* FALLTHRU */
     case 1:
-	if (s->verdict >= 0) {
-	    EndMessage(s, s->verdict);
+	if (s->clearFrom >= 0) {
+	    EndMessage(s, s->clearFrom);
 	}
 	s->phase = 2;
 	switch (s->cmd) {
@@ -921,7 +1131,7 @@ RunCommand(
 	    ClearMacros(s, SMFIM_DATA);
 	    break;
 	}
-	if (Position(s->cmd) > 0) {
+	if (Position(s->cmd) > POS_NONE) {
 	    s->position = Position(s->cmd);
 	}
 	if (IsContent(s->cmd) && s->pending >= 0) {
@@ -940,12 +1150,9 @@ RunCommand(
 	    }
 	    return NULL;
 	}
-	if (s->cmdEvent != NULL) {
-	    ev = s->cmdEvent;
-	    s->cmdEvent = NULL;
+	if ((ev = TakeCommandEvent(s)) != NULL) {
 	    return ev;
 	}
-	s->verdict = MILTER_CONTINUE;
 	/* FALLTHRU */
     case 2:
 	ApplyVerdict(s, s->verdict);
@@ -1048,16 +1255,16 @@ StoreMacros(
 /*
  *----------------------------------------------------------------------
  *
- * CopyInfo, NoteStage --
+ * CopyInfo --
  *
- *	For milter sessions: copies a string of a packet (cut to fit, NULs
- *	never inside), and notes the stage a command puts the session in.
+ *	For milter sessions: copies a string of a packet into a fixed
+ *	buffer of 'size' bytes, cut to fit and NUL-terminated.
  *
  * Results:
  *	None.
  *
  * Side effects:
- *	Changes s->info.
+ *	Writes 'dst' (a field of s->info).
  *
  *----------------------------------------------------------------------
  */
@@ -1074,10 +1281,27 @@ CopyInfo(
     dst[len] = '\0';
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * NoteStage --
+ *
+ *	For milter sessions: notes the stage a command puts the session
+ *	in, as the name the sessions command reports.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Changes s->info.
+ *
+ *----------------------------------------------------------------------
+ */
+
 static void
 NoteStage(
     MilterSession *s,
-    unsigned char cmd)
+    unsigned char cmd)		/* An SMFIC_* command, or CMD_END. */
 {
     const char *stage;
 
@@ -1194,8 +1418,16 @@ PrepareEvent(
     case SMFIC_HELO:	type = MILTER_EV_HELO; minArgs = maxArgs = 1; break;
     case SMFIC_UNKNOWN:	type = MILTER_EV_UNKNOWN; minArgs = maxArgs = 1; break;
     case SMFIC_HEADER:	type = MILTER_EV_HEADER; minArgs = maxArgs = 2; break;
-    case SMFIC_MAIL:	type = MILTER_EV_ENVFROM; minArgs = 1; maxArgs = MAX_ARGS; break;
-    case SMFIC_RCPT:	type = MILTER_EV_ENVRCPT; minArgs = 1; maxArgs = MAX_ARGS; break;
+    case SMFIC_MAIL:
+	type = MILTER_EV_ENVFROM;
+	minArgs = 1;
+	maxArgs = MAX_ARGS;
+	break;
+    case SMFIC_RCPT:
+	type = MILTER_EV_ENVRCPT;
+	minArgs = 1;
+	maxArgs = MAX_ARGS;
+	break;
     case SMFIC_DATA:	type = MILTER_EV_DATA; break;
     case SMFIC_EOH:	type = MILTER_EV_EOH; break;
     default:
@@ -1224,6 +1456,105 @@ PrepareEvent(
 /*
  *----------------------------------------------------------------------
  *
+ * FeedOptneg --
+ *
+ *	The first packet of a session, which must be the MTA's option
+ *	negotiation: checks it and decides what to agree on.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Sets s->offered and s->agreed, or fails the session.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static void
+FeedOptneg(
+    MilterSession *s,
+    const MilterPacket *pktPtr)
+{
+    if (pktPtr->cmd != SMFIC_OPTNEG) {
+	Fail(s, "command 0x%02x before option negotiation", pktPtr->cmd);
+    } else if (!MilterWireOptneg(pktPtr, &s->offered)) {
+	Fail(s, "short option negotiation packet");
+    } else if (s->offered.version < MILTER_VERSION_MIN) {
+	Fail(s, "MTA offers protocol version %d, below 2",
+		(int) s->offered.version);
+    } else {
+	/*
+	 * Zero means "version 1 defaults", as in libmilter.
+	 */
+
+	if (s->offered.actions == 0) {
+	    s->offered.actions = SMFI_V1_ACTS;
+	}
+	if (s->offered.protocol == 0) {
+	    s->offered.protocol = SMFI_V1_PROT;
+	}
+	Negotiate(s);
+    }
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * FeedMessageCommand --
+ *
+ *	A command that belongs inside a mail transaction (RCPT to end of
+ *	message): checks that a transaction is open (or opens one when MAIL
+ *	was switched off) and that the command comes in order, then
+ *	prepares its event.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	May open a transaction, prepare an event or fail the session.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static void
+FeedMessageCommand(
+    MilterSession *s,
+    const MilterPacket *pktPtr)
+{
+    int opened = 0;
+
+    if (!s->inMessage && (s->agreed.protocol & SMFIP_NOMAIL)) {
+	/*
+	 * MAIL was switched off in negotiation, so the first command of a
+	 * message is what opens it.
+	 */
+
+	s->inMessage = 1;
+	s->position = POS_NONE;
+	opened = 1;
+	BeginMessage(s);
+    }
+    if (!s->inMessage) {
+	Fail(s, "command '%c' outside a transaction", pktPtr->cmd);
+    } else if ((int) Position(pktPtr->cmd) < s->position) {
+	Fail(s, "command '%c' out of order", pktPtr->cmd);
+    } else if (!PrepareEvent(s, pktPtr)) {
+	if (opened) {
+	    s->inMessage = 0;	/* A malformed command opened nothing
+				 * there is to abort. */
+	    if (s->msgStart != 0) {
+		s->msgStart = 0;	/* ... nor to count. */
+		MilterStatsCount(s->stats, MILTER_STAT_MESSAGES, -1);
+	    }
+	}
+    } else if (pktPtr->cmd == SMFIC_BODYEOB) {
+	s->phase = 1;		/* RunEom starts with the body chunk. */
+    }
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
  * MilterSessionFeed --
  *
  *	Starts processing one packet from the MTA.
@@ -1243,8 +1574,6 @@ MilterSessionFeed(
     MilterSession *s,
     const MilterPacket *pktPtr)
 {
-    int opened;
-
     MilterFree(s->current);
     s->current = NULL;
     if (s->state == MILTER_ST_CLOSED) {
@@ -1256,26 +1585,7 @@ MilterSessionFeed(
     NoteStage(s, pktPtr->cmd);
 
     if (s->state == MILTER_ST_INIT) {
-	if (pktPtr->cmd != SMFIC_OPTNEG) {
-	    Fail(s, "command 0x%02x before option negotiation", pktPtr->cmd);
-	} else if (!MilterWireOptneg(pktPtr, &s->offered)) {
-	    Fail(s, "short option negotiation packet");
-	} else if (s->offered.version < MILTER_VERSION_MIN) {
-	    Fail(s, "MTA offers protocol version %d, below 2",
-		    (int) s->offered.version);
-	} else {
-	    /*
-	     * Zero means "version 1 defaults", as in libmilter.
-	     */
-
-	    if (s->offered.actions == 0) {
-		s->offered.actions = 0x0F;
-	    }
-	    if (s->offered.protocol == 0) {
-		s->offered.protocol = 0x3F;
-	    }
-	    Negotiate(s);
-	}
+	FeedOptneg(s, pktPtr);
 	return s->current = Run(s);
     }
 
@@ -1308,34 +1618,7 @@ MilterSessionFeed(
     case SMFIC_EOH:
     case SMFIC_BODY:
     case SMFIC_BODYEOB:
-	opened = 0;
-	if (!s->inMessage && (s->agreed.protocol & SMFIP_NOMAIL)) {
-	    /*
-	     * MAIL was switched off in negotiation, so the first command
-	     * of a message is what opens it.
-	     */
-
-	    s->inMessage = 1;
-	    s->position = 0;
-	    opened = 1;
-	    BeginMessage(s);
-	}
-	if (!s->inMessage) {
-	    Fail(s, "command '%c' outside a transaction", pktPtr->cmd);
-	} else if (Position(pktPtr->cmd) < s->position) {
-	    Fail(s, "command '%c' out of order", pktPtr->cmd);
-	} else if (!PrepareEvent(s, pktPtr)) {
-	    if (opened) {
-		s->inMessage = 0;	/* A malformed command opened nothing
-					 * there is to abort. */
-		if (s->msgStart != 0) {
-		    s->msgStart = 0;	/* ... nor to count. */
-		    MilterStatsCount(s->stats, MILTER_STAT_MESSAGES, -1);
-		}
-	    }
-	} else if (pktPtr->cmd == SMFIC_BODYEOB) {
-	    s->phase = 1;
-	}
+	FeedMessageCommand(s, pktPtr);
 	break;
     default:
 	Fail(s, "unknown command 0x%02x", pktPtr->cmd);
@@ -1363,21 +1646,14 @@ MilterSessionFeed(
 MilterEvent *
 MilterSessionResume(
     MilterSession *s,
-    int verdict)
+    int verdict)		/* A MILTER_* value. */
 {
     if (s->current != NULL) {
 	MilterStatsVerdict(s->stats, (int) s->current->type, verdict);
     }
     MilterFree(s->current);
     s->current = NULL;
-    if (s->phase == 1 && (s->cmd == SMFIC_MAIL || s->cmd == SMFIC_HELO)) {
-	/*
-	 * The verdict of an implicit abort is ignored; phase 1 still needs
-	 * the stage to clear, stored in s->verdict by phase 0.
-	 */
-    } else {
-	s->verdict = verdict;
-    }
+    s->verdict = verdict;	/* That of an implicit abort is not used. */
     return s->current = Run(s);
 }
 

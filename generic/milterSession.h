@@ -57,15 +57,27 @@ typedef enum MilterEventType {
 #define MILTER_EVBIT(type)	(1u << (type))
 
 /*
- * Verdicts, with libmilter's sfsistat values.
+ * Verdicts, with libmilter's sfsistat values, written once here as
+ * X(NAME, VALUE): MILTER_NAME is the verdict and SMFIS_NAME the return
+ * code a callback gives for it (milterCodeNames, milter.c).
  */
 
-#define MILTER_CONTINUE	0
-#define MILTER_REJECT	1
-#define MILTER_DISCARD	2
-#define MILTER_ACCEPT	3
-#define MILTER_TEMPFAIL	4
-#define MILTER_SKIP	8
+#define MILTER_CODES(X) \
+    X(CONTINUE,	0) \
+    X(REJECT,	1) \
+    X(DISCARD,	2) \
+    X(ACCEPT,	3) \
+    X(TEMPFAIL,	4) \
+    X(SKIP,	8)
+
+#define MILTER_CODE_ENUM(name, value)	MILTER_##name = (value),
+#define MILTER_CODE_NAME(name, value)	"SMFIS_" #name,
+#define MILTER_CODE_VALUE(name, value)	MILTER_##name,
+
+enum MilterCode {
+    MILTER_CODES(MILTER_CODE_ENUM)
+    MILTER_CODE_END		/* Not a verdict. */
+};
 
 /*
  * An event: its type and arguments, copied out of the packet so that it

@@ -29,15 +29,25 @@
 #define MAX_REPLY_LEN	980
 
 /*
+ * A reply code is three digits; an enhanced status code has three parts
+ * (class.subject.detail), the first of one digit, the others of one to
+ * three.
+ */
+
+#define REPLY_CODE_LEN	3
+#define XCODE_PARTS	3
+#define XCODE_MAX_DIGITS 3
+
+/*
  *----------------------------------------------------------------------
  *
- * MilterSessionMacro --
+ * StripBraces --
  *
- *	Looks a macro up, newest stage first. "x" and "{x}" are the same
- *	name.
+ *	Drops the braces of a macro name written "{x}", so that it
+ *	matches "x".
  *
  * Results:
- *	1 and the value if found, else 0.
+ *	None; may change *namePtr and *lenPtr.
  *
  * Side effects:
  *	None.
@@ -55,6 +65,23 @@ StripBraces(
 	*lenPtr -= 2;
     }
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterSessionMacro --
+ *
+ *	Looks a macro up, newest stage first. "x" and "{x}" are the same
+ *	name.
+ *
+ * Results:
+ *	1 and the value if found, else 0.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
 
 int
 MilterSessionMacro(
@@ -102,20 +129,18 @@ MilterSessionMacro(
 /*
  *----------------------------------------------------------------------
  *
- * MilterSessionSetPeerGone, CheckPeer --
+ * MilterSessionSetPeerGone --
  *
  *	The driver says that nothing more can reach the MTA (it hung up, a
  *	write failed, the connection was ended). From then on every action
  *	that would send something, and is otherwise allowed, fails with
- *	MILTER_ERR_CLOSED instead of being queued for nobody: CheckPeer,
- *	the last check of each action, says so.
+ *	MILTER_ERR_CLOSED instead of being queued for nobody (CheckPeer).
  *
  * Results:
- *	None (SetPeerGone); MILTER_ERR_NONE or MILTER_ERR_CLOSED with
- *	*msgPtr set (CheckPeer).
+ *	None.
  *
  * Side effects:
- *	SetPeerGone marks the session; there is no way back.
+ *	Marks the session; there is no way back.
  *
  *----------------------------------------------------------------------
  */
@@ -126,6 +151,24 @@ MilterSessionSetPeerGone(
 {
     s->peerGone = 1;
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * CheckPeer --
+ *
+ *	The last check of each action that would send something: refuses
+ *	it once the MTA can no longer be reached
+ *	(MilterSessionSetPeerGone).
+ *
+ * Results:
+ *	MILTER_ERR_NONE, or MILTER_ERR_CLOSED with *msgPtr set.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
 
 static MilterSessionError
 CheckPeer(
@@ -140,30 +183,33 @@ CheckPeer(
 }
 
 /*
+ * Header name bytes: printable US-ASCII, not space or ':'.
+ */
+
+#define NAME_RULE \
+	"must be one or more printable US-ASCII characters, not space or \":\""
+#define HEADER_NAME_MIN	33	/* '!' */
+#define HEADER_NAME_MAX	126	/* '~' */
+
+/*
  *----------------------------------------------------------------------
  *
- * MilterHeaderNameProblem, MilterHeaderValueProblem --
+ * MilterHeaderNameProblem --
  *
- *	Check the bytes of a header that a modification would send. A name
- *	is an RFC 5322 field name: one or more printable US-ASCII
- *	characters (33 to 126) other than ':'. A value may break its line
- *	only to fold it: every line break (LF, or CR LF) is followed by a
- *	space or a tab; it contains no other CR, no NUL, and does not end
- *	with a line break. Anything else would let the MTA write a
- *	malformed header, or a header line the script did not mean.
+ *	Checks the bytes of a header name that a modification would send:
+ *	an RFC 5322 field name is one or more printable US-ASCII characters
+ *	(33 to 126) other than ':'. Anything else would let the MTA write a
+ *	malformed header.
  *
  * Results:
  *	NULL if acceptable, else what is wrong (static text, written to
- *	follow 'bad header name "...": ' or 'bad header value "...": ').
+ *	follow 'bad header name "...": ').
  *
  * Side effects:
  *	None.
  *
  *----------------------------------------------------------------------
  */
-
-#define NAME_RULE \
-	"must be one or more printable US-ASCII characters, not space or \":\""
 
 const char *
 MilterHeaderNameProblem(
@@ -178,12 +224,34 @@ MilterHeaderNameProblem(
     for (i = 0; i < len; i++) {
 	unsigned char c = (unsigned char) name[i];
 
-	if (c < 33 || c > 126 || c == ':') {
+	if (c < HEADER_NAME_MIN || c > HEADER_NAME_MAX || c == ':') {
 	    return NAME_RULE;
 	}
     }
     return NULL;
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterHeaderValueProblem --
+ *
+ *	Checks the bytes of a header value that a modification would
+ *	send. A value may break its line only to fold it: every line
+ *	break (LF, or CR LF) is followed by a space or a tab; it
+ *	contains no other CR, no NUL, and does not end with a line
+ *	break. Anything else would let the MTA write a header line the
+ *	script did not mean.
+ *
+ * Results:
+ *	NULL if acceptable, else what is wrong (static text, written to
+ *	follow 'bad header value "...": ').
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
 
 const char *
 MilterHeaderValueProblem(
@@ -217,30 +285,23 @@ MilterHeaderValueProblem(
 /*
  *----------------------------------------------------------------------
  *
- * MilterSessionModify --
+ * ActionFor --
  *
- *	Queues a modification packet (h i m + 2 - e q) to be sent before the
- *	final end-of-message reply. Allowed only while the EOM event is
- *	being decided and only for negotiated actions. Headers must pass
- *	MilterHeaderNameProblem and MilterHeaderValueProblem (an empty
- *	value is allowed: for 'm' it deletes the header), and their CR LF
- *	folds are sent as LF, the line end of header values in the milter
- *	protocol (a CR would reach the message as a stray byte). An
- *	address, like a quarantine reason, may not be empty (libmilter
- *	refuses those too). ModifyValueProblem makes these checks.
+ *	The SMFIF_* action that the MTA must have granted for a
+ *	modification command.
  *
  * Results:
- *	MILTER_ERR_NONE, or an error class with *msgPtr set.
+ *	The action bit, or 0 for a command that needs none.
  *
  * Side effects:
- *	Grows the pending modifications.
+ *	None.
  *
  *----------------------------------------------------------------------
  */
 
 static uint32_t
 ActionFor(
-    unsigned char cmd)
+    unsigned char cmd)		/* An SMFIR_* modification. */
 {
     switch (cmd) {
     case SMFIR_ADDHEADER:
@@ -256,10 +317,28 @@ ActionFor(
     }
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * CheckModify --
+ *
+ *	Whether a modification may be made now: only in the eom
+ *	callback, and only when the MTA granted its action.
+ *
+ * Results:
+ *	MILTER_ERR_NONE, or MILTER_ERR_STATE or MILTER_ERR_ACTION with
+ *	*msgPtr set.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
 static MilterSessionError
 CheckModify(
     MilterSession *s,
-    unsigned char cmd,
+    unsigned char cmd,		/* An SMFIR_* modification. */
     const char **msgPtr)
 {
     if (!s->inEom) {
@@ -273,9 +352,27 @@ CheckModify(
     return MILTER_ERR_NONE;
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * ModifyValueProblem --
+ *
+ *	Checks the strings of a modification: header names and values as
+ *	MilterHeaderNameProblem and MilterHeaderValueProblem do, and
+ *	addresses and quarantine reasons not empty.
+ *
+ * Results:
+ *	NULL if acceptable, else what is wrong (static text).
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
 static const char *
 ModifyValueProblem(
-    unsigned char cmd,
+    unsigned char cmd,		/* An SMFIR_* modification. */
     const MilterStr *strs,
     int count)
 {
@@ -311,12 +408,36 @@ ModifyValueProblem(
     }
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterSessionModify --
+ *
+ *	Queues a modification packet (h i m + 2 - e q) to be sent before the
+ *	final end-of-message reply. Allowed only while the EOM event is
+ *	being decided and only for negotiated actions. Headers must pass
+ *	MilterHeaderNameProblem and MilterHeaderValueProblem (an empty
+ *	value is allowed: for 'm' it deletes the header), and their CR LF
+ *	folds are sent as LF, the line end of header values in the milter
+ *	protocol (a CR would reach the message as a stray byte). An
+ *	address, like a quarantine reason, may not be empty (libmilter
+ *	refuses those too). ModifyValueProblem makes these checks.
+ *
+ * Results:
+ *	MILTER_ERR_NONE, or an error class with *msgPtr set.
+ *
+ * Side effects:
+ *	Grows the pending modifications.
+ *
+ *----------------------------------------------------------------------
+ */
+
 MilterSessionError
 MilterSessionModify(
     MilterSession *s,
-    unsigned char cmd,
-    int useIndex,
-    uint32_t index,
+    unsigned char cmd,		/* An SMFIR_* modification. */
+    int useIndex,		/* Send 'index' before the strings. */
+    uint32_t index,		/* Header index (i and m). */
     const MilterStr *strs,
     int count,
     const char **msgPtr)
@@ -460,6 +581,221 @@ MilterSessionProgress(
 /*
  *----------------------------------------------------------------------
  *
+ * IsEnhancedCode --
+ *
+ *	Whether 'len' bytes are an RFC 3463 enhanced status code of
+ *	class 'class' ('2', '4' or '5'): a class digit, then two dot-
+ *	separated numbers of one to three digits.
+ *
+ * Results:
+ *	1 if so, else 0.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+IsEnhancedCode(
+    const char *xcode,
+    size_t len,
+    char class)			/* '2', '4' or '5'. */
+{
+    int part, digits;
+    const char *p = xcode, *end = xcode + len;
+
+    if (len == 0 || p[0] != class) {
+	return 0;
+    }
+    for (part = 0; part < XCODE_PARTS; part++) {
+	for (digits = 0; p < end && *p >= '0' && *p <= '9'; p++) {
+	    digits++;
+	}
+	if (digits == 0 || digits > XCODE_MAX_DIGITS
+		|| (part == 0 && digits != 1)) {
+	    return 0;
+	}
+	if (part < XCODE_PARTS - 1 && (p == end || *p++ != '.')) {
+	    return 0;
+	}
+    }
+    return p == end;
+}
+
+/*
+ * What a reply text without an enhanced code of its own begins with
+ * (ClassifyText).
+ */
+
+enum TextStart {
+    TEXT_PLAIN,			/* Not a digit: fine as it is. */
+    TEXT_CODE,			/* A good enhanced code, the reply's. */
+    TEXT_BAD_CODE,		/* Looks like an enhanced code, is not one
+				 * of this class: refused. */
+    TEXT_DIGIT			/* Some other digit: needs a code first. */
+};
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * ClassifyText --
+ *
+ *	Sorts the first line of a reply text by how it begins (enum
+ *	TextStart), for a reply of class 'class'.
+ *
+ * Results:
+ *	A TextStart.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static enum TextStart
+ClassifyText(
+    const MilterStr *line,
+    char class)			/* The reply code's first digit. */
+{
+    size_t word, i;
+    int dots = 0;
+
+    if (line->len == 0 || line->ptr[0] < '0' || line->ptr[0] > '9') {
+	return TEXT_PLAIN;
+    }
+    for (word = 0; word < line->len && line->ptr[word] != ' '; word++) {
+	/* The first word. */
+    }
+    if (IsEnhancedCode(line->ptr, word, class)) {
+	return TEXT_CODE;
+    }
+    for (i = 0; i < word; i++) {
+	if (line->ptr[i] == '.') {
+	    dots++;
+	} else if (line->ptr[i] < '0' || line->ptr[i] > '9') {
+	    return TEXT_DIGIT;
+	}
+    }
+    return dots > 0 ? TEXT_BAD_CODE : TEXT_DIGIT;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * CheckReplyArgs --
+ *
+ *	Checks the reply code, the enhanced status code and the lines of
+ *	a reply the script sets, as libmilter's smfi_setmlreply does.
+ *
+ * Results:
+ *	MILTER_ERR_NONE, or MILTER_ERR_VALUE with *msgPtr set.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static MilterSessionError
+CheckReplyArgs(
+    const char *rcode,
+    const char *xcode,		/* "" when none was given. */
+    const MilterStr *lines,
+    int count,
+    const char **msgPtr)
+{
+    int i;
+
+    if (strlen(rcode) != REPLY_CODE_LEN
+	    || (rcode[0] != '4' && rcode[0] != '5')
+	    || rcode[1] < '0' || rcode[1] > '9'
+	    || rcode[2] < '0' || rcode[2] > '9') {
+	*msgPtr = "reply code must be 4xx or 5xx";
+	return MILTER_ERR_VALUE;
+    }
+    if (xcode[0] != '\0' && !IsEnhancedCode(xcode, strlen(xcode), rcode[0])) {
+	*msgPtr = "enhanced status code must be n.n.n of the reply code's"
+		" class";
+	return MILTER_ERR_VALUE;
+    }
+    if (count > MAX_REPLY_LINES) {
+	*msgPtr = "a reply has at most 32 lines";
+	return MILTER_ERR_VALUE;
+    }
+    for (i = 0; i < count; i++) {
+	if (lines[i].len > MAX_REPLY_LEN) {
+	    *msgPtr = "a reply line has at most 980 bytes";
+	    return MILTER_ERR_VALUE;
+	}
+	if (memchr(lines[i].ptr, '\r', lines[i].len)
+		|| memchr(lines[i].ptr, '\n', lines[i].len)
+		|| memchr(lines[i].ptr, '\0', lines[i].len)) {
+	    *msgPtr = "a reply line may not contain CR, LF or NUL";
+	    return MILTER_ERR_VALUE;
+	}
+    }
+    return MILTER_ERR_NONE;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * FormatReply --
+ *
+ *	Joins the lines of a reply into the REPLYCODE text: "ddd-" before
+ *	every line but the last, "ddd " before the last, the enhanced code
+ *	(if any) after it, lines separated by CR LF, and every '%' doubled
+ *	so that the MTA's formatting leaves it alone.
+ *
+ * Results:
+ *	The text, to be released with MilterFree.
+ *
+ * Side effects:
+ *	Allocates memory.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static char *
+FormatReply(
+    const char *rcode,
+    const char *xcode,		/* "" for none. */
+    const MilterStr *lines,
+    int count)
+{
+    MilterBuf text;
+    char *reply;
+    int i;
+    size_t j;
+
+    MilterBufInit(&text);
+    for (i = 0; i < count; i++) {
+	MilterBufAppend(&text, rcode, REPLY_CODE_LEN);
+	MilterBufAppend(&text, (i < count - 1) ? "-" : " ", 1);
+	if (xcode[0] != '\0') {
+	    MilterBufAppend(&text, xcode, strlen(xcode));
+	    MilterBufAppend(&text, " ", 1);
+	}
+	for (j = 0; j < lines[i].len; j++) {
+	    if (lines[i].ptr[j] == '%') {
+		MilterBufAppend(&text, "%", 1);
+	    }
+	    MilterBufAppend(&text, lines[i].ptr + j, 1);
+	}
+	if (i < count - 1) {
+	    MilterBufAppend(&text, "\r\n", 2);
+	}
+    }
+    reply = MilterStrdup((const char *) MilterBufData(&text),
+	    MilterBufLength(&text));
+    MilterBufFree(&text);
+    return reply;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
  * MilterSessionSetReply --
  *
  *	Validates and stores the SMTP reply to use with the next REJECT or
@@ -496,71 +832,6 @@ MilterSessionProgress(
  *----------------------------------------------------------------------
  */
 
-static int
-IsEnhancedCode(
-    const char *xcode,
-    size_t len,
-    char class)
-{
-    int part, digits;
-    const char *p = xcode, *end = xcode + len;
-
-    if (len == 0 || p[0] != class) {
-	return 0;
-    }
-    for (part = 0; part < 3; part++) {
-	for (digits = 0; p < end && *p >= '0' && *p <= '9'; p++) {
-	    digits++;
-	}
-	if (digits == 0 || digits > 3 || (part == 0 && digits != 1)) {
-	    return 0;
-	}
-	if (part < 2 && (p == end || *p++ != '.')) {
-	    return 0;
-	}
-    }
-    return p == end;
-}
-
-/*
- * What a reply text without an enhanced code of its own begins with.
- */
-
-enum TextStart {
-    TEXT_PLAIN,			/* Not a digit: fine as it is. */
-    TEXT_CODE,			/* A good enhanced code, the reply's. */
-    TEXT_BAD_CODE,		/* Looks like an enhanced code, is not one
-				 * of this class: refused. */
-    TEXT_DIGIT			/* Some other digit: needs a code first. */
-};
-
-static enum TextStart
-ClassifyText(
-    const MilterStr *line,
-    char class)
-{
-    size_t word, i;
-    int dots = 0;
-
-    if (line->len == 0 || line->ptr[0] < '0' || line->ptr[0] > '9') {
-	return TEXT_PLAIN;
-    }
-    for (word = 0; word < line->len && line->ptr[word] != ' '; word++) {
-	/* The first word. */
-    }
-    if (IsEnhancedCode(line->ptr, word, class)) {
-	return TEXT_CODE;
-    }
-    for (i = 0; i < word; i++) {
-	if (line->ptr[i] == '.') {
-	    dots++;
-	} else if (line->ptr[i] < '0' || line->ptr[i] > '9') {
-	    return TEXT_DIGIT;
-	}
-    }
-    return dots > 0 ? TEXT_BAD_CODE : TEXT_DIGIT;
-}
-
 MilterSessionError
 MilterSessionSetReply(
     MilterSession *s,
@@ -571,35 +842,10 @@ MilterSessionSetReply(
     const char **msgPtr)
 {
     MilterStr defaultLine;
-    MilterBuf text;
-    int i;
-    size_t j;
 
-    if (strlen(rcode) != 3 || (rcode[0] != '4' && rcode[0] != '5')
-	    || rcode[1] < '0' || rcode[1] > '9'
-	    || rcode[2] < '0' || rcode[2] > '9') {
-	*msgPtr = "reply code must be 4xx or 5xx";
+    if (CheckReplyArgs(rcode, xcode, lines, count, msgPtr)
+	    != MILTER_ERR_NONE) {
 	return MILTER_ERR_VALUE;
-    }
-    if (xcode[0] != '\0' && !IsEnhancedCode(xcode, strlen(xcode), rcode[0])) {
-	*msgPtr = "enhanced status code must be n.n.n of the reply code's class";
-	return MILTER_ERR_VALUE;
-    }
-    if (count > MAX_REPLY_LINES) {
-	*msgPtr = "a reply has at most 32 lines";
-	return MILTER_ERR_VALUE;
-    }
-    for (i = 0; i < count; i++) {
-	if (lines[i].len > MAX_REPLY_LEN) {
-	    *msgPtr = "a reply line has at most 980 bytes";
-	    return MILTER_ERR_VALUE;
-	}
-	if (memchr(lines[i].ptr, '\r', lines[i].len)
-		|| memchr(lines[i].ptr, '\n', lines[i].len)
-		|| memchr(lines[i].ptr, '\0', lines[i].len)) {
-	    *msgPtr = "a reply line may not contain CR, LF or NUL";
-	    return MILTER_ERR_VALUE;
-	}
     }
     if (count == 0 || (count == 1 && lines[0].len == 0)) {
 	if (xcode[0] == '\0') {
@@ -628,29 +874,8 @@ MilterSessionSetReply(
     if (CheckPeer(s, msgPtr) != MILTER_ERR_NONE) {
 	return MILTER_ERR_CLOSED;
     }
-
-    MilterBufInit(&text);
-    for (i = 0; i < count; i++) {
-	MilterBufAppend(&text, rcode, 3);
-	MilterBufAppend(&text, (i < count - 1) ? "-" : " ", 1);
-	if (xcode[0] != '\0') {
-	    MilterBufAppend(&text, xcode, strlen(xcode));
-	    MilterBufAppend(&text, " ", 1);
-	}
-	for (j = 0; j < lines[i].len; j++) {
-	    if (lines[i].ptr[j] == '%') {
-		MilterBufAppend(&text, "%", 1);
-	    }
-	    MilterBufAppend(&text, lines[i].ptr + j, 1);
-	}
-	if (i < count - 1) {
-	    MilterBufAppend(&text, "\r\n", 2);
-	}
-    }
     MilterFree(s->reply);
-    s->reply = MilterStrdup((const char *) MilterBufData(&text),
-	    MilterBufLength(&text));
-    MilterBufFree(&text);
+    s->reply = FormatReply(rcode, xcode, lines, count);
     return MILTER_ERR_NONE;
 }
 
@@ -675,7 +900,7 @@ MilterSessionSetReply(
 MilterSessionError
 MilterSessionSetSymlist(
     MilterSession *s,
-    int stage,
+    int stage,			/* An SMFIM_* stage. */
     const char *list,
     const char **msgPtr)
 {

@@ -62,6 +62,9 @@ struct MilterSession {
     unsigned char cmd;		/* Command being processed. */
     int phase;			/* How far its processing has got. */
     int verdict;		/* Verdict for the last event. */
+    int clearFrom;		/* RunCommand: the first macro stage that
+				 * the end of the message it implies clears
+				 * (SMFIM_*), or -1 when it implies none. */
     MilterEvent *cmdEvent;	/* The command's own event, copied at
 				 * Feed time, or NULL. */
     MilterEvent *current;	/* Event handed out and not yet resumed. */

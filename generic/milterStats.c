@@ -24,15 +24,50 @@
 #include <time.h>
 
 /*
- * Relaxed atomics: the numbers are independent of each other.
+ * Atomics, in the one style of unix/milterServerInt.h (which this file,
+ * linked alone into the fuzz targets, does not include): every counter is
+ * read and written only through these.
  */
 
-#define STAT_ADD(p, v)	__atomic_fetch_add((p), (v), __ATOMIC_RELAXED)
-#define STAT_GET(p)	__atomic_load_n((p), __ATOMIC_RELAXED)
+#ifndef ATOMIC_GET
+#define ATOMIC_GET(p)		__atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define ATOMIC_ADD(p, v)	__atomic_add_fetch((p), (v), __ATOMIC_ACQ_REL)
+#define ATOMIC_FENCE()		__atomic_thread_fence(__ATOMIC_SEQ_CST)
+#endif
+
+/*
+ * Clock units.
+ */
+
+#define US_PER_S	1000000
+#define NS_PER_US	1000
 
 /*
  * Names of the kinds, in index order.
  */
+
+/*
+ * Indices into the kinds that are not values of their own: skip among the
+ * verdicts (the others are their MILTER_* value), the final verdicts of a
+ * message, and the modifications.
+ */
+
+#define VERDICT_SKIP_INDEX	5
+
+enum OutcomeIndex {
+    OUTCOME_ACCEPT, OUTCOME_REJECT, OUTCOME_DISCARD, OUTCOME_TEMPFAIL,
+    OUTCOME_ABORTED
+};
+
+static const int outcomeVerdicts[MILTER_STAT_OUTCOMES] = {
+    MILTER_ACCEPT, MILTER_REJECT, MILTER_DISCARD, MILTER_TEMPFAIL,
+    MILTER_STAT_ABORTED
+};
+
+enum ModIndex {
+    MOD_ADDHEADER, MOD_CHGHEADER, MOD_INSHEADER, MOD_ADDRCPT, MOD_DELRCPT,
+    MOD_CHGFROM, MOD_REPLBODY, MOD_QUARANTINE
+};
 
 const char *const milterStatVerdictNames[] = {
     "continue", "reject", "discard", "accept", "tempfail", "skip", NULL
@@ -67,15 +102,15 @@ const char *const milterStatCounterNames[] = {
 /*
  *----------------------------------------------------------------------
  *
- * MilterStatsNew, MilterStatsFree, MilterStatsReset --
+ * MilterStatsNew --
  *
- *	Make, free and zero a statistics block.
+ *	Makes a zeroed statistics block.
  *
  * Results:
- *	New returns the block.
+ *	The block, to be released with MilterStatsFree.
  *
  * Side effects:
- *	Allocates or frees memory; Reset notes the time it ran.
+ *	Allocates memory.
  *
  *----------------------------------------------------------------------
  */
@@ -89,6 +124,22 @@ MilterStatsNew(void)
     return stats;
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterStatsFree --
+ *
+ *	Releases a statistics block.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Frees memory.
+ *
+ *----------------------------------------------------------------------
+ */
+
 void
 MilterStatsFree(
     MilterStats *stats)
@@ -96,13 +147,30 @@ MilterStatsFree(
     MilterFree(stats);
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterStatsReset --
+ *
+ *	Zeroes every counter and histogram of a block and notes the
+ *	time.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Changes the block; sets its start time.
+ *
+ *----------------------------------------------------------------------
+ */
+
 void
 MilterStatsReset(
     MilterStats *stats)
 {
     memset(stats, 0, sizeof(MilterStats));
     stats->started = (int64_t) time(NULL);
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    ATOMIC_FENCE();
 }
 
 /*
@@ -127,16 +195,15 @@ MilterStatsNow(void)
     struct timespec ts;
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    return (int64_t) ts.tv_sec * US_PER_S + ts.tv_nsec / NS_PER_US;
 }
 
 /*
  *----------------------------------------------------------------------
  *
- * MilterStatsCount, MilterStatsVerdict --
+ * MilterStatsCount --
  *
- *	Adds to a simple counter or gauge (a MILTER_STAT_*), or counts a
- *	callback's verdict (a MILTER_* value) for an event. A NULL block
+ *	Adds to a simple counter or gauge (a MILTER_STAT_*). A NULL block
  *	counts nothing.
  *
  * Results:
@@ -151,11 +218,11 @@ MilterStatsNow(void)
 void
 MilterStatsCount(
     MilterStats *stats,
-    int which,
-    int delta)
+    int which,			/* A MILTER_STAT_* counter. */
+    int delta)			/* Negative for a gauge going down. */
 {
     if (stats != NULL) {
-	STAT_ADD(&stats->counters[which], (uint64_t) (int64_t) delta);
+	ATOMIC_ADD(&stats->counters[which], (uint64_t) (int64_t) delta);
     }
 }
 
@@ -177,10 +244,10 @@ MilterStatsCount(
 
 static int
 VerdictIndex(
-    int verdict)
+    int verdict)		/* A MILTER_* value. */
 {
     if (verdict == MILTER_SKIP) {
-	return 5;
+	return VERDICT_SKIP_INDEX;
     }
     if (verdict < 0 || verdict > MILTER_TEMPFAIL) {
 	return 0;
@@ -188,14 +255,31 @@ VerdictIndex(
     return verdict;
 }
 
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterStatsVerdict --
+ *
+ *	Counts a callback's verdict (a MILTER_* value) for an event. A
+ *	NULL block counts nothing.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Changes the counter.
+ *
+ *----------------------------------------------------------------------
+ */
+
 void
 MilterStatsVerdict(
     MilterStats *stats,
-    int event,
-    int verdict)
+    int event,			/* A MILTER_EV_* event. */
+    int verdict)		/* A MILTER_* value. */
 {
     if (stats != NULL && event >= 0 && event < MILTER_STAT_EVENTS) {
-	STAT_ADD(&stats->verdicts[event][VerdictIndex(verdict)], 1);
+	ATOMIC_ADD(&stats->verdicts[event][VerdictIndex(verdict)], 1);
     }
 }
 
@@ -228,19 +312,18 @@ Observe(
     while (i < MILTER_STAT_BUCKETS && micros > boundMicros[i]) {
 	i++;
     }
-    STAT_ADD(&histPtr->buckets[i], 1);
-    STAT_ADD(&histPtr->sumMicros, (uint64_t) micros);
+    ATOMIC_ADD(&histPtr->buckets[i], 1);
+    ATOMIC_ADD(&histPtr->sumMicros, (uint64_t) micros);
 }
 
 /*
  *----------------------------------------------------------------------
  *
- * MilterStatsMessage, MilterStatsCallback --
+ * MilterStatsMessage --
  *
  *	A message ended with this final verdict (MILTER_STAT_ABORTED when
  *	the MTA gave it up; MILTER_CONTINUE at end of message counts as
- *	accept), having begun at startMicros (MilterStatsNow); a callback
- *	of this event ran for so many microseconds.
+ *	accept), having begun at startMicros (MilterStatsNow).
  *
  * Results:
  *	None.
@@ -254,30 +337,45 @@ Observe(
 void
 MilterStatsMessage(
     MilterStats *stats,
-    int verdict,
-    int64_t startMicros)
+    int verdict,		/* MILTER_* or MILTER_STAT_ABORTED. */
+    int64_t startMicros)	/* MilterStatsNow() at its start. */
 {
-    int index;
+    int index, i;
 
     if (stats == NULL) {
 	return;
     }
-    switch (verdict) {
-    case MILTER_REJECT:		index = 1;	break;
-    case MILTER_DISCARD:	index = 2;	break;
-    case MILTER_TEMPFAIL:	index = 3;	break;
-    case MILTER_STAT_ABORTED:	index = 4;	break;
-    default:			index = 0;	break;
+    index = OUTCOME_ACCEPT;		/* Also continue. */
+    for (i = 0; i < MILTER_STAT_OUTCOMES; i++) {
+	if (outcomeVerdicts[i] == verdict) {
+	    index = i;
+	}
     }
-    STAT_ADD(&stats->outcomes[index], 1);
+    ATOMIC_ADD(&stats->outcomes[index], 1);
     Observe(&stats->message, MilterStatsNow() - startMicros);
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterStatsCallback --
+ *
+ *	A callback of this event ran for so many microseconds.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Changes the event's histogram.
+ *
+ *----------------------------------------------------------------------
+ */
 
 void
 MilterStatsCallback(
     MilterStats *stats,
-    int event,
-    int64_t micros)
+    int event,			/* A MILTER_EV_* event. */
+    int64_t micros)		/* Time the script ran. */
 {
     if (stats != NULL && event >= 0 && event < MILTER_STAT_EVENTS) {
 	Observe(&stats->callback[event], micros);
@@ -313,31 +411,32 @@ MilterStatsModifications(
     if (stats == NULL) {
 	return;
     }
-    while (pos + 5 <= len) {
+    while (pos + MILTER_LEN_BYTES + 1 <= len) {
 	uint32_t size = MilterWireGet32(packets + pos);
 	int index = -1;
 
-	switch (packets[pos + 4]) {
-	case SMFIR_ADDHEADER:	index = 0;	break;
-	case SMFIR_CHGHEADER:	index = 1;	break;
-	case SMFIR_INSHEADER:	index = 2;	break;
+	switch (packets[pos + MILTER_LEN_BYTES]) {
+	case SMFIR_ADDHEADER:	index = MOD_ADDHEADER;	break;
+	case SMFIR_CHGHEADER:	index = MOD_CHGHEADER;	break;
+	case SMFIR_INSHEADER:	index = MOD_INSHEADER;	break;
 	case SMFIR_ADDRCPT:
-	case SMFIR_ADDRCPT_PAR:	index = 3;	break;
-	case SMFIR_DELRCPT:	index = 4;	break;
-	case SMFIR_CHGFROM:	index = 5;	break;
-	case SMFIR_REPLBODY:	replbody = 1;	break;
-	case SMFIR_QUARANTINE:	index = 7;	break;
+	case SMFIR_ADDRCPT_PAR:	index = MOD_ADDRCPT;	break;
+	case SMFIR_DELRCPT:	index = MOD_DELRCPT;	break;
+	case SMFIR_CHGFROM:	index = MOD_CHGFROM;	break;
+	case SMFIR_REPLBODY:	replbody = 1;		break;
+	case SMFIR_QUARANTINE:	index = MOD_QUARANTINE;	break;
 	}
 	if (index >= 0) {
-	    STAT_ADD(&stats->mods[index], 1);
+	    ATOMIC_ADD(&stats->mods[index], 1);
 	}
 	if (size == 0) {
 	    break;
 	}
-	pos += 4 + (size_t) size;
+	pos += MILTER_LEN_BYTES + (size_t) size;
     }
     if (replbody) {
-	STAT_ADD(&stats->mods[6], 1);	/* One per message, not chunk. */
+	ATOMIC_ADD(&stats->mods[MOD_REPLBODY], 1);
+				/* One per message, not chunk. */
     }
 }
 
@@ -361,7 +460,7 @@ uint64_t
 MilterStatsGet(
     const uint64_t *counterPtr)
 {
-    return STAT_GET(counterPtr);
+    return ATOMIC_GET(counterPtr);
 }
 
 /*
@@ -391,12 +490,12 @@ MilterStatsGauges(
     int i;
 
     for (i = 0; i < MILTER_STAT_OUTCOMES; i++) {
-	ended += (int64_t) STAT_GET(&stats->outcomes[i]);
+	ended += (int64_t) ATOMIC_GET(&stats->outcomes[i]);
     }
-    *inFlightPtr = (int64_t) STAT_GET(&stats->counters[MILTER_STAT_MESSAGES])
+    *inFlightPtr = (int64_t) ATOMIC_GET(&stats->counters[MILTER_STAT_MESSAGES])
 	    - ended;
-    *openPtr = (int64_t) STAT_GET(&stats->counters[MILTER_STAT_ACCEPTED])
-	    - (int64_t) STAT_GET(&stats->counters[MILTER_STAT_CLOSED]);
+    *openPtr = (int64_t) ATOMIC_GET(&stats->counters[MILTER_STAT_ACCEPTED])
+	    - (int64_t) ATOMIC_GET(&stats->counters[MILTER_STAT_CLOSED]);
     if (*inFlightPtr < 0) {
 	*inFlightPtr = 0;	/* Read between the two counters. */
     }
@@ -432,10 +531,10 @@ MilterStatsReadHist(
     int i;
 
     for (i = 0; i <= MILTER_STAT_BUCKETS; i++) {
-	total += STAT_GET(&histPtr->buckets[i]);
+	total += ATOMIC_GET(&histPtr->buckets[i]);
 	cum[i] = total;
     }
-    *sumPtr = STAT_GET(&histPtr->sumMicros) / 1e6;
+    *sumPtr = ATOMIC_GET(&histPtr->sumMicros) / 1e6;
 }
 
 /*
@@ -476,10 +575,10 @@ Out(
 /*
  *----------------------------------------------------------------------
  *
- * OutHist, OutSimple --
+ * OutHist --
  *
- *	One histogram (its buckets, sum and count lines), or one metric
- *	of a single value with its HELP and TYPE lines, in the text format.
+ *	One histogram (its buckets, sum and count lines) in the text
+ *	format.
  *
  * Results:
  *	None.
@@ -493,7 +592,7 @@ Out(
 static void
 OutHist(
     MilterBuf *bufPtr,
-    const char *name,
+    const char *name,		/* Without the "tclmilter_" prefix. */
     const char *label,		/* 'event="helo",' or "". */
     MilterHist *histPtr)
 {
@@ -503,34 +602,226 @@ OutHist(
 
     MilterStatsReadHist(histPtr, cum, &sum);
     for (i = 0; i < MILTER_STAT_BUCKETS; i++) {
-	Out(bufPtr, "%s_bucket{%sle=\"%g\"} %llu\n", name, label,
+	Out(bufPtr, "tclmilter_%s_bucket{%sle=\"%g\"} %llu\n", name, label,
 		milterStatBounds[i], (unsigned long long) cum[i]);
     }
-    Out(bufPtr, "%s_bucket{%sle=\"+Inf\"} %llu\n", name, label,
+    Out(bufPtr, "tclmilter_%s_bucket{%sle=\"+Inf\"} %llu\n", name, label,
 	    (unsigned long long) cum[MILTER_STAT_BUCKETS]);
     if (*label != '\0') {
 	char plain[64];
 
 	snprintf(plain, sizeof(plain), "{%.*s}", (int) strlen(label) - 1,
 		label);
-	Out(bufPtr, "%s_sum%s %.6f\n%s_count%s %llu\n", name, plain, sum,
-		name, plain, (unsigned long long) cum[MILTER_STAT_BUCKETS]);
+	Out(bufPtr, "tclmilter_%s_sum%s %.6f\ntclmilter_%s_count%s %llu\n",
+		name, plain, sum, name, plain,
+		(unsigned long long) cum[MILTER_STAT_BUCKETS]);
     } else {
-	Out(bufPtr, "%s_sum %.6f\n%s_count %llu\n", name, sum, name,
+	Out(bufPtr, "tclmilter_%s_sum %.6f\ntclmilter_%s_count %llu\n",
+		name, sum, name,
 		(unsigned long long) cum[MILTER_STAT_BUCKETS]);
     }
 }
 
+/*
+ * The metrics of the text format, in the order they are written: each is
+ * a HELP and a TYPE line, then the values that 'source' says where to
+ * find (MetricValues).
+ */
+
+typedef enum MetricSource {
+    SRC_COUNTER,		/* counters[index], unsigned. */
+    SRC_GAUGE,			/* counters[index], a signed gauge. */
+    SRC_OPEN,			/* Connections open now. */
+    SRC_IN_FLIGHT,		/* Messages begun and not ended. */
+    SRC_QUEUED,			/* MilterStatsExtra.queued. */
+    SRC_WORKERS,		/* MilterStatsExtra.workers. */
+    SRC_STARTED,		/* MilterStats.started. */
+    SRC_OUTCOMES,		/* One value per final verdict. */
+    SRC_VERDICTS,		/* One value per event and verdict. */
+    SRC_MODS,			/* One value per kind of modification. */
+    SRC_CALLBACK_HIST,		/* One histogram per event. */
+    SRC_MESSAGE_HIST		/* The message duration histogram. */
+} MetricSource;
+
+typedef struct Metric {
+    const char *name;		/* Without the "tclmilter_" prefix. */
+    const char *type;		/* counter, gauge or histogram. */
+    const char *help;
+    MetricSource source;
+    int index;			/* MILTER_STAT_* for SRC_COUNTER and
+				 * SRC_GAUGE. */
+} Metric;
+
+static const Metric metrics[] = {
+    {"connections_total", "counter", "MTA connections accepted.",
+	    SRC_COUNTER, MILTER_STAT_ACCEPTED},
+    {"connections_refused_total", "counter",
+	    "MTA connections refused at -maxconnections.",
+	    SRC_COUNTER, MILTER_STAT_REFUSED},
+    {"connections_closed_total", "counter", "MTA connections closed.",
+	    SRC_COUNTER, MILTER_STAT_CLOSED},
+    {"sessions_total", "counter", "SMTP sessions (connect commands).",
+	    SRC_COUNTER, MILTER_STAT_SESSIONS},
+    {"messages_started_total", "counter", "Messages begun.",
+	    SRC_COUNTER, MILTER_STAT_MESSAGES},
+    {"messages_total", "counter", "Messages ended, by final verdict.",
+	    SRC_OUTCOMES, 0},
+    {"verdicts_total", "counter", "Callback verdicts, by event and verdict.",
+	    SRC_VERDICTS, 0},
+    {"modifications_total", "counter",
+	    "Modifications sent to the MTA, by kind.", SRC_MODS, 0},
+    {"callback_errors_total", "counter",
+	    "Callbacks that raised an error or returned a bad result.",
+	    SRC_COUNTER, MILTER_STAT_CALLBACK_ERRORS},
+    {"default_replies_total", "counter",
+	    "Verdicts that were the -defaultreply.",
+	    SRC_COUNTER, MILTER_STAT_DEFAULT_REPLIES},
+    {"protocol_errors_total", "counter",
+	    "Malformed or misplaced input from the MTA.",
+	    SRC_COUNTER, MILTER_STAT_PROTOCOL_ERRORS},
+    {"timeouts_total", "counter", "Connections ended past -timeout.",
+	    SRC_COUNTER, MILTER_STAT_TIMEOUTS},
+    {"connections_open", "gauge", "MTA connections open now.",
+	    SRC_OPEN, 0},
+    {"messages_in_flight", "gauge", "Messages begun and not ended.",
+	    SRC_IN_FLIGHT, 0},
+    {"events_queued", "gauge", "Events waiting for an interpreter.",
+	    SRC_QUEUED, 0},
+    {"callbacks_running", "gauge", "Callbacks running now.",
+	    SRC_GAUGE, MILTER_STAT_RUNNING},
+    {"workers", "gauge", "Worker interpreters serving.", SRC_WORKERS, 0},
+    {"workers_busy", "gauge", "Worker interpreters running a callback now.",
+	    SRC_GAUGE, MILTER_STAT_WORKERS_BUSY},
+    {"start_time_seconds", "gauge",
+	    "When the milter last started, seconds since the epoch.",
+	    SRC_STARTED, 0},
+    {"callback_duration_seconds", "histogram",
+	    "Time in script per callback, by event.", SRC_CALLBACK_HIST, 0},
+    {"message_duration_seconds", "histogram",
+	    "Time from a message's first command to its final verdict.",
+	    SRC_MESSAGE_HIST, 0}
+};
+
+#define METRIC_COUNT	((int) (sizeof(metrics) / sizeof(metrics[0])))
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * OutLabelled --
+ *
+ *	The value lines of a counter with one label, one line per name:
+ *	tclmilter_NAME{KEY="name"} value.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Grows the buffer.
+ *
+ *----------------------------------------------------------------------
+ */
+
 static void
-OutSimple(
+OutLabelled(
     MilterBuf *bufPtr,
-    const char *name,
-    const char *type,
-    const char *help,
-    long long value)
+    const char *name,		/* Without the "tclmilter_" prefix. */
+    const char *key,		/* The label. */
+    const char *const labels[],	/* Its values, NULL-terminated. */
+    uint64_t *counters)		/* One per label value. */
 {
-    Out(bufPtr, "# HELP tclmilter_%s %s\n# TYPE tclmilter_%s %s\n"
-	    "tclmilter_%s %lld\n", name, help, name, type, name, value);
+    int i;
+
+    for (i = 0; labels[i] != NULL; i++) {
+	Out(bufPtr, "tclmilter_%s{%s=\"%s\"} %llu\n", name, key, labels[i],
+		(unsigned long long) ATOMIC_GET(&counters[i]));
+    }
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MetricValues --
+ *
+ *	The value lines of one metric (those after its HELP and TYPE
+ *	lines) in the text format.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Grows the buffer.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static void
+MetricValues(
+    MilterBuf *bufPtr,
+    const Metric *mPtr,
+    MilterStats *stats,
+    const MilterStatsExtra *extraPtr,
+    const char *const eventNames[])	/* MILTER_STAT_EVENTS names. */
+{
+    const char *name = mPtr->name;
+    uint64_t *c = stats->counters;
+    int64_t open, inFlight;
+    long long value = 0;
+    char label[64];
+    int i, k;
+
+    MilterStatsGauges(stats, &open, &inFlight);
+    switch (mPtr->source) {
+    case SRC_COUNTER:
+	Out(bufPtr, "tclmilter_%s %llu\n", name,
+		(unsigned long long) ATOMIC_GET(&c[mPtr->index]));
+	return;
+    case SRC_GAUGE:
+	value = (long long) (int64_t) ATOMIC_GET(&c[mPtr->index]);
+	break;
+    case SRC_OPEN:
+	value = (long long) open;
+	break;
+    case SRC_IN_FLIGHT:
+	value = (long long) inFlight;
+	break;
+    case SRC_QUEUED:
+	value = (long long) extraPtr->queued;
+	break;
+    case SRC_WORKERS:
+	value = (long long) extraPtr->workers;
+	break;
+    case SRC_STARTED:
+	value = (long long) stats->started;
+	break;
+    case SRC_OUTCOMES:
+	OutLabelled(bufPtr, name, "verdict", milterStatOutcomeNames,
+		stats->outcomes);
+	return;
+    case SRC_VERDICTS:
+	for (i = 0; i < MILTER_STAT_EVENTS; i++) {
+	    for (k = 0; k < MILTER_STAT_VERDICTS; k++) {
+		Out(bufPtr, "tclmilter_%s{event=\"%s\",verdict=\"%s\"}"
+			" %llu\n", name, eventNames[i],
+			milterStatVerdictNames[k],
+			(unsigned long long)
+			ATOMIC_GET(&stats->verdicts[i][k]));
+	    }
+	}
+	return;
+    case SRC_MODS:
+	OutLabelled(bufPtr, name, "kind", milterStatModNames, stats->mods);
+	return;
+    case SRC_CALLBACK_HIST:
+	for (i = 0; i < MILTER_STAT_EVENTS; i++) {
+	    snprintf(label, sizeof(label), "event=\"%s\",", eventNames[i]);
+	    OutHist(bufPtr, name, label, &stats->callback[i]);
+	}
+	return;
+    case SRC_MESSAGE_HIST:
+	OutHist(bufPtr, name, "", &stats->message);
+	return;
+    }
+    Out(bufPtr, "tclmilter_%s %lld\n", name, value);
 }
 
 /*
@@ -559,105 +850,17 @@ MilterStatsPrometheus(
     size_t *lenPtr)
 {
     MilterBuf buf;
-    uint64_t *c = stats->counters;
-    int64_t open, inFlight;
-    char label[64];
     char *text;
-    int i, k;
+    int i;
 
     MilterBufInit(&buf);
-    MilterStatsGauges(stats, &open, &inFlight);
+    for (i = 0; i < METRIC_COUNT; i++) {
+	const Metric *mPtr = &metrics[i];
 
-    Out(&buf, "# HELP tclmilter_connections_total MTA connections "
-	    "accepted.\n# TYPE tclmilter_connections_total counter\n"
-	    "tclmilter_connections_total %llu\n",
-	    (unsigned long long) STAT_GET(&c[MILTER_STAT_ACCEPTED]));
-    OutSimple(&buf, "connections_refused_total", "counter",
-	    "MTA connections refused at -maxconnections.",
-	    (long long) STAT_GET(&c[MILTER_STAT_REFUSED]));
-    OutSimple(&buf, "connections_closed_total", "counter",
-	    "MTA connections closed.",
-	    (long long) STAT_GET(&c[MILTER_STAT_CLOSED]));
-    OutSimple(&buf, "sessions_total", "counter",
-	    "SMTP sessions (connect commands).",
-	    (long long) STAT_GET(&c[MILTER_STAT_SESSIONS]));
-    OutSimple(&buf, "messages_started_total", "counter",
-	    "Messages begun.",
-	    (long long) STAT_GET(&c[MILTER_STAT_MESSAGES]));
-
-    Out(&buf, "# HELP tclmilter_messages_total Messages ended, by final "
-	    "verdict.\n# TYPE tclmilter_messages_total counter\n");
-    for (i = 0; i < MILTER_STAT_OUTCOMES; i++) {
-	Out(&buf, "tclmilter_messages_total{verdict=\"%s\"} %llu\n",
-		milterStatOutcomeNames[i],
-		(unsigned long long) STAT_GET(&stats->outcomes[i]));
+	Out(&buf, "# HELP tclmilter_%s %s\n# TYPE tclmilter_%s %s\n",
+		mPtr->name, mPtr->help, mPtr->name, mPtr->type);
+	MetricValues(&buf, mPtr, stats, extraPtr, eventNames);
     }
-
-    Out(&buf, "# HELP tclmilter_verdicts_total Callback verdicts, by "
-	    "event and verdict.\n# TYPE tclmilter_verdicts_total counter\n");
-    for (i = 0; i < MILTER_STAT_EVENTS; i++) {
-	for (k = 0; k < MILTER_STAT_VERDICTS; k++) {
-	    Out(&buf, "tclmilter_verdicts_total{event=\"%s\",verdict=\"%s\"}"
-		    " %llu\n", eventNames[i], milterStatVerdictNames[k],
-		    (unsigned long long) STAT_GET(&stats->verdicts[i][k]));
-	}
-    }
-
-    Out(&buf, "# HELP tclmilter_modifications_total Modifications sent "
-	    "to the MTA, by kind.\n"
-	    "# TYPE tclmilter_modifications_total counter\n");
-    for (i = 0; i < MILTER_STAT_MODS; i++) {
-	Out(&buf, "tclmilter_modifications_total{kind=\"%s\"} %llu\n",
-		milterStatModNames[i],
-		(unsigned long long) STAT_GET(&stats->mods[i]));
-    }
-
-    OutSimple(&buf, "callback_errors_total", "counter",
-	    "Callbacks that raised an error or returned a bad result.",
-	    (long long) STAT_GET(&c[MILTER_STAT_CALLBACK_ERRORS]));
-    OutSimple(&buf, "default_replies_total", "counter",
-	    "Verdicts that were the -defaultreply.",
-	    (long long) STAT_GET(&c[MILTER_STAT_DEFAULT_REPLIES]));
-    OutSimple(&buf, "protocol_errors_total", "counter",
-	    "Malformed or misplaced input from the MTA.",
-	    (long long) STAT_GET(&c[MILTER_STAT_PROTOCOL_ERRORS]));
-    OutSimple(&buf, "timeouts_total", "counter",
-	    "Connections ended past -timeout.",
-	    (long long) STAT_GET(&c[MILTER_STAT_TIMEOUTS]));
-
-    OutSimple(&buf, "connections_open", "gauge",
-	    "MTA connections open now.", (long long) open);
-    OutSimple(&buf, "messages_in_flight", "gauge",
-	    "Messages begun and not ended.", (long long) inFlight);
-    OutSimple(&buf, "events_queued", "gauge",
-	    "Events waiting for an interpreter.",
-	    (long long) extraPtr->queued);
-    OutSimple(&buf, "callbacks_running", "gauge",
-	    "Callbacks running now.",
-	    (long long) (int64_t) STAT_GET(&c[MILTER_STAT_RUNNING]));
-    OutSimple(&buf, "workers", "gauge", "Worker interpreters serving.",
-	    (long long) extraPtr->workers);
-    OutSimple(&buf, "workers_busy", "gauge",
-	    "Worker interpreters running a callback now.",
-	    (long long) (int64_t) STAT_GET(&c[MILTER_STAT_WORKERS_BUSY]));
-    OutSimple(&buf, "start_time_seconds", "gauge",
-	    "When the milter last started, seconds since the epoch.",
-	    (long long) stats->started);
-
-    Out(&buf, "# HELP tclmilter_callback_duration_seconds Time in script "
-	    "per callback, by event.\n"
-	    "# TYPE tclmilter_callback_duration_seconds histogram\n");
-    for (i = 0; i < MILTER_STAT_EVENTS; i++) {
-	snprintf(label, sizeof(label), "event=\"%s\",", eventNames[i]);
-	OutHist(&buf, "tclmilter_callback_duration_seconds", label,
-		&stats->callback[i]);
-    }
-    Out(&buf, "# HELP tclmilter_message_duration_seconds Time from a "
-	    "message's first command to its final verdict.\n"
-	    "# TYPE tclmilter_message_duration_seconds histogram\n");
-    OutHist(&buf, "tclmilter_message_duration_seconds", "",
-	    &stats->message);
-
     *lenPtr = MilterBufLength(&buf);
     text = MilterAlloc(*lenPtr + 1);
     memcpy(text, MilterBufData(&buf), *lenPtr);

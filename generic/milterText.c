@@ -18,12 +18,24 @@
 #include <string.h>
 
 /*
+ * Whether a string begins with a literal.
+ */
+
+#define HAS_PREFIX(s, lit)	(strncmp((s), (lit), sizeof(lit) - 1) == 0)
+
+/*
  *----------------------------------------------------------------------
  *
  * IsAscii --
  *
  *	Whether bytes are 7-bit with no NUL: then Tcl's internal form and
  *	every ASCII-compatible encoding agree, and no conversion is needed.
+ *
+ * Results:
+ *	1 if every byte is 1 to 127, else 0.
+ *
+ * Side effects:
+ *	None.
  *
  *----------------------------------------------------------------------
  */
@@ -202,7 +214,6 @@ MilterUseEncoding(
     }
     statePtr->encoding = encoding;
     statePtr->asciiCompatible = strcmp(name, "unicode") != 0
-	    && strncmp(name, "ucs-2", 5) != 0
-	    && strncmp(name, "utf-16", 6) != 0
-	    && strncmp(name, "utf-32", 6) != 0;
+	    && !HAS_PREFIX(name, "ucs-2") && !HAS_PREFIX(name, "utf-16")
+	    && !HAS_PREFIX(name, "utf-32");
 }

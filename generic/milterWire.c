@@ -13,19 +13,28 @@
 #include "milterWire.h"
 
 #include <string.h>
+#include <strings.h>
+
+/*
+ * The prefix Sendmail puts before IPv6 addresses; the address is given
+ * to callbacks without it, as libmilter does.
+ */
+
+#define IPV6_PREFIX	"IPv6:"
+#define IPV6_PREFIX_LEN	(sizeof(IPV6_PREFIX) - 1)
 
 /*
  *----------------------------------------------------------------------
  *
- * MilterWireGet32, MilterWirePut32 --
+ * MilterWireGet32 --
  *
- *	Read or write a big-endian 32-bit integer.
+ *	Reads a big-endian 32-bit integer.
  *
  * Results:
- *	The value read (Get32); none (Put32).
+ *	The value read from the 4 bytes at p.
  *
  * Side effects:
- *	Put32 writes 4 bytes at p.
+ *	None.
  *
  *----------------------------------------------------------------------
  */
@@ -37,6 +46,22 @@ MilterWireGet32(
     return ((uint32_t) p[0] << 24) | ((uint32_t) p[1] << 16)
 	    | ((uint32_t) p[2] << 8) | (uint32_t) p[3];
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterWirePut32 --
+ *
+ *	Writes a big-endian 32-bit integer.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Writes 4 bytes at p.
+ *
+ *----------------------------------------------------------------------
+ */
 
 void
 MilterWirePut32(
@@ -73,8 +98,8 @@ MilterWirePut32(
 MilterFrameResult
 MilterWireFrame(
     const unsigned char *buf,
-    size_t avail,
-    size_t maxData,
+    size_t avail,		/* Bytes at buf. */
+    size_t maxData,		/* Largest payload; (size_t) -1: any. */
     MilterPacket *pktPtr,
     size_t *usedPtr)
 {
@@ -122,9 +147,9 @@ MilterWireFrame(
 int
 MilterWireStrings(
     const MilterPacket *pktPtr,
-    size_t offset,
+    size_t offset,		/* Where the strings begin. */
     MilterStr *strs,
-    int maxStrs,
+    int maxStrs,		/* Room in strs. */
     int *countPtr)
 {
     const unsigned char *p = pktPtr->data + offset;
@@ -171,12 +196,13 @@ MilterWireOptneg(
     const MilterPacket *pktPtr,
     MilterOptneg *optPtr)
 {
-    if (pktPtr->len < 12) {
+    if (pktPtr->len < MILTER_OPTNEG_BYTES) {
 	return 0;
     }
     optPtr->version = MilterWireGet32(pktPtr->data);
-    optPtr->actions = MilterWireGet32(pktPtr->data + 4);
-    optPtr->protocol = MilterWireGet32(pktPtr->data + 8);
+    optPtr->actions = MilterWireGet32(pktPtr->data + MILTER_WORD_BYTES);
+    optPtr->protocol = MilterWireGet32(pktPtr->data
+	    + 2 * MILTER_WORD_BYTES);
     return 1;
 }
 
@@ -226,21 +252,22 @@ MilterWireConnect(
     default:
 	return 0;
     }
-    if (end - p < 3) {
-	return 0;
+    if (end - p < MILTER_PORT_BYTES + 1) {
+	return 0;			/* The port and the address's NUL. */
     }
     infoPtr->port = ((unsigned) p[0] << 8) | p[1];
-    p += 2;
+    p += MILTER_PORT_BYTES;
     nul = memchr(p, '\0', (size_t) (end - p));
     if (nul == NULL || nul + 1 != end) {
 	return 0;
     }
     infoPtr->address.ptr = (const char *) p;
     infoPtr->address.len = (size_t) (nul - p);
-    if (infoPtr->family == '6' && infoPtr->address.len >= 5
-	    && strncasecmp(infoPtr->address.ptr, "IPv6:", 5) == 0) {
-	infoPtr->address.ptr += 5;
-	infoPtr->address.len -= 5;
+    if (infoPtr->family == '6' && infoPtr->address.len >= IPV6_PREFIX_LEN
+	    && strncasecmp(infoPtr->address.ptr, IPV6_PREFIX,
+		    IPV6_PREFIX_LEN) == 0) {
+	infoPtr->address.ptr += IPV6_PREFIX_LEN;
+	infoPtr->address.len -= IPV6_PREFIX_LEN;
     }
     return 1;
 }
@@ -335,12 +362,12 @@ void
 MilterWirePacketStrings(
     MilterBuf *out,
     unsigned char cmd,
-    int useIndex,
-    uint32_t index,
+    int useIndex,		/* Send 'index' before the strings. */
+    uint32_t index,		/* Header index, if sent. */
     const MilterStr *strs,
     int count)
 {
-    size_t len = useIndex ? 4 : 0;
+    size_t len = useIndex ? MILTER_WORD_BYTES : 0;
     unsigned char *p;
     int i;
 
@@ -353,7 +380,7 @@ MilterWirePacketStrings(
     p += MILTER_LEN_BYTES + 1;
     if (useIndex) {
 	MilterWirePut32(p, index);
-	p += 4;
+	p += MILTER_WORD_BYTES;
     }
     for (i = 0; i < count; i++) {
 	memcpy(p, strs[i].ptr, strs[i].len);
@@ -388,13 +415,13 @@ MilterWireOptnegReply(
     const MilterOptneg *optPtr,
     char *const symlists[SMFIM_COUNT])
 {
-    size_t len = 12;
+    size_t len = MILTER_OPTNEG_BYTES;
     unsigned char *p;
     int stage;
 
     for (stage = 0; stage < SMFIM_COUNT; stage++) {
 	if (symlists != NULL && symlists[stage] != NULL) {
-	    len += 4 + strlen(symlists[stage]) + 1;
+	    len += MILTER_WORD_BYTES + strlen(symlists[stage]) + 1;
 	}
     }
     p = MilterBufReserve(out, MILTER_LEN_BYTES + 1 + len);
@@ -402,16 +429,16 @@ MilterWireOptnegReply(
     p[MILTER_LEN_BYTES] = SMFIC_OPTNEG;
     p += MILTER_LEN_BYTES + 1;
     MilterWirePut32(p, optPtr->version);
-    MilterWirePut32(p + 4, optPtr->actions);
-    MilterWirePut32(p + 8, optPtr->protocol);
-    p += 12;
+    MilterWirePut32(p + MILTER_WORD_BYTES, optPtr->actions);
+    MilterWirePut32(p + 2 * MILTER_WORD_BYTES, optPtr->protocol);
+    p += MILTER_OPTNEG_BYTES;
     for (stage = 0; stage < SMFIM_COUNT; stage++) {
 	if (symlists != NULL && symlists[stage] != NULL) {
 	    size_t n = strlen(symlists[stage]) + 1;
 
 	    MilterWirePut32(p, (uint32_t) stage);
-	    memcpy(p + 4, symlists[stage], n);
-	    p += 4 + n;
+	    memcpy(p + MILTER_WORD_BYTES, symlists[stage], n);
+	    p += MILTER_WORD_BYTES + n;
 	}
     }
     out->len += MILTER_LEN_BYTES + 1 + len;

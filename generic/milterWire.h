@@ -28,6 +28,16 @@
 #define MILTER_LEN_BYTES	4
 
 /*
+ * Sizes of fields inside payloads: a 32-bit number (an OPTNEG word, a
+ * header index, a macro-list stage), the three words of OPTNEG, and the
+ * 16-bit port of CONNECT.
+ */
+
+#define MILTER_WORD_BYTES	4
+#define MILTER_OPTNEG_BYTES	(3 * MILTER_WORD_BYTES)
+#define MILTER_PORT_BYTES	2
+
+/*
  * MTA to milter commands (SMFIC_*).
  */
 
@@ -73,47 +83,66 @@
 #define SMFIR_REPLYCODE		'y'
 
 /*
- * Actions the milter may request (SMFIF_*).
+ * Actions the milter may request (SMFIF_*) and protocol flags (SMFIP_*:
+ * "NO" bits turn events off, "NR" bits mean no reply is sent for that
+ * event), each written once here as X(NAME, BIT): the enums below and the
+ * name tables (milterCallback.c) are expanded from these lists.
  */
 
-#define SMFIF_ADDHDRS		0x001
-#define SMFIF_CHGBODY		0x002
-#define SMFIF_ADDRCPT		0x004
-#define SMFIF_DELRCPT		0x008
-#define SMFIF_CHGHDRS		0x010
-#define SMFIF_QUARANTINE	0x020
-#define SMFIF_CHGFROM		0x040
-#define SMFIF_ADDRCPT_PAR	0x080
-#define SMFIF_SETSYMLIST	0x100
-#define SMFIF_ALL		0x1FF
+#define MILTER_ACTION_BITS(X) \
+    X(SMFIF_ADDHDRS,		0x001) \
+    X(SMFIF_CHGBODY,		0x002) \
+    X(SMFIF_ADDRCPT,		0x004) \
+    X(SMFIF_DELRCPT,		0x008) \
+    X(SMFIF_CHGHDRS,		0x010) \
+    X(SMFIF_QUARANTINE,		0x020) \
+    X(SMFIF_CHGFROM,		0x040) \
+    X(SMFIF_ADDRCPT_PAR,	0x080) \
+    X(SMFIF_SETSYMLIST,		0x100)
+
+#define MILTER_PROTOCOL_BITS(X) \
+    X(SMFIP_NOCONNECT,		0x00000001) \
+    X(SMFIP_NOHELO,		0x00000002) \
+    X(SMFIP_NOMAIL,		0x00000004) \
+    X(SMFIP_NORCPT,		0x00000008) \
+    X(SMFIP_NOBODY,		0x00000010) \
+    X(SMFIP_NOHDRS,		0x00000020) \
+    X(SMFIP_NOEOH,		0x00000040) \
+    X(SMFIP_NR_HDR,		0x00000080) \
+    X(SMFIP_NOUNKNOWN,		0x00000100) \
+    X(SMFIP_NODATA,		0x00000200) \
+    X(SMFIP_SKIP,		0x00000400) \
+    X(SMFIP_RCPT_REJ,		0x00000800) \
+    X(SMFIP_NR_CONN,		0x00001000) \
+    X(SMFIP_NR_HELO,		0x00002000) \
+    X(SMFIP_NR_MAIL,		0x00004000) \
+    X(SMFIP_NR_RCPT,		0x00008000) \
+    X(SMFIP_NR_DATA,		0x00010000) \
+    X(SMFIP_NR_UNKN,		0x00020000) \
+    X(SMFIP_NR_EOH,		0x00040000) \
+    X(SMFIP_NR_BODY,		0x00080000) \
+    X(SMFIP_HDR_LEADSPC,	0x00100000)
+
+#define MILTER_BIT_ENUM(name, bit)	name = (bit),
+#define MILTER_BIT_OR(name, bit)	| (bit)
+
+enum MilterActionBits {
+    MILTER_ACTION_BITS(MILTER_BIT_ENUM)
+    SMFIF_ALL = 0 MILTER_ACTION_BITS(MILTER_BIT_OR)
+};
+
+enum MilterProtocolBits {
+    MILTER_PROTOCOL_BITS(MILTER_BIT_ENUM)
+    SMFIP_ALL = 0 MILTER_PROTOCOL_BITS(MILTER_BIT_OR)
+};
 
 /*
- * Protocol flags (SMFIP_*): "NO" bits turn events off, "NR" bits mean no
- * reply is sent for that event.
+ * What a version 1 MTA, which offers 0, allows: the first four actions,
+ * and the protocol flags NOCONNECT to NOHDRS.
  */
 
-#define SMFIP_NOCONNECT		0x00000001
-#define SMFIP_NOHELO		0x00000002
-#define SMFIP_NOMAIL		0x00000004
-#define SMFIP_NORCPT		0x00000008
-#define SMFIP_NOBODY		0x00000010
-#define SMFIP_NOHDRS		0x00000020
-#define SMFIP_NOEOH		0x00000040
-#define SMFIP_NR_HDR		0x00000080
-#define SMFIP_NOUNKNOWN		0x00000100
-#define SMFIP_NODATA		0x00000200
-#define SMFIP_SKIP		0x00000400
-#define SMFIP_RCPT_REJ		0x00000800
-#define SMFIP_NR_CONN		0x00001000
-#define SMFIP_NR_HELO		0x00002000
-#define SMFIP_NR_MAIL		0x00004000
-#define SMFIP_NR_RCPT		0x00008000
-#define SMFIP_NR_DATA		0x00010000
-#define SMFIP_NR_UNKN		0x00020000
-#define SMFIP_NR_EOH		0x00040000
-#define SMFIP_NR_BODY		0x00080000
-#define SMFIP_HDR_LEADSPC	0x00100000
-#define SMFIP_ALL		0x001FFFFF
+#define SMFI_V1_ACTS	0x00F
+#define SMFI_V1_PROT	0x0000003F
 
 /*
  * Macro stages (SMFIM_*), as used in macro-list records. Note that EOM

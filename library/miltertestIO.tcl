@@ -76,8 +76,9 @@ proc ::milter::test::Connect {id spec} {
 	return
     }
 
-    # Unix-domain socket: a connector command if there is one (TclMilter
-    # provides ::milter::test::unixsocket), else a perl relay.
+    # Unix-domain socket: a connector command if there is one (loading
+    # milter::test creates ::milter::test::unixsocket from the TclMilter
+    # shared library), else a perl relay.
     set connector $unixconnect
     if {![llength $connector]
 	    && [llength [info commands ::milter::test::unixsocket]]} {

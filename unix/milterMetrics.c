@@ -19,6 +19,7 @@
  */
 
 #include "milterServerInt.h"
+#include "milterList.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -36,6 +37,7 @@
 #define METRICS_REQUEST_MAX	4096
 #define METRICS_CONNS_MAX	16
 #define METRICS_DEADLINE	5000
+#define METRICS_BACKLOG		16	/* listen() backlog. */
 
 /*
  * One scrape connection (network thread only).
@@ -51,7 +53,8 @@ struct MilterMetricsConn {
     size_t answerDone;		/* Bytes of it written. */
     int64_t deadline;		/* Monotonic ms: closed then, done or
 				 * not. */
-    MilterMetricsConn *next;
+    MilterMetricsConn *prevPtr;	/* MilterServer.metricsConns links. */
+    MilterMetricsConn *nextPtr;
 };
 
 /*
@@ -85,7 +88,7 @@ MilterMetricsListen(
 	    || server->config.metricsSpec[0] == '\0') {
 	return 1;
     }
-    if (MilterSocketListen(server->config.metricsSpec, 16,
+    if (MilterSocketListen(server->config.metricsSpec, METRICS_BACKLOG,
 	    server->config.socketMode, -1, -1, &server->metrics, why,
 	    sizeof(why)) < 0) {
 	server->metrics.fd = -1;
@@ -120,15 +123,8 @@ CloseConn(
     MilterServer *server,
     MilterMetricsConn *mc)
 {
-    MilterMetricsConn **linkPtr = &server->metricsConns;
-
-    while (*linkPtr != NULL && *linkPtr != mc) {
-	linkPtr = &(*linkPtr)->next;
-    }
-    if (*linkPtr == mc) {
-	*linkPtr = mc->next;
-	server->metricsCount--;
-    }
+    MILTER_LIST_REMOVE(server->metricsConns, mc);
+    server->metricsCount--;
     epoll_ctl(server->epollFd, EPOLL_CTL_DEL, mc->fd, NULL);
     close(mc->fd);
     MilterFree(mc->answer);
@@ -207,8 +203,7 @@ MilterMetricsAccept(
 	memset(mc, 0, sizeof(MilterMetricsConn));
 	mc->fd = fd;
 	mc->deadline = MilterNowMs() + METRICS_DEADLINE;
-	mc->next = server->metricsConns;
-	server->metricsConns = mc;
+	MILTER_LIST_PUSH(server->metricsConns, mc);
 	server->metricsCount++;
 	memset(&ev, 0, sizeof(ev));
 	ev.events = EPOLLIN | EPOLLRDHUP;
@@ -303,7 +298,7 @@ MilterMetricsHandle(
     MilterMetricsConn *mc;
 
     for (mc = server->metricsConns; mc != NULL && mc != ptr;
-	    mc = mc->next) {
+	    mc = mc->nextPtr) {
 	/* Find it. */
     }
     if (mc == NULL) {
@@ -379,11 +374,11 @@ int
 MilterMetricsSweep(
     MilterServer *server)
 {
-    MilterMetricsConn *mc, *next;
+    MilterMetricsConn *mc, *nextPtr;
     int64_t now = MilterNowMs(), first = -1;
 
-    for (mc = server->metricsConns; mc != NULL; mc = next) {
-	next = mc->next;
+    for (mc = server->metricsConns; mc != NULL; mc = nextPtr) {
+	nextPtr = mc->nextPtr;
 	if (now >= mc->deadline) {
 	    CloseConn(server, mc);
 	} else if (first < 0 || mc->deadline - now < first) {

@@ -49,6 +49,8 @@
  */
 
 #define NUM_SIGNALS 6
+#define SIG_PREFIX	"SIG"		/* May come before a name. */
+#define SIG_PREFIX_LEN	(sizeof(SIG_PREFIX) - 1)
 
 static const char *const signalNames[] = {
     "TERM", "INT", "HUP", "USR1", "USR2", "QUIT", NULL
@@ -142,8 +144,8 @@ SignalIndex(
 {
     int i;
 
-    if (strncmp(name, "SIG", 3) == 0) {
-	name += 3;
+    if (strncmp(name, SIG_PREFIX, SIG_PREFIX_LEN) == 0) {
+	name += SIG_PREFIX_LEN;
     }
     for (i = 0; i < NUM_SIGNALS; i++) {
 	if (strcmp(name, signalNames[i]) == 0) {
@@ -350,7 +352,7 @@ Apply(
 void
 MilterSignalInstall(
     MilterState *statePtr,
-    int byMain)			/* milter main installs them. */
+    MilterSignalsBy by)		/* Who installs them. */
 {
     int fds[2], busy = 0, failed = 0;
 
@@ -386,7 +388,7 @@ MilterSignalInstall(
 	return;
     }
     statePtr->signalsInstalled = 1;
-    statePtr->signalsByMain = byMain;
+    statePtr->signalsByMain = (by == MILTER_SIGNALS_BY_MAIN);
     Tcl_CreateFileHandler(readFd, TCL_READABLE, SignalReadable, statePtr);
     Apply(statePtr);
 }
@@ -417,7 +419,7 @@ MilterSignalUpdate(
     if (!statePtr->signalsInstalled) {
 	if (statePtr->status != MILTER_IDLE && statePtr->signalsObj != NULL
 		&& statePtr->workerPtr == NULL) {
-	    MilterSignalInstall(statePtr, 0);
+	    MilterSignalInstall(statePtr, MILTER_SIGNALS_BY_START);
 	}
 	return;
     }

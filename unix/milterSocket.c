@@ -78,6 +78,25 @@ typedef enum PathKind {
 #define PROBE_WAIT_MS	500
 
 /*
+ * The largest TCP port number.
+ */
+
+#define MAX_PORT	65535
+
+/*
+ * The address of a unix-domain listener is "unix:PATH".
+ */
+
+#define UNIX_PREFIX	"unix:"
+#define UNIX_PREFIX_LEN	(sizeof(UNIX_PREFIX) - 1)
+
+/*
+ * Room for a numeric host: an IPv6 address and its scope ("%eth0").
+ */
+
+#define NUMERIC_HOST_LEN	(INET6_ADDRSTRLEN + 20)
+
+/*
  *----------------------------------------------------------------------
  *
  * PortIsValid --
@@ -110,7 +129,7 @@ PortIsValid(
 		return 0;
 	    }
 	    value = value * 10 + (*p - '0');
-	    if (value > 65535) {
+	    if (value > MAX_PORT) {
 		return 0;
 	    }
 	}
@@ -125,6 +144,156 @@ PortIsValid(
 		|| (*p >= '0' && *p <= '9') || *p == '-' || *p == '_')) {
 	    return 0;
 	}
+    }
+    return 1;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * ProtoIs --
+ *
+ *	Whether the protocol part of a spec (its first 'protoLen' bytes,
+ *	before the colon) is 'name'.
+ *
+ * Results:
+ *	1 if so, else 0.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+ProtoIs(
+    const char *spec,
+    size_t protoLen,
+    const char *name)
+{
+    return protoLen == strlen(name) && strncmp(spec, name, protoLen) == 0;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * DescriptorNumber --
+ *
+ *	The number of "fd:N": decimal digits only.
+ *
+ * Results:
+ *	The number, or -1 when the text is not a non-negative integer that
+ *	fits an int.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+DescriptorNumber(
+    const char *text)
+{
+    const char *p;
+    long value = 0;
+
+    for (p = text; *p >= '0' && *p <= '9'; p++) {
+	value = value * 10 + (*p - '0');
+	if (value > INT_MAX) {
+	    break;
+	}
+    }
+    return (p == text || *p != '\0') ? -1 : (int) value;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * ParseUnixSpec --
+ *
+ *	The address of "unix:PATH" or "local:PATH" (or a bare PATH): an
+ *	absolute path that fits a sockaddr_un.
+ *
+ * Results:
+ *	1 on success; 0 with a message in 'err'.
+ *
+ * Side effects:
+ *	Fills in *specPtr.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+ParseUnixSpec(
+    const char *rest,		/* The path. */
+    Spec *specPtr,
+    char *err,
+    size_t errLen)
+{
+    if (rest[0] != '/') {
+	snprintf(err, errLen, "unix socket path \"%s\" must be absolute",
+		rest);
+	return 0;
+    }
+    if (strlen(rest) >= sizeof(specPtr->path)) {
+	snprintf(err, errLen, "unix socket path \"%s\" is too long", rest);
+	return 0;
+    }
+    specPtr->family = AF_UNIX;
+    strcpy(specPtr->path, rest);
+    return 1;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * ParseInetSpec --
+ *
+ *	The address of "inet:PORT@HOST" or "inet6:PORT@HOST": a port number
+ *	or service name, and an optional host, which may be in brackets.
+ *
+ * Results:
+ *	1 on success; 0 with a message in 'err'.
+ *
+ * Side effects:
+ *	Fills in the port and host of *specPtr.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static int
+ParseInetSpec(
+    const char *spec,		/* The whole spec, for messages. */
+    const char *rest,		/* What follows the colon. */
+    Spec *specPtr,
+    char *err,
+    size_t errLen)
+{
+    const char *at = strchr(rest, '@');
+    size_t portLen = at ? (size_t) (at - rest) : strlen(rest);
+    const char *host = at ? at + 1 : "";
+    size_t hostLen = strlen(host);
+
+    if (portLen == 0 || portLen >= sizeof(specPtr->port)) {
+	snprintf(err, errLen, "missing or bad port in \"%s\"", spec);
+	return 0;
+    }
+    if (hostLen >= 2 && host[0] == '[' && host[hostLen - 1] == ']') {
+	host++;
+	hostLen -= 2;
+    }
+    if (hostLen >= sizeof(specPtr->host)) {
+	snprintf(err, errLen, "host name too long in \"%s\"", spec);
+	return 0;
+    }
+    memcpy(specPtr->port, rest, portLen);
+    memcpy(specPtr->host, host, hostLen);
+    if (!PortIsValid(specPtr->port)) {
+	snprintf(err, errLen, "bad port \"%s\" in \"%s\": must be an "
+		"integer from 0 to 65535 or a service name",
+		specPtr->port, spec);
+	return 0;
     }
     return 1;
 }
@@ -153,7 +322,7 @@ ParseSpec(
     size_t errLen)
 {
     const char *colon = strchr(spec, ':');
-    const char *rest = spec;
+    const char *rest = colon ? colon + 1 : spec;
     size_t protoLen = colon ? (size_t) (colon - spec) : 0;
 
     memset(specPtr, 0, sizeof(Spec));
@@ -163,80 +332,30 @@ ParseSpec(
 	specPtr->systemd = 1;
 	return 1;
     }
-    if (colon != NULL) {
-	rest = colon + 1;
-    }
-    if (protoLen == 2 && strncmp(spec, "fd", 2) == 0) {
-	const char *p;
-	long value = 0;
-
-	for (p = rest; *p >= '0' && *p <= '9'; p++) {
-	    value = value * 10 + (*p - '0');
-	    if (value > INT_MAX) {
-		break;
-	    }
-	}
-	if (p == rest || *p != '\0') {
+    if (ProtoIs(spec, protoLen, "fd")) {
+	specPtr->family = AF_UNSPEC;
+	specPtr->fd = DescriptorNumber(rest);
+	if (specPtr->fd < 0) {
 	    snprintf(err, errLen, "bad descriptor \"%s\" in \"%s\": must be "
 		    "a non-negative integer", rest, spec);
 	    return 0;
 	}
-	specPtr->family = AF_UNSPEC;
-	specPtr->fd = (int) value;
 	return 1;
     }
-    if (colon == NULL || (protoLen == 4 && strncmp(spec, "unix", 4) == 0)
-	    || (protoLen == 5 && strncmp(spec, "local", 5) == 0)) {
-	if (rest[0] != '/') {
-	    snprintf(err, errLen, "unix socket path \"%s\" must be absolute",
-		    rest);
-	    return 0;
-	}
-	if (strlen(rest) >= sizeof(specPtr->path)) {
-	    snprintf(err, errLen, "unix socket path \"%s\" is too long", rest);
-	    return 0;
-	}
-	specPtr->family = AF_UNIX;
-	strcpy(specPtr->path, rest);
-	return 1;
+    if (colon == NULL || ProtoIs(spec, protoLen, "unix")
+	    || ProtoIs(spec, protoLen, "local")) {
+	return ParseUnixSpec(rest, specPtr, err, errLen);
     }
-    if (protoLen == 4 && strncmp(spec, "inet", 4) == 0) {
+    if (ProtoIs(spec, protoLen, "inet")) {
 	specPtr->family = AF_INET;
-    } else if (protoLen == 5 && strncmp(spec, "inet6", 5) == 0) {
+    } else if (ProtoIs(spec, protoLen, "inet6")) {
 	specPtr->family = AF_INET6;
     } else {
 	snprintf(err, errLen, "unknown protocol in \"%s\": must be unix, "
 		"local, inet, inet6 or fd, or the spec systemd", spec);
 	return 0;
     }
-    {
-	const char *at = strchr(rest, '@');
-	size_t portLen = at ? (size_t) (at - rest) : strlen(rest);
-	const char *host = at ? at + 1 : "";
-	size_t hostLen = strlen(host);
-
-	if (portLen == 0 || portLen >= sizeof(specPtr->port)) {
-	    snprintf(err, errLen, "missing or bad port in \"%s\"", spec);
-	    return 0;
-	}
-	if (hostLen >= 2 && host[0] == '[' && host[hostLen - 1] == ']') {
-	    host++;
-	    hostLen -= 2;
-	}
-	if (hostLen >= sizeof(specPtr->host)) {
-	    snprintf(err, errLen, "host name too long in \"%s\"", spec);
-	    return 0;
-	}
-	memcpy(specPtr->port, rest, portLen);
-	memcpy(specPtr->host, host, hostLen);
-	if (!PortIsValid(specPtr->port)) {
-	    snprintf(err, errLen, "bad port \"%s\" in \"%s\": must be an "
-		    "integer from 0 to 65535 or a service name",
-		    specPtr->port, spec);
-	    return 0;
-	}
-    }
-    return 1;
+    return ParseInetSpec(spec, rest, specPtr, err, errLen);
 }
 
 /*
@@ -391,7 +510,7 @@ static int
 ListenPrivately(
     int fd,
     const char *path,		/* Absolute (checked by the spec parser). */
-    int mode,
+    int mode,			/* Permissions of the socket file. */
     int uid,			/* Owner to give it, or -1. */
     int gid,			/* Group to give it, or -1. */
     int backlog,
@@ -477,7 +596,7 @@ static int
 ListenUnix(
     const Spec *specPtr,
     int backlog,
-    int mode,
+    int mode,			/* Permissions of the socket file. */
     int uid,
     int gid,
     MilterListener *lPtr,
@@ -518,7 +637,7 @@ ListenUnix(
 	close(fd);
 	return -1;
     }
-    snprintf(lPtr->address, sizeof(lPtr->address), "unix:%s", path);
+    snprintf(lPtr->address, sizeof(lPtr->address), UNIX_PREFIX "%s", path);
     return fd;
 }
 
@@ -549,7 +668,7 @@ ListenInet(
     size_t errLen)
 {
     struct addrinfo hints, *res = NULL, *ai;
-    char host[INET6_ADDRSTRLEN + 20], port[NI_MAXSERV];	/* Numeric. */
+    char host[NUMERIC_HOST_LEN], port[NI_MAXSERV];	/* Numeric. */
     struct sockaddr_storage bound;
     socklen_t boundLen = sizeof(bound);
     int fd = -1, rc, on = 1;
@@ -679,7 +798,7 @@ InheritedAddress(
 {
     struct sockaddr_storage bound;
     socklen_t len = sizeof(bound);
-    char host[INET6_ADDRSTRLEN + 20], port[NI_MAXSERV];
+    char host[NUMERIC_HOST_LEN], port[NI_MAXSERV];
 
     memset(&bound, 0, sizeof(bound));
     snprintf(lPtr->address, sizeof(lPtr->address), "fd:%d", fd);
@@ -695,11 +814,11 @@ InheritedAddress(
 	    pathLen = sizeof(sunPtr->sun_path);
 	}
 	if (pathLen > 0 && sunPtr->sun_path[0] != '\0') {
-	    snprintf(lPtr->address, sizeof(lPtr->address), "unix:%.*s",
+	    snprintf(lPtr->address, sizeof(lPtr->address), UNIX_PREFIX "%.*s",
 		    (int) strnlen(sunPtr->sun_path, pathLen),
 		    sunPtr->sun_path);
 	} else if (pathLen > 1) {
-	    snprintf(lPtr->address, sizeof(lPtr->address), "unix:@%.*s",
+	    snprintf(lPtr->address, sizeof(lPtr->address), UNIX_PREFIX "@%.*s",
 		    (int) pathLen - 1, sunPtr->sun_path + 1);
 	}
     } else if (getnameinfo((struct sockaddr *) &bound, len, host,
@@ -876,7 +995,7 @@ MilterSocketClose(
     MilterListener *lPtr)
 {
     struct stat st;
-    const char *path = lPtr->address + 5;	/* After "unix:". */
+    const char *path = lPtr->address + UNIX_PREFIX_LEN;
 
     if (lPtr->fd >= 0) {
 	close(lPtr->fd);

@@ -44,6 +44,12 @@
 #define LISTEN_FDS_START 3
 
 /*
+ * At most this many passed descriptors get FD_CLOEXEC.
+ */
+
+#define LISTEN_FDS_MAX	1024
+
+/*
  * The descriptor taken by the first "systemd" start, for the next ones:
  * by then the variables are gone from the environment.
  */
@@ -145,7 +151,7 @@ MilterSystemdFd(
     if (!MilterSocketCheckFd(LISTEN_FDS_START, err, errLen)) {
 	return 0;
     }
-    for (i = 0; i < count && i < 1024; i++) {
+    for (i = 0; i < count && i < LISTEN_FDS_MAX; i++) {
 	int flags = fcntl(LISTEN_FDS_START + (int) i, F_GETFD);
 
 	if (flags >= 0) {

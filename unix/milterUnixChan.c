@@ -3,9 +3,11 @@
  *
  *	::milter::test::unixsocket path: a Tcl channel connected to a unix
  *	domain socket. Tcl 8.6 cannot open one itself; the MTA-side test
- *	client (library/miltertest.tcl) uses this when TclMilter is loaded,
- *	so that tests reach milters on unix sockets without a helper
- *	process.
+ *	client (library/miltertest.tcl) uses this, so that tests reach
+ *	milters on unix sockets without a helper process. Only the client
+ *	needs it: "package require milter::test" loads the TclMilter shared
+ *	library with the init procedure Miltertest_Init, which creates the
+ *	command; "package require TclMilter" (Milter_Init) does not.
  *
  * Copyright (c) 2026 The TclMilter developers.
  *
@@ -88,17 +90,31 @@ UnixSocketObjCmd(
 /*
  *----------------------------------------------------------------------
  *
- * MilterUnixChanInit --
+ * Miltertest_Init --
  *
- *	Creates ::milter::test::unixsocket.
+ *	The second init procedure of the shared library, for the milter::test
+ *	package (pkgIndex.tcl: "load FILE Miltertest"): creates
+ *	::milter::test::unixsocket. The package itself is provided by
+ *	library/miltertest.tcl.
+ *
+ * Results:
+ *	A standard Tcl result.
+ *
+ * Side effects:
+ *	Creates a command (and the namespace ::milter::test) in the
+ *	interpreter.
  *
  *----------------------------------------------------------------------
  */
 
-void
-MilterUnixChanInit(
+int
+Miltertest_Init(
     Tcl_Interp *interp)
 {
+    if (Tcl_InitStubs(interp, "8.6", 0) == NULL) {
+	return TCL_ERROR;
+    }
     Tcl_CreateObjCommand(interp, "::milter::test::unixsocket",
 	    UnixSocketObjCmd, NULL, NULL);
+    return TCL_OK;
 }
