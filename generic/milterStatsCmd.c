@@ -156,6 +156,153 @@ MilterStatsText(
 /*
  *----------------------------------------------------------------------
  *
+ * NamedCounts --
+ *
+ *	A dict of counters by name: names[i] -> counts[i].
+ *
+ * Results:
+ *	A new dict object.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static Tcl_Obj *
+NamedCounts(
+    const char *const names[],	/* One name per counter. */
+    uint64_t *counts,		/* The counters. */
+    int count)			/* How many. */
+{
+    Tcl_Obj *dictObj = Tcl_NewDictObj();
+    int i;
+
+    for (i = 0; i < count; i++) {
+	PutWide(dictObj, names[i], (Tcl_WideInt) MilterStatsGet(&counts[i]));
+    }
+    return dictObj;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * CountersDict --
+ *
+ *	The counters of milter stats: the simple ones, then
+ *	message_verdicts, callback_verdicts (by event) and modifications.
+ *
+ * Results:
+ *	A new dict object.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static Tcl_Obj *
+CountersDict(
+    MilterStats *stats)
+{
+    Tcl_Obj *countersObj, *byEventObj = Tcl_NewDictObj();
+    int i;
+
+    countersObj = NamedCounts(milterStatCounterNames, stats->counters,
+	    MILTER_STAT_RUNNING);	/* The gauges come after. */
+    Tcl_DictObjPut(NULL, countersObj,
+	    Tcl_NewStringObj("message_verdicts", -1),
+	    NamedCounts(milterStatOutcomeNames, stats->outcomes,
+	    MILTER_STAT_OUTCOMES));
+    for (i = 0; i < MILTER_STAT_EVENTS; i++) {
+	Tcl_DictObjPut(NULL, byEventObj,
+		Tcl_NewStringObj(milterEventNames[i], -1),
+		NamedCounts(milterStatVerdictNames, stats->verdicts[i],
+		MILTER_STAT_VERDICTS));
+    }
+    Tcl_DictObjPut(NULL, countersObj,
+	    Tcl_NewStringObj("callback_verdicts", -1), byEventObj);
+    Tcl_DictObjPut(NULL, countersObj,
+	    Tcl_NewStringObj("modifications", -1),
+	    NamedCounts(milterStatModNames, stats->mods, MILTER_STAT_MODS));
+    return countersObj;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * GaugesDict --
+ *
+ *	The gauges of milter stats.
+ *
+ * Results:
+ *	A new dict object.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static Tcl_Obj *
+GaugesDict(
+    MilterStats *stats,
+    const MilterStatsExtra *extraPtr)	/* Read from queues and pool. */
+{
+    Tcl_Obj *gaugesObj = Tcl_NewDictObj();
+    uint64_t *c = stats->counters;
+    int64_t open, inFlight;
+
+    MilterStatsGauges(stats, &open, &inFlight);
+    PutWide(gaugesObj, "connections_open", open);
+    PutWide(gaugesObj, "messages_in_flight", inFlight);
+    PutWide(gaugesObj, "events_queued", extraPtr->queued);
+    PutWide(gaugesObj, "callbacks_running",
+	    (Tcl_WideInt) (int64_t) MilterStatsGet(&c[MILTER_STAT_RUNNING]));
+    PutWide(gaugesObj, "workers", extraPtr->workers);
+    PutWide(gaugesObj, "workers_busy", (Tcl_WideInt) (int64_t)
+	    MilterStatsGet(&c[MILTER_STAT_WORKERS_BUSY]));
+    return gaugesObj;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * HistogramsDict --
+ *
+ *	The histograms of milter stats: callback (by event) and message.
+ *
+ * Results:
+ *	A new dict object.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static Tcl_Obj *
+HistogramsDict(
+    MilterStats *stats)
+{
+    Tcl_Obj *histObj = Tcl_NewDictObj(), *byEventObj = Tcl_NewDictObj();
+    int i;
+
+    for (i = 0; i < MILTER_STAT_EVENTS; i++) {
+	Tcl_DictObjPut(NULL, byEventObj,
+		Tcl_NewStringObj(milterEventNames[i], -1),
+		HistDict(&stats->callback[i]));
+    }
+    Tcl_DictObjPut(NULL, histObj, Tcl_NewStringObj("callback", -1),
+	    byEventObj);
+    Tcl_DictObjPut(NULL, histObj, Tcl_NewStringObj("message", -1),
+	    HistDict(&stats->message));
+    return histObj;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
  * MilterStatsObjCmd --
  *
  *	milter stats ?-format dict|prometheus?
@@ -182,13 +329,12 @@ MilterStatsObjCmd(
 {
     static const char *const formatNames[] = {"dict", "prometheus", NULL};
     static const char *const optNames[] = {"-format", NULL};
+    enum { FORMAT_DICT, FORMAT_PROMETHEUS };
     MilterState *statePtr = MilterGetState(interp);
     MilterStats *stats = statePtr->stats;
     MilterStatsExtra extra;
-    Tcl_Obj *resultObj, *countersObj, *subObj, *gaugesObj, *histObj;
-    uint64_t *c;
-    int64_t open, inFlight;
-    int format = 0, index, i, k;
+    Tcl_Obj *resultObj;
+    int format = FORMAT_DICT, index;
 
     (void) clientData;
     if (objc != 1 && objc != 3) {
@@ -213,7 +359,7 @@ MilterStatsObjCmd(
 	}
     }
     Extra(statePtr, &extra);
-    if (format == 1) {
+    if (format == FORMAT_PROMETHEUS) {
 	size_t len;
 	char *text = MilterStatsPrometheus(stats, &extra, milterEventNames,
 		&len);
@@ -222,73 +368,14 @@ MilterStatsObjCmd(
 	MilterFree(text);
 	return TCL_OK;
     }
-
-    c = stats->counters;
-    countersObj = Tcl_NewDictObj();
-    for (i = 0; milterStatCounterNames[i] != NULL; i++) {
-	PutWide(countersObj, milterStatCounterNames[i],
-		(Tcl_WideInt) MilterStatsGet(&c[i]));
-    }
-    subObj = Tcl_NewDictObj();
-    for (i = 0; i < MILTER_STAT_OUTCOMES; i++) {
-	PutWide(subObj, milterStatOutcomeNames[i],
-		(Tcl_WideInt) MilterStatsGet(&stats->outcomes[i]));
-    }
-    Tcl_DictObjPut(NULL, countersObj,
-	    Tcl_NewStringObj("message_verdicts", -1),
-	    subObj);
-    subObj = Tcl_NewDictObj();
-    for (i = 0; i < MILTER_STAT_EVENTS; i++) {
-	Tcl_Obj *kindsObj = Tcl_NewDictObj();
-
-	for (k = 0; k < MILTER_STAT_VERDICTS; k++) {
-	    PutWide(kindsObj, milterStatVerdictNames[k],
-		    (Tcl_WideInt) MilterStatsGet(&stats->verdicts[i][k]));
-	}
-	Tcl_DictObjPut(NULL, subObj, Tcl_NewStringObj(milterEventNames[i],
-		-1), kindsObj);
-    }
-    Tcl_DictObjPut(NULL, countersObj,
-	    Tcl_NewStringObj("callback_verdicts", -1),
-	    subObj);
-    subObj = Tcl_NewDictObj();
-    for (i = 0; i < MILTER_STAT_MODS; i++) {
-	PutWide(subObj, milterStatModNames[i],
-		(Tcl_WideInt) MilterStatsGet(&stats->mods[i]));
-    }
-    Tcl_DictObjPut(NULL, countersObj,
-	    Tcl_NewStringObj("modifications", -1), subObj);
-
-    MilterStatsGauges(stats, &open, &inFlight);
-    gaugesObj = Tcl_NewDictObj();
-    PutWide(gaugesObj, "connections_open", open);
-    PutWide(gaugesObj, "messages_in_flight", inFlight);
-    PutWide(gaugesObj, "events_queued", extra.queued);
-    PutWide(gaugesObj, "callbacks_running",
-	    (Tcl_WideInt) (int64_t) MilterStatsGet(&c[MILTER_STAT_RUNNING]));
-    PutWide(gaugesObj, "workers", extra.workers);
-    PutWide(gaugesObj, "workers_busy", (Tcl_WideInt) (int64_t)
-	    MilterStatsGet(&c[MILTER_STAT_WORKERS_BUSY]));
-
-    histObj = Tcl_NewDictObj();
-    subObj = Tcl_NewDictObj();
-    for (i = 0; i < MILTER_STAT_EVENTS; i++) {
-	Tcl_DictObjPut(NULL, subObj, Tcl_NewStringObj(milterEventNames[i],
-		-1), HistDict(&stats->callback[i]));
-    }
-    Tcl_DictObjPut(NULL, histObj, Tcl_NewStringObj("callback", -1),
-	    subObj);
-    Tcl_DictObjPut(NULL, histObj, Tcl_NewStringObj("message", -1),
-	    HistDict(&stats->message));
-
     resultObj = Tcl_NewDictObj();
     PutWide(resultObj, "started", (Tcl_WideInt) stats->started);
     Tcl_DictObjPut(NULL, resultObj, Tcl_NewStringObj("counters", -1),
-	    countersObj);
+	    CountersDict(stats));
     Tcl_DictObjPut(NULL, resultObj, Tcl_NewStringObj("gauges", -1),
-	    gaugesObj);
+	    GaugesDict(stats, &extra));
     Tcl_DictObjPut(NULL, resultObj, Tcl_NewStringObj("histograms", -1),
-	    histObj);
+	    HistogramsDict(stats));
     Tcl_SetObjResult(interp, resultObj);
     return TCL_OK;
 }

@@ -351,17 +351,17 @@ MilterQueueConnections(
 /*
  *----------------------------------------------------------------------
  *
- * MilterQueueSetLabel, MilterQueueLabel --
+ * MilterQueueSetLabel --
  *
- *	Whose queue it is, as milter sessions shows it: a worker's number,
- *	or 0 (the default) for the owner's. Set it before any connection
- *	is pinned to the queue.
+ *	Says whose queue it is, as milter sessions shows it: a worker's
+ *	number, or 0 (the default) for the owner's. Set it before any
+ *	connection is pinned to the queue.
  *
  * Results:
- *	MilterQueueLabel: the label.
+ *	None.
  *
  * Side effects:
- *	MilterQueueSetLabel: sets it.
+ *	Sets the label.
  *
  *----------------------------------------------------------------------
  */
@@ -369,10 +369,26 @@ MilterQueueConnections(
 void
 MilterQueueSetLabel(
     MilterQueue *queue,
-    int label)
+    int label)			/* A worker's number, 0 for the owner. */
 {
     queue->label = label;
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterQueueLabel --
+ *
+ *	Whose queue it is (MilterQueueSetLabel).
+ *
+ * Results:
+ *	A worker's number, or 0 for the owner's queue.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
 
 int
 MilterQueueLabel(
