@@ -22,26 +22,6 @@
 #include <string.h>
 
 /*
- * Callback names, in MilterEventType order.
- */
-
-const char *const milterEventNames[] = {
-    "negotiate", "connect", "helo", "envfrom", "envrcpt", "data", "header",
-    "eoh", "body", "eom", "abort", "close", "unknown", NULL
-};
-
-/*
- * Return codes a callback may give, and their verdicts.
- */
-
-const char *const milterCodeNames[] = {
-    MILTER_CODES(MILTER_CODE_NAME) NULL		/* From milterSession.h. */
-};
-const int milterCodeValues[] = {
-    MILTER_CODES(MILTER_CODE_VALUE)
-};
-
-/*
  * Values of -logdestination.
  */
 
@@ -761,35 +741,6 @@ GetOption(
 	return TCL_ERROR;
     }
     return TCL_OK;
-}
-
-/*
- *----------------------------------------------------------------------
- *
- * MilterRefuseInWorker --
- *
- *	The error for what only the owner may do: in a worker interpreter
- *	the configuration and the callbacks are the owner's, copied in
- *	(see milterWorker.c), and a change there would be overwritten.
- *
- * Results:
- *	TCL_ERROR, with errorCode MILTER STATE WORKER.
- *
- * Side effects:
- *	Sets the interpreter's result.
- *
- *----------------------------------------------------------------------
- */
-
-int
-MilterRefuseInWorker(
-    Tcl_Interp *interp,		/* The worker's interpreter. */
-    const char *what)		/* What it may not do: "register callbacks". */
-{
-    Tcl_SetObjResult(interp, Tcl_ObjPrintf(
-	    "a worker interpreter cannot %s: the owner does", what));
-    Tcl_SetErrorCode(interp, "MILTER", "STATE", "WORKER", NULL);
-    return TCL_ERROR;
 }
 
 /*

@@ -19,6 +19,26 @@
 #include <string.h>
 
 /*
+ * Callback names, in MilterEventType order.
+ */
+
+const char *const milterEventNames[] = {
+    "negotiate", "connect", "helo", "envfrom", "envrcpt", "data", "header",
+    "eoh", "body", "eom", "abort", "close", "unknown", NULL
+};
+
+/*
+ * Return codes a callback may give, and their verdicts.
+ */
+
+const char *const milterCodeNames[] = {
+    MILTER_CODES(MILTER_CODE_NAME) NULL		/* From milterSession.h. */
+};
+const int milterCodeValues[] = {
+    MILTER_CODES(MILTER_CODE_VALUE)
+};
+
+/*
  * Names of the action and protocol bits for the negotiate callback,
  * expanded from the lists in milterWire.h.
  */

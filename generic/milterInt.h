@@ -234,7 +234,7 @@ struct MilterCtx {
 };
 
 /*
- * milter.c
+ * milterCallback.c: the names of the events and of the return codes.
  */
 
 MODULE_SCOPE const char *const milterEventNames[];
@@ -246,6 +246,8 @@ MODULE_SCOPE const int milterCodeValues[];
  */
 
 MODULE_SCOPE MilterState *MilterGetState(Tcl_Interp *interp);
+MODULE_SCOPE int	MilterRefuseInWorker(Tcl_Interp *interp,
+			    const char *what);
 
 /*
  * milterRun.c
@@ -396,8 +398,6 @@ MODULE_SCOPE char *	MilterStatsText(void *clientData, size_t *lenPtr);
 MODULE_SCOPE Tcl_ObjCmdProc	MilterSessionsObjCmd;
 MODULE_SCOPE Tcl_ObjCmdProc	MilterSessionObjCmd;
 MODULE_SCOPE Tcl_ObjCmdProc	MilterStatsObjCmd;
-MODULE_SCOPE int	MilterRefuseInWorker(Tcl_Interp *interp,
-			    const char *what);
 
 /*
  * milterText.c

@@ -207,3 +207,32 @@ FreeState(
     Tcl_MutexFinalize(&statePtr->lock);
     ckfree(blockPtr);
 }
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MilterRefuseInWorker --
+ *
+ *	The error for what only the owner may do: in a worker interpreter
+ *	the configuration and the callbacks are the owner's, copied in
+ *	(see milterWorker.c), and a change there would be overwritten.
+ *
+ * Results:
+ *	TCL_ERROR, with errorCode MILTER STATE WORKER.
+ *
+ * Side effects:
+ *	Sets the interpreter's result.
+ *
+ *----------------------------------------------------------------------
+ */
+
+int
+MilterRefuseInWorker(
+    Tcl_Interp *interp,		/* The worker's interpreter. */
+    const char *what)		/* What it may not do: "register callbacks". */
+{
+    Tcl_SetObjResult(interp, Tcl_ObjPrintf(
+	    "a worker interpreter cannot %s: the owner does", what));
+    Tcl_SetErrorCode(interp, "MILTER", "STATE", "WORKER", NULL);
+    return TCL_ERROR;
+}
