@@ -3,7 +3,8 @@
  *
  *	The milter state of an interpreter (MilterState): created with the
  *	default configuration on first use, stopped and freed when the
- *	interpreter is deleted or its thread exits.
+ *	interpreter is deleted or its thread exits; the error for what a
+ *	worker's interpreter may not do (it is not the owner).
  *
  * Copyright (c) 2026 The TclMilter developers.
  *
