@@ -16,6 +16,7 @@
  */
 
 #include "milterInt.h"
+#include "milterList.h"
 
 /*
  * The event queued to the owner thread. One is in the queue at a time per
@@ -35,7 +36,8 @@ typedef struct DrainEvent {
 typedef struct Running {
     MilterState *statePtr;	/* A running milter ... */
     MilterServer *server;	/* ... and its server. */
-    struct Running *nextPtr;	/* The next one, or NULL. */
+    struct Running *prevPtr;	/* The list's links. */
+    struct Running *nextPtr;
 } Running;
 
 TCL_DECLARE_MUTEX(registryLock)
@@ -371,8 +373,7 @@ MilterRegisterRunning(
     rPtr->statePtr = statePtr;
     rPtr->server = statePtr->server;
     Tcl_MutexLock(&registryLock);
-    rPtr->nextPtr = running;
-    running = rPtr;
+    MILTER_LIST_PUSH(running, rPtr);
     Tcl_MutexUnlock(&registryLock);
 }
 
@@ -397,14 +398,12 @@ static void
 Unregister(
     MilterState *statePtr)	/* The milter that stops. */
 {
-    Running **linkPtr, *rPtr = NULL;
+    Running *rPtr;
 
     Tcl_MutexLock(&registryLock);
-    for (linkPtr = &running; *linkPtr != NULL;
-	    linkPtr = &(*linkPtr)->nextPtr) {
-	if ((*linkPtr)->statePtr == statePtr) {
-	    rPtr = *linkPtr;
-	    *linkPtr = rPtr->nextPtr;
+    for (rPtr = running; rPtr != NULL; rPtr = rPtr->nextPtr) {
+	if (rPtr->statePtr == statePtr) {
+	    MILTER_LIST_REMOVE(running, rPtr);
 	    break;
 	}
     }

@@ -12,7 +12,9 @@
  *	    newest (or to the head when the queue is empty); elements are
  *	    appended at the tail and taken from the head.
  *
- *	The operations are macros so that they work on any element type.
+ *	The operations are macros so that they work on any element type;
+ *	the _AT forms name the link members, for an element on several
+ *	lists.
  *	Their arguments are evaluated more than once: pass plain lvalues
  *	(statePtr->contexts, ctxPtr), never expressions with side effects.
  *	No locking here: each list's owner says which thread or mutex guards
@@ -47,11 +49,31 @@
  */
 
 #define MILTER_LIST_PUSH(head, elemPtr) \
+    MILTER_LIST_PUSH_AT(head, elemPtr, prevPtr, nextPtr)
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MILTER_LIST_PUSH_AT --
+ *
+ *	MILTER_LIST_PUSH for an element whose links have other names: the
+ *	members 'prev' and 'next' (an element may be on several lists).
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	As MILTER_LIST_PUSH.
+ *
+ *----------------------------------------------------------------------
+ */
+
+#define MILTER_LIST_PUSH_AT(head, elemPtr, prev, next) \
     do {								\
-	(elemPtr)->prevPtr = NULL;					\
-	(elemPtr)->nextPtr = (head);					\
+	(elemPtr)->prev = NULL;						\
+	(elemPtr)->next = (head);					\
 	if ((head) != NULL) {						\
-	    (head)->prevPtr = (elemPtr);				\
+	    (head)->prev = (elemPtr);					\
 	}								\
 	(head) = (elemPtr);						\
     } while (0)
@@ -75,16 +97,35 @@
  */
 
 #define MILTER_LIST_REMOVE(head, elemPtr) \
+    MILTER_LIST_REMOVE_AT(head, elemPtr, prevPtr, nextPtr)
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MILTER_LIST_REMOVE_AT --
+ *
+ *	MILTER_LIST_REMOVE for links named 'prev' and 'next'.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	As MILTER_LIST_REMOVE.
+ *
+ *----------------------------------------------------------------------
+ */
+
+#define MILTER_LIST_REMOVE_AT(head, elemPtr, prev, next) \
     do {								\
-	if ((elemPtr)->prevPtr != NULL) {				\
-	    (elemPtr)->prevPtr->nextPtr = (elemPtr)->nextPtr;		\
+	if ((elemPtr)->prev != NULL) {					\
+	    (elemPtr)->prev->next = (elemPtr)->next;			\
 	} else {							\
-	    (head) = (elemPtr)->nextPtr;				\
+	    (head) = (elemPtr)->next;					\
 	}								\
-	if ((elemPtr)->nextPtr != NULL) {				\
-	    (elemPtr)->nextPtr->prevPtr = (elemPtr)->prevPtr;		\
+	if ((elemPtr)->next != NULL) {					\
+	    (elemPtr)->next->prev = (elemPtr)->prev;			\
 	}								\
-	(elemPtr)->prevPtr = (elemPtr)->nextPtr = NULL;			\
+	(elemPtr)->prev = (elemPtr)->next = NULL;			\
     } while (0)
 
 /*
@@ -126,10 +167,29 @@
  */
 
 #define MILTER_FIFO_APPEND(tail, elemPtr) \
+    MILTER_FIFO_APPEND_AT(tail, elemPtr, nextPtr)
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MILTER_FIFO_APPEND_AT --
+ *
+ *	MILTER_FIFO_APPEND for a link named 'next'.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	As MILTER_FIFO_APPEND.
+ *
+ *----------------------------------------------------------------------
+ */
+
+#define MILTER_FIFO_APPEND_AT(tail, elemPtr, next) \
     do {								\
-	(elemPtr)->nextPtr = NULL;					\
+	(elemPtr)->next = NULL;						\
 	*(tail) = (elemPtr);						\
-	(tail) = &(elemPtr)->nextPtr;					\
+	(tail) = &(elemPtr)->next;					\
     } while (0)
 
 /*
@@ -150,10 +210,29 @@
  */
 
 #define MILTER_FIFO_POP(head, tail, elemPtr) \
+    MILTER_FIFO_POP_AT(head, tail, elemPtr, nextPtr)
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * MILTER_FIFO_POP_AT --
+ *
+ *	MILTER_FIFO_POP for a link named 'next'.
+ *
+ * Results:
+ *	None; sets 'elemPtr'.
+ *
+ * Side effects:
+ *	As MILTER_FIFO_POP.
+ *
+ *----------------------------------------------------------------------
+ */
+
+#define MILTER_FIFO_POP_AT(head, tail, elemPtr, next) \
     do {								\
 	(elemPtr) = (head);						\
 	if ((elemPtr) != NULL) {					\
-	    (head) = (elemPtr)->nextPtr;				\
+	    (head) = (elemPtr)->next;					\
 	    if ((head) == NULL) {					\
 		(tail) = &(head);					\
 	    }								\

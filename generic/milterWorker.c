@@ -34,6 +34,7 @@
  */
 
 #include "milterInt.h"
+#include "milterList.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -92,6 +93,7 @@ typedef struct MilterWorker {
     int replacement;		/* Started for one that died. */
     char *error;		/* -workerinit's error ... */
     char *errorInfo;		/* ... and its errorInfo (ckalloc'ed). */
+    struct MilterWorker *prevPtr;	/* The pool's list of workers. */
     struct MilterWorker *nextPtr;
 				/* The next worker of the pool. */
 } MilterWorker;
@@ -540,8 +542,7 @@ StartWorker(
 	ckfree(wPtr);
 	return NULL;
     }
-    wPtr->nextPtr = poolPtr->workers;
-    poolPtr->workers = wPtr;
+    MILTER_LIST_PUSH(poolPtr->workers, wPtr);
     return wPtr;
 }
 
@@ -1076,16 +1077,14 @@ JoinEnded(
 				 * ended. */
 {
     for (;;) {
-	MilterWorker **linkPtr, *wPtr = NULL;
+	MilterWorker *wPtr;
 	int result;
 
 	Tcl_MutexLock(&poolPtr->lock);
-	for (linkPtr = &poolPtr->workers; *linkPtr != NULL;
-		linkPtr = &(*linkPtr)->nextPtr) {
-	    if (which == JOIN_ALL || (*linkPtr)->phase == WORKER_EXITED
-		    || (*linkPtr)->phase == WORKER_FAILED) {
-		wPtr = *linkPtr;
-		*linkPtr = wPtr->nextPtr;
+	for (wPtr = poolPtr->workers; wPtr != NULL; wPtr = wPtr->nextPtr) {
+	    if (which == JOIN_ALL || wPtr->phase == WORKER_EXITED
+		    || wPtr->phase == WORKER_FAILED) {
+		MILTER_LIST_REMOVE(poolPtr->workers, wPtr);
 		break;
 	    }
 	}

@@ -44,7 +44,8 @@ struct MilterQueue {
     int refs;			/* The creator's, one per pinned
 				 * connection. */
     int conns;			/* Connections pinned to this queue. */
-    MilterConn *head, *tail;	/* Waiting connections, oldest first. */
+    MilterConn *head, **tail;	/* Waiting connections, oldest first (a
+				 * FIFO, link nextReady). */
     int length;			/* How many connections wait. */
     int closed;			/* Answer everything with 'verdict'. */
     int verdict;		/* The answer of a closed queue. */
@@ -81,6 +82,7 @@ MilterQueueNew(
     queue->ready = ready;
     queue->clientData = clientData;
     queue->refs = 1;
+    MILTER_FIFO_INIT(queue->head, queue->tail);
     pthread_mutex_init(&queue->lock, NULL);
     return queue;
 }
@@ -208,13 +210,7 @@ MilterQueuePush(
     wasEmpty = queue->head == NULL;
     if (!closed) {
 	conn->readyEvent = ev;
-	conn->nextReady = NULL;
-	if (wasEmpty) {
-	    queue->head = conn;
-	} else {
-	    queue->tail->nextReady = conn;
-	}
-	queue->tail = conn;
+	MILTER_FIFO_APPEND_AT(queue->tail, conn, nextReady);
 	queue->length++;
 	if (wasEmpty && queue->ready != NULL) {
 	    queue->ready(queue->clientData);
@@ -248,12 +244,8 @@ MilterQueuePop(
     MilterConn *conn;
 
     pthread_mutex_lock(&queue->lock);
-    conn = queue->head;
+    MILTER_FIFO_POP_AT(queue->head, queue->tail, conn, nextReady);
     if (conn != NULL) {
-	queue->head = conn->nextReady;
-	if (queue->head == NULL) {
-	    queue->tail = NULL;
-	}
 	queue->length--;
 	*evPtr = conn->readyEvent;
 	conn->readyEvent = NULL;

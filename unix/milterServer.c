@@ -182,8 +182,7 @@ ConnClosed(
     pthread_mutex_lock(&server->lock);
     if (!conn->retired) {
 	conn->retired = 1;
-	conn->nextReap = server->reapList;
-	server->reapList = conn;
+	MILTER_FIFO_APPEND_AT(server->reapTail, conn, nextReap);
     }
     pthread_mutex_unlock(&server->lock);
     Wake(server);
@@ -240,16 +239,9 @@ Reap(
 
     pthread_mutex_lock(&server->lock);
     list = server->reapList;
-    server->reapList = NULL;
+    MILTER_FIFO_INIT(server->reapList, server->reapTail);
     for (conn = list; conn != NULL; conn = conn->nextReap) {
-	if (conn->prev != NULL) {
-	    conn->prev->next = conn->next;
-	} else {
-	    server->conns = conn->next;
-	}
-	if (conn->next != NULL) {
-	    conn->next->prev = conn->prev;
-	}
+	MILTER_LIST_REMOVE_AT(server->conns, conn, prev, next);
 	server->connCount--;
 	MilterStatsCount(server->config.stats, MILTER_STAT_CLOSED, 1);
     }
@@ -362,11 +354,7 @@ AcceptAll(
 	conn = MilterConnNew(&server->host, fd, id,
 		server->hooks.assign(server->hooks.clientData));
 	pthread_mutex_lock(&server->lock);
-	conn->next = server->conns;
-	if (server->conns != NULL) {
-	    server->conns->prev = conn;
-	}
-	server->conns = conn;
+	MILTER_LIST_PUSH_AT(server->conns, conn, prev, next);
 	server->connCount++;
 	server->refs++;
 	pthread_mutex_unlock(&server->lock);
@@ -703,6 +691,7 @@ MilterServerStart(
     server->debugLevel = cfg->debugLevel;
     server->wanted = cfg->wanted;	/* Before the thread: see cfg. */
     server->refs = 1;
+    MILTER_FIFO_INIT(server->reapList, server->reapTail);
     server->epollFd = server->wakeFd = -1;
     pthread_mutex_init(&server->lock, NULL);
 

@@ -18,6 +18,7 @@
 #define MILTER_SERVER_INT_H
 
 #include "milterServer.h"
+#include "milterList.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -218,9 +219,11 @@ struct MilterServer {
 
     pthread_mutex_t lock;
     int refs;			/* The creator's, one per connection. */
-    MilterConn *conns;		/* Live connections. */
+    MilterConn *conns;		/* Live connections (a list, links prev
+				 * and next). */
     int connCount;
-    MilterConn *reapList;
+    MilterConn *reapList;	/* Retired connections (a FIFO, link */
+    MilterConn **reapTail;	/* nextReap). */
     int stopping;		/* Stop requested: drain (also atomic). */
     int hard;			/* Close everything now. */
     int64_t drainDeadline;	/* Monotonic ms, once stopping. */
