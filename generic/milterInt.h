@@ -360,6 +360,18 @@ typedef enum MilterSignalsBy {
     MILTER_SIGNALS_BY_MAIN = 1	/* milter main. */
 } MilterSignalsBy;
 
+/*
+ * What the actions stop and reload of -signals do (milterRun.c gives them
+ * to milterSignal.c, which runs below it).
+ */
+
+typedef struct MilterSignalActions {
+    void (*stop)(MilterState *statePtr);
+    int (*reload)(Tcl_Interp *interp, MilterState *statePtr);
+} MilterSignalActions;
+
+MODULE_SCOPE void	MilterSignalSetActions(
+			    const MilterSignalActions *actionsPtr);
 MODULE_SCOPE int	MilterSignalCheck(Tcl_Interp *interp,
 			    Tcl_Obj *valueObj, Tcl_Obj **dictPtr);
 MODULE_SCOPE void	MilterSignalInstall(MilterState *statePtr,

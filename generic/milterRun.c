@@ -40,6 +40,15 @@
 #define NSEC_PER_USEC	1000ULL
 
 /*
+ * What the actions stop and reload of -signals do: given to the signal
+ * handling (unix/milterSignal.c) before it is installed.
+ */
+
+static const MilterSignalActions signalActions = {
+    MilterStopOwn, MilterReload
+};
+
+/*
  *----------------------------------------------------------------------
  *
  * FillServerConfig --
@@ -294,6 +303,7 @@ MilterStart(
 	Tcl_SetErrorCode(interp, "MILTER", "STATE", "WORKER", NULL);
 	return TCL_ERROR;
     }
+    MilterSignalSetActions(&signalActions);	/* For a later -signals. */
     FillServerConfig(statePtr, &cfg);
     if (CheckCaptureDir(interp, cfg.captureDir) != TCL_OK
 	    || UseSystemdSocket(interp, &cfg, spec, sizeof(spec)) != TCL_OK) {
@@ -367,6 +377,7 @@ MilterStartObjCmd(
 
     if (statePtr->signalsObj != NULL && statePtr->status == MILTER_IDLE
 	    && !statePtr->signalsInstalled) {
+	MilterSignalSetActions(&signalActions);
 	MilterSignalInstall(statePtr, MILTER_SIGNALS_BY_START);
 	installed = statePtr->signalsInstalled;
     }
@@ -421,6 +432,7 @@ MilterMainObjCmd(
 	Tcl_SetErrorCode(interp, "MILTER", "STATE", "RUNNING", NULL);
 	return TCL_ERROR;
     }
+    MilterSignalSetActions(&signalActions);
     MilterSignalInstall(statePtr, MILTER_SIGNALS_BY_MAIN);
 				/* Before READY=1, see start. */
     if (statePtr->status == MILTER_IDLE

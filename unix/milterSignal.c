@@ -87,6 +87,10 @@ typedef struct Disposition {
 TCL_DECLARE_MUTEX(sigLock)
 static int readFd = -1;			/* sigLock (made once). */
 static int writeFd = -1;		/* Set before any handler. */
+static const MilterSignalActions *actions = NULL;
+					/* sigLock: stop and reload, given
+					 * by milterRun.c (signals come below
+					 * the commands that run a milter). */
 static MilterState *handlerState = NULL;	/* sigLock */
 static Disposition dispositions[NUM_SIGNALS];	/* handlerState's owner */
 
@@ -333,6 +337,61 @@ Apply(
 /*
  *----------------------------------------------------------------------
  *
+ * MilterSignalSetActions --
+ *
+ *	Tells the signal handling how to stop and reload a milter (the
+ *	actions stop and reload of -signals). milterRun.c calls it before it
+ *	installs the handlers.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	Sets the actions for the process.
+ *
+ *----------------------------------------------------------------------
+ */
+
+void
+MilterSignalSetActions(
+    const MilterSignalActions *actionsPtr)	/* Static. */
+{
+    Tcl_MutexLock(&sigLock);
+    actions = actionsPtr;
+    Tcl_MutexUnlock(&sigLock);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
+ * CurrentActions --
+ *
+ *	The actions given by MilterSignalSetActions.
+ *
+ * Results:
+ *	The actions (a milter that handles signals was started, so they
+ *	were given).
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static const MilterSignalActions *
+CurrentActions(void)
+{
+    const MilterSignalActions *actionsPtr;
+
+    Tcl_MutexLock(&sigLock);
+    actionsPtr = actions;
+    Tcl_MutexUnlock(&sigLock);
+    return actionsPtr;
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
  * MilterSignalInstall --
  *
  *	Owner thread: this milter starts handling signals (milter main, or
@@ -557,7 +616,7 @@ Reload(
     }
     Tcl_Preserve(interp);
     saved = Tcl_SaveInterpState(interp, TCL_OK);
-    if (MilterReload(interp, statePtr) != TCL_OK) {
+    if (CurrentActions()->reload(interp, statePtr) != TCL_OK) {
 	snprintf(msg, sizeof(msg), "signal %s: reload failed: %s",
 		signalNames[index], Tcl_GetString(Tcl_GetObjResult(interp)));
 	MilterLog(statePtr, MILTER_LOG_ERROR, msg);
@@ -622,7 +681,7 @@ SignalReadable(
 			    signalNames[index]);
 		    MilterLog(statePtr, MILTER_LOG_NOTICE, msg);
 		}
-		MilterStopOwn(statePtr);
+		CurrentActions()->stop(statePtr);
 		break;
 	    case ACTION_RELOAD:
 		Reload(statePtr, index);
