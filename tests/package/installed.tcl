@@ -374,13 +374,16 @@ test package-1.1 {Debian's tclsh finds the installed package by itself} -constra
 	    }
 	}
 	puts [package require milter::test]
+	# Its scripts' directory, and the unix-socket connector that its
+	# init procedure in the same library makes.
 	puts [lindex [package ifneeded milter::test [package present \
 		milter::test]] end]
+	puts [info commands ::milter::test::unixsocket]
     }
     split [string trim [exec env -u TCLLIBPATH -C / $::pkgtest::tclsh \
 	    << $script 2>@1]] \n
 } -result [list 1.1 $::pkgtest::pkgdir/libtclmilter1.1.so 1.0 \
-	$::pkgtest::pkgdir/miltertest.tcl]
+	$::pkgtest::pkgdir ::milter::test::unixsocket]
 
 test package-1.2 {every library script, manual page and example is installed} -constraints {
     installed
