@@ -439,7 +439,7 @@ MilterStopAllRunning(void)
     Tcl_MutexLock(&registryLock);
     for (rPtr = running; rPtr != NULL; rPtr = rPtr->nextPtr) {
 	MilterNotifyStopping(rPtr->statePtr, rPtr->server);
-	MilterServerStop(rPtr->server, 0);
+	MilterServerStop(rPtr->server, MILTER_STOP_DRAIN);
     }
     Tcl_MutexUnlock(&registryLock);
 }
@@ -657,11 +657,11 @@ MilterShutdown(
 	 * set), then close everything.
 	 */
 
-	MilterServerStop(server, 0);
+	MilterServerStop(server, MILTER_STOP_DRAIN);
 	while ((conn = MilterQueuePop(statePtr->queue, &ev)) != NULL) {
 	    MilterRunConn(statePtr, conn, ev);
 	}
-	MilterServerStop(server, 1);
+	MilterServerStop(server, MILTER_STOP_HARD);
 	MilterServerJoin(server);
 	MilterPoolStop(statePtr);
     }
@@ -721,7 +721,7 @@ ProcessExit(
 	    /* [exit] in a callback. */
 	    MilterAnswerPending(rPtr->statePtr);
 	}
-	MilterServerStop(rPtr->server, 1);
+	MilterServerStop(rPtr->server, MILTER_STOP_HARD);
     }
     for (rPtr = running; rPtr != NULL; rPtr = rPtr->nextPtr) {
 	MilterServerJoin(rPtr->server);

@@ -491,7 +491,7 @@ MilterStopOwn(
     if (statePtr->server != NULL && statePtr->status == MILTER_RUNNING) {
 	statePtr->status = MILTER_DRAINING;
 	MilterNotifyStopping(statePtr, statePtr->server);
-	MilterServerStop(statePtr->server, 0);
+	MilterServerStop(statePtr->server, MILTER_STOP_DRAIN);
     }
 }
 

@@ -116,7 +116,18 @@ typedef struct MilterServerConfig {
 MODULE_SCOPE MilterServer *MilterServerStart(const MilterServerConfig *cfg,
 			    const MilterServerHooks *hooks, char *err,
 			    size_t errLen);
-MODULE_SCOPE void	MilterServerStop(MilterServer *server, int hard);
+/*
+ * How MilterServerStop stops: drain (messages in progress may finish
+ * until -draintimeout) or hard (close everything now, no more callbacks).
+ */
+
+typedef enum MilterStopHow {
+    MILTER_STOP_DRAIN,
+    MILTER_STOP_HARD
+} MilterStopHow;
+
+MODULE_SCOPE void	MilterServerStop(MilterServer *server,
+			    MilterStopHow how);
 MODULE_SCOPE void	MilterServerJoin(MilterServer *server);
 MODULE_SCOPE void	MilterServerRelease(MilterServer *server);
 MODULE_SCOPE void	MilterServerSetWanted(MilterServer *server,

@@ -760,14 +760,14 @@ MilterServerStart(
 void
 MilterServerStop(
     MilterServer *server,
-    int hard)
+    MilterStopHow how)		/* MILTER_STOP_DRAIN or _HARD. */
 {
     pthread_mutex_lock(&server->lock);
     if (!server->stopping) {
 	server->drainDeadline = MilterNowMs() + server->config.drainTimeout;
 	ATOMIC_SET(&server->stopping, 1);
     }
-    if (hard) {
+    if (how == MILTER_STOP_HARD) {
 	server->hard = 1;
     }
     /*
