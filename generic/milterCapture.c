@@ -39,6 +39,15 @@
 #define CAPTURE_RESERVE	64
 
 /*
+ * Masked local parts (-capturemask): "m" and eight hexadecimal digits of
+ * a 64-bit FNV-1a hash (its offset basis and prime).
+ */
+
+#define MASK_TAG_SIZE	16
+#define FNV_OFFSET	14695981039346656037ULL
+#define FNV_PRIME	1099511628211ULL
+
+/*
  * The first element of a capture file's first line, and the version of
  * the format.
  */
@@ -249,6 +258,41 @@ MaskStop(
 /*
  *----------------------------------------------------------------------
  *
+ * MaskHash --
+ *
+ *	What a local part masks to: 32 bits of a 64-bit FNV-1a hash of the
+ *	capture's salt, then of the local part.
+ *
+ * Results:
+ *	The hash.
+ *
+ * Side effects:
+ *	None.
+ *
+ *----------------------------------------------------------------------
+ */
+
+static unsigned
+MaskHash(
+    uint64_t salt,		/* The capture's own. */
+    const unsigned char *part,	/* The local part. */
+    size_t len)
+{
+    uint64_t hash = FNV_OFFSET;
+    size_t k;
+
+    for (k = 0; k < sizeof(salt); k++) {
+	hash = (hash ^ ((salt >> (8 * k)) & 0xff)) * FNV_PRIME;
+    }
+    for (k = 0; k < len; k++) {
+	hash = (hash ^ part[k]) * FNV_PRIME;
+    }
+    return (unsigned) ((hash >> 32) ^ hash);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
  * AppendText --
  *
  *	Appends one string element; with -capturemask, the local part of
@@ -283,9 +327,7 @@ AppendText(
     }
     MilterBufInit(&masked);
     for (i = 0; i < len; i++) {
-	uint64_t hash = 14695981039346656037ULL;
-	char tag[16];
-	int k;
+	char tag[MASK_TAG_SIZE];
 
 	if (s[i] != '@') {
 	    continue;
@@ -296,17 +338,10 @@ AppendText(
 	if (j == i) {
 	    continue;
 	}
-	for (k = 0; k < 8; k++) {
-	    hash = (hash ^ ((capPtr->salt >> (8 * k)) & 0xff))
-		    * 1099511628211ULL;
-	}
-	for (k = (int) j; k < (int) i; k++) {
-	    hash = (hash ^ s[k]) * 1099511628211ULL;
-	}
-	snprintf(tag, sizeof(tag), "m%08x",
-		(unsigned) ((hash >> 32) ^ hash));
+	snprintf(tag, sizeof(tag), "m%08x", MaskHash(capPtr->salt, s + j,
+		i - j));
 	MilterBufAppend(&masked, s + done, j - done);
-	MilterBufAppend(&masked, tag, 9);
+	MilterBufAppend(&masked, tag, strlen(tag));
 	done = i;
     }
     MilterBufAppend(&masked, s + done, len - done);
