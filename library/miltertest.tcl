@@ -219,6 +219,25 @@ proc ::milter::test::Throw {code msg} {
     return -code error -level 2 -errorcode [list MILTERTEST {*}$code] $msg
 }
 
+# ::milter::test::CheckPairs --
+#
+#	The error of a command whose options must come in pairs.
+#
+# Arguments:
+#	words	the option words given
+#	usage	what the command expects, for the message
+#
+# Results:
+#	None; an error (TCL WRONGARGS) when words has an odd length.
+
+proc ::milter::test::CheckPairs {words usage} {
+    if {[llength $words] % 2} {
+	return -code error -level 2 -errorcode {TCL WRONGARGS} \
+		"wrong # args: should be \"$usage\""
+    }
+    return
+}
+
 # ::milter::test::ParseFlags --
 #
 #	Turn an -actions or -protocol value into an integer.  The value is
@@ -356,11 +375,7 @@ proc ::milter::test::SetOption {id option value} {
 
 proc ::milter::test::open {spec args} {
     variable counter
-    if {[llength $args] % 2} {
-	return -code error -errorcode {TCL WRONGARGS} \
-		"wrong # args: should be \"milter::test::open spec\
-		?-option value ...?\""
-    }
+    CheckPairs $args "milter::test::open spec ?-option value ...?"
     set id [incr counter]
     upvar #0 [namespace current]::S$id st
     array set st {
@@ -512,10 +527,8 @@ proc ::milter::test::Cmd_configure {id args} {
 		[lindex $args 0]]
 	return $st([string range $option 1 end])
     }
-    if {[llength $args] % 2} {
-	return -code error -errorcode {TCL WRONGARGS} "wrong # args: should\
-		be \"$st(cmd) configure ?-option? ?value? ?-option value ...?\""
-    }
+    CheckPairs $args \
+	    "$st(cmd) configure ?-option? ?value? ?-option value ...?"
     foreach {option value} $args {
 	SetOption $id [tcl::prefix match -message option $options $option] \
 		$value

@@ -136,10 +136,7 @@ proc ::milter::test::Cmd_message {id args} {
     set opts [dict create -from <sender@example.org> -fromargs {} \
 	    -rcpt {<rcpt@example.org>} -rcptargs {} -text {} -file {} \
 	    -macros {} -abort 0]
-    if {[llength $args] % 2} {
-	return -code error -errorcode {TCL WRONGARGS} "wrong # args: should\
-		be \"$st(cmd) message ?-option value ...?\""
-    }
+    CheckPairs $args "$st(cmd) message ?-option value ...?"
     foreach {option value} $args {
 	dict set opts [tcl::prefix match -message option \
 		[dict keys $opts] $option] $value

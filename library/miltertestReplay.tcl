@@ -269,11 +269,7 @@ proc ::milter::test::ReplayWait {start ms speed} {
 
 proc ::milter::test::replay {file args} {
     variable replayAnswered
-    if {[llength $args] % 2} {
-	return -code error -errorcode {TCL WRONGARGS} \
-		"wrong # args: should be \"milter::test::replay file\
-		?-option value ...?\""
-    }
+    CheckPairs $args "milter::test::replay file ?-option value ...?"
     lassign [ReadCapture $file] header lines
     set spec [expr {[dict exists $header listen]
 	    ? [dict get $header listen] : ""}]
