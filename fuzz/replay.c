@@ -9,7 +9,8 @@
  *	    gcc -DREPLAY -fsanitize=address,undefined -g -O1 -D_GNU_SOURCE \
  *		-Igeneric generic/milterBuf.c generic/milterWire.c \
  *		generic/milterSession.c generic/milterSessionActions.c \
- *		generic/milterStats.c fuzz/fuzz_session.c fuzz/replay.c
+ *		generic/milterSessionInfo.c generic/milterStats.c \
+ *		fuzz/fuzz_session.c fuzz/replay.c
  *
  *	An invariant violation or a sanitizer report aborts the process, so
  *	the exit status tells whether every input passed; each file is named

@@ -103,7 +103,8 @@ build() {
 }
 build fuzz_wire $common
 build fuzz_session $common "$srcdir/generic/milterSession.c" \
-    "$srcdir/generic/milterSessionActions.c" "$srcdir/generic/milterStats.c"
+    "$srcdir/generic/milterSessionActions.c" \
+    "$srcdir/generic/milterSessionInfo.c" "$srcdir/generic/milterStats.c"
 
 # ----------------------------------------------------------------------
 # Run.

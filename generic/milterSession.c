@@ -1255,108 +1255,6 @@ StoreMacros(
 /*
  *----------------------------------------------------------------------
  *
- * CopyInfo --
- *
- *	For milter sessions: copies a string of a packet into a fixed
- *	buffer of 'size' bytes, cut to fit and NUL-terminated.
- *
- * Results:
- *	None.
- *
- * Side effects:
- *	Writes 'dst' (a field of s->info).
- *
- *----------------------------------------------------------------------
- */
-
-static void
-CopyInfo(
-    char *dst,
-    size_t size,
-    const MilterStr *strPtr)
-{
-    size_t len = strPtr->len < size - 1 ? strPtr->len : size - 1;
-
-    memcpy(dst, strPtr->ptr, len);
-    dst[len] = '\0';
-}
-
-/*
- *----------------------------------------------------------------------
- *
- * NoteStage --
- *
- *	For milter sessions: notes the stage a command puts the session
- *	in, as the name the sessions command reports.
- *
- * Results:
- *	None.
- *
- * Side effects:
- *	Changes s->info.
- *
- *----------------------------------------------------------------------
- */
-
-static void
-NoteStage(
-    MilterSession *s,
-    unsigned char cmd)		/* An SMFIC_* command, or CMD_END. */
-{
-    const char *stage;
-
-    switch (cmd) {
-    case SMFIC_OPTNEG:	stage = "negotiate";	break;
-    case SMFIC_CONNECT:	stage = "connect";	break;
-    case SMFIC_HELO:	stage = "helo";		break;
-    case SMFIC_MAIL:	stage = "envfrom";	break;
-    case SMFIC_RCPT:	stage = "envrcpt";	break;
-    case SMFIC_DATA:	stage = "data";		break;
-    case SMFIC_HEADER:	stage = "header";	break;
-    case SMFIC_EOH:	stage = "eoh";		break;
-    case SMFIC_BODY:	stage = "body";		break;
-    case SMFIC_BODYEOB:	stage = "eom";		break;
-    case SMFIC_ABORT:	stage = "abort";	break;
-    case SMFIC_UNKNOWN:	stage = "unknown";	break;
-    case SMFIC_QUIT:
-    case SMFIC_QUIT_NC:	stage = "quit";		break;
-    default:		return;	/* Macros: the stage stays. */
-    }
-    snprintf(s->info.stage, sizeof(s->info.stage), "%s", stage);
-}
-
-/*
- *----------------------------------------------------------------------
- *
- * MilterSessionDescribe --
- *
- *	What milter sessions shows of a session.
- *
- * Results:
- *	None.
- *
- * Side effects:
- *	Fills *infoPtr.
- *
- *----------------------------------------------------------------------
- */
-
-void
-MilterSessionDescribe(
-    const MilterSession *s,
-    MilterSessionInfo *infoPtr)
-{
-    *infoPtr = s->info;
-    infoPtr->inMessage = s->inMessage;
-    if (!s->inMessage) {
-	infoPtr->sender[0] = '\0';
-	infoPtr->recipients = 0;
-    }
-}
-
-/*
- *----------------------------------------------------------------------
- *
  * PrepareEvent --
  *
  *	Decodes a replying command's payload and, if its event is wanted,
@@ -1387,11 +1285,12 @@ PrepareEvent(
 	    Fail(s, "malformed connect information");
 	    return 0;
 	}
-	CopyInfo(s->info.client, sizeof(s->info.client), &info.hostname);
+	MilterSessionCopyInfo(s->info.client, sizeof(s->info.client),
+		&info.hostname);
 	if (info.family == 'U') {
 	    s->info.address[0] = '\0';
 	} else {
-	    CopyInfo(s->info.address, sizeof(s->info.address),
+	    MilterSessionCopyInfo(s->info.address, sizeof(s->info.address),
 		    &info.address);
 	}
 	if (s->wanted & MILTER_EVBIT(MILTER_EV_CONNECT)) {
@@ -1441,7 +1340,8 @@ PrepareEvent(
 	}
     }
     if (pktPtr->cmd == SMFIC_MAIL) {		/* milter sessions */
-	CopyInfo(s->info.sender, sizeof(s->info.sender), &strs[0]);
+	MilterSessionCopyInfo(s->info.sender, sizeof(s->info.sender),
+		&strs[0]);
 	s->info.recipients = 0;
     } else if (pktPtr->cmd == SMFIC_RCPT) {
 	s->info.recipients++;
@@ -1582,7 +1482,7 @@ MilterSessionFeed(
     s->cmd = pktPtr->cmd;
     s->phase = 0;
     s->verdict = MILTER_CONTINUE;
-    NoteStage(s, pktPtr->cmd);
+    MilterSessionNoteStage(s, pktPtr->cmd);
 
     if (s->state == MILTER_ST_INIT) {
 	FeedOptneg(s, pktPtr);

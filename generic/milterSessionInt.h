@@ -2,8 +2,9 @@
  * milterSessionInt.h --
  *
  *	The session's insides, shared by the state machine
- *	(milterSession.c) and the actions a callback asks of it
- *	(milterSessionActions.c). Nothing else includes this file.
+ *	(milterSession.c), the actions a callback asks of it
+ *	(milterSessionActions.c) and what milter sessions shows of it
+ *	(milterSessionInfo.c). Nothing else includes this file.
  *
  * Copyright (c) 2026 The TclMilter developers.
  *
@@ -78,5 +79,14 @@ struct MilterSession {
 				 * (MilterStatsNow), or 0 when none is open
 				 * or it is counted already. */
 };
+
+/*
+ * milterSessionInfo.c: what milter sessions shows.
+ */
+
+MODULE_SCOPE void	MilterSessionCopyInfo(char *dst, size_t size,
+			    const MilterStr *strPtr);
+MODULE_SCOPE void	MilterSessionNoteStage(MilterSession *s,
+			    unsigned char cmd);
 
 #endif /* MILTER_SESSION_INT_H */
