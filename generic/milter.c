@@ -1080,6 +1080,7 @@ Milter_Init(
     Tcl_SetEnsembleFlags(interp, Tcl_CreateEnsemble(interp, "::milter",
 	    nsPtr, TCL_ENSEMBLE_PREFIX), TCL_ENSEMBLE_PREFIX);
     MilterInitExitHandler();
+    MilterRunInit();
     return Tcl_PkgProvideEx(interp, PACKAGE_NAME, PACKAGE_VERSION, NULL);
 }
 

@@ -253,6 +253,7 @@ MODULE_SCOPE int	MilterRefuseInWorker(Tcl_Interp *interp,
  * milterRun.c
  */
 
+MODULE_SCOPE void	MilterRunInit(void);
 MODULE_SCOPE int	MilterStart(Tcl_Interp *interp, MilterState *statePtr);
 MODULE_SCOPE Tcl_ObjCmdProc	MilterMainObjCmd;
 MODULE_SCOPE Tcl_ObjCmdProc	MilterStartObjCmd;

@@ -51,6 +51,30 @@ static const MilterSignalActions signalActions = {
 /*
  *----------------------------------------------------------------------
  *
+ * MilterRunInit --
+ *
+ *	Package initialisation (Milter_Init): gives the signal handling the
+ *	actions stop and reload of these commands, before any milter can
+ *	install it.
+ *
+ * Results:
+ *	None.
+ *
+ * Side effects:
+ *	MilterSignalSetActions.
+ *
+ *----------------------------------------------------------------------
+ */
+
+void
+MilterRunInit(void)
+{
+    MilterSignalSetActions(&signalActions);
+}
+
+/*
+ *----------------------------------------------------------------------
+ *
  * FillServerConfig --
  *
  *	The network thread's configuration, from the interpreter's options.
@@ -303,7 +327,6 @@ MilterStart(
 	Tcl_SetErrorCode(interp, "MILTER", "STATE", "WORKER", NULL);
 	return TCL_ERROR;
     }
-    MilterSignalSetActions(&signalActions);	/* For a later -signals. */
     FillServerConfig(statePtr, &cfg);
     if (CheckCaptureDir(interp, cfg.captureDir) != TCL_OK
 	    || UseSystemdSocket(interp, &cfg, spec, sizeof(spec)) != TCL_OK) {
@@ -377,7 +400,6 @@ MilterStartObjCmd(
 
     if (statePtr->signalsObj != NULL && statePtr->status == MILTER_IDLE
 	    && !statePtr->signalsInstalled) {
-	MilterSignalSetActions(&signalActions);
 	MilterSignalInstall(statePtr, MILTER_SIGNALS_BY_START);
 	installed = statePtr->signalsInstalled;
     }
@@ -432,7 +454,6 @@ MilterMainObjCmd(
 	Tcl_SetErrorCode(interp, "MILTER", "STATE", "RUNNING", NULL);
 	return TCL_ERROR;
     }
-    MilterSignalSetActions(&signalActions);
     MilterSignalInstall(statePtr, MILTER_SIGNALS_BY_MAIN);
 				/* Before READY=1, see start. */
     if (statePtr->status == MILTER_IDLE

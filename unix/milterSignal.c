@@ -340,8 +340,8 @@ Apply(
  * MilterSignalSetActions --
  *
  *	Tells the signal handling how to stop and reload a milter (the
- *	actions stop and reload of -signals). milterRun.c calls it before it
- *	installs the handlers.
+ *	actions stop and reload of -signals). milterRun.c gives them at
+ *	package initialisation, before any milter can install the handlers.
  *
  * Results:
  *	None.
